@@ -1,0 +1,46 @@
+/**
+ * @redisfs/schema: the Redis key layout of a redisfs filesystem and the zod schemas of its
+ * records. No I/O: tools import it to read or write a filesystem's keys.
+ */
+export {
+  LAYOUT_VERSION,
+  NAME_MAX,
+  PATH_MAX,
+  DEFAULT_BLOCK_SIZE,
+  MIN_BLOCK_SIZE,
+  MAX_BLOCK_SIZE,
+  MAX_FILE_SIZE,
+  SYMLINK_MAX,
+  XATTR_NAME_MAX,
+  XATTR_SIZE_MAX,
+  LINK_MAX,
+  ROOT_INO,
+  DEFAULT_PREFIX,
+  PREFIX_PATTERN,
+} from './limits.js';
+export { keysFor, assertPrefix, parseBlockKey, LUA_KEY_FUNCTIONS, type KeyLayout } from './layout.js';
+export {
+  INODE_FIELDS,
+  FILE_TYPE_CODES,
+  FILE_TYPE_MODES,
+  S_IFMT,
+  fileTypeOfMode,
+  inodeRecordSchema,
+  decodeInode,
+  encodeInode,
+  encodeDirEntry,
+  decodeDirEntry,
+  BLOCK_CODECS,
+  superblockSchema,
+  encodeSuperblock,
+  isSupportedLayout,
+  statsSchema,
+  encodeGcEntry,
+  decodeGcEntry,
+  type FileType,
+  type InodeRecord,
+  type BlockCodec,
+  type Superblock,
+  type GcEntry,
+} from './records.js';
+export { splitBlock, joinBlock, blockIndex, blockCount } from './block.js';

@@ -1,0 +1,30 @@
+/** Layout version written in the superblock. Bump on any change to the key layout or encodings. */
+export const LAYOUT_VERSION = 1;
+
+/** POSIX NAME_MAX: longest directory entry name, in bytes (UTF-8). */
+export const NAME_MAX = 255;
+/** Longest path the store's path API accepts, in bytes. */
+export const PATH_MAX = 4096;
+/** Default size of a data block, in bytes (recorded per filesystem in the superblock). */
+export const DEFAULT_BLOCK_SIZE = 64 * 1024;
+/** Smallest and largest block sizes a superblock may record. */
+export const MIN_BLOCK_SIZE = 4 * 1024;
+export const MAX_BLOCK_SIZE = 4 * 1024 * 1024;
+/**
+ * Largest file size: 2^50 bytes (1 PiB). Sizes and offsets travel through Lua as doubles,
+ * exact up to 2^53; 2^50 leaves room for offset + length arithmetic. Larger → EFBIG.
+ */
+export const MAX_FILE_SIZE = 2 ** 50;
+/** Longest symlink target, in bytes (Linux PATH_MAX). */
+export const SYMLINK_MAX = 4096;
+/** Linux XATTR_NAME_MAX and XATTR_SIZE_MAX. */
+export const XATTR_NAME_MAX = 255;
+export const XATTR_SIZE_MAX = 64 * 1024;
+/** Largest link count of one inode (like ext4's EXT4_LINK_MAX). More → EMLINK. */
+export const LINK_MAX = 65000;
+/** Inode number of the root directory. */
+export const ROOT_INO = 1;
+/** Default filesystem prefix, as in redisfs 0.9. */
+export const DEFAULT_PREFIX = 'skx';
+/** A prefix: letters, digits, '_', '-', '.'; 1–64 chars. No ':' or braces, so patterns never overlap. */
+export const PREFIX_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;

@@ -1,0 +1,65 @@
+/** The public interface of an open store. */
+import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, XattrFlags } from './types.js';
+
+/**
+ * Inode-level operations. Each changing operation is one atomic step in Redis (a Lua script):
+ * another client sees it whole or not at all. Failures are FsError with a POSIX code.
+ */
+export interface InodeApi {
+  readonly prefix: string;
+  readonly readOnly: boolean;
+  readonly blockSize: number;
+  readonly rootIno: Ino;
+
+  /** The entry `name` in directory `parent`, with its attributes (one round trip). */
+  lookup(parent: Ino, name: string): Promise<Attr>;
+  /** Walks an absolute path ('/a/b') without following symlinks; attributes of its last part. One round trip. */
+  resolve(path: string): Promise<Attr>;
+  getattr(ino: Ino): Promise<Attr>;
+  /** chmod / chown / utimens / truncate, atomically; returns the new attributes. */
+  setattr(ino: Ino, changes: AttrChanges): Promise<Attr>;
+  /** Creates a regular file, device, fifo or socket; `mode` carries the type bits (0 type = regular). */
+  mknod(parent: Ino, name: string, mode: number, owner: Owner, rdev?: number): Promise<Attr>;
+  mkdir(parent: Ino, name: string, mode: number, owner: Owner): Promise<Attr>;
+  symlink(parent: Ino, name: string, target: string, owner: Owner): Promise<Attr>;
+  readlink(ino: Ino): Promise<string>;
+  /** New hard link `newName` in `newParent` to `ino` (not a directory: EPERM). */
+  link(ino: Ino, newParent: Ino, newName: string): Promise<Attr>;
+  unlink(parent: Ino, name: string): Promise<void>;
+  rmdir(parent: Ino, name: string): Promise<void>;
+  /** rename(2): replaces a compatible target; a directory into its own subtree is EINVAL. */
+  rename(srcParent: Ino, srcName: string, dstParent: Ino, dstName: string): Promise<void>;
+  /** One page of a directory (start with cursor '0'). Pages may repeat a name; readdir dedupes. */
+  readdirPage(ino: Ino, cursor: string, count?: number): Promise<DirPage>;
+  /** Every entry of a directory (all pages, deduplicated). */
+  readdir(ino: Ino): Promise<DirEntry[]>;
+  /** Reads up to `length` bytes at `offset`; shorter at end of file; holes read as zeros. */
+  read(ino: Ino, offset: number, length: number): Promise<Buffer>;
+  /** Writes `data` at `offset` (extending the file as needed); returns the new size. */
+  write(ino: Ino, offset: number, data: Buffer): Promise<number>;
+  statfs(): Promise<FsStats>;
+  getxattr(ino: Ino, name: string): Promise<Buffer>;
+  setxattr(ino: Ino, name: string, value: Buffer, flags?: XattrFlags): Promise<void>;
+  listxattr(ino: Ino): Promise<string[]>;
+  removexattr(ino: Ino, name: string): Promise<void>;
+}
+
+/** Path-level conveniences for Node programs (absolute paths, symlinks not followed). */
+export interface PathApi {
+  stat(path: string): Promise<Attr>;
+  readFile(path: string): Promise<Buffer>;
+  /** Creates or truncates the file, then writes `data`. */
+  writeFile(path: string, data: Buffer | string, options?: { mode?: number; owner?: Owner }): Promise<void>;
+  mkdirp(path: string, options?: { mode?: number; owner?: Owner }): Promise<void>;
+  list(path: string): Promise<DirEntry[]>;
+  move(from: string, to: string): Promise<void>;
+  hardLink(existing: string, newPath: string): Promise<void>;
+  symlinkAt(target: string, path: string, owner?: Owner): Promise<void>;
+  remove(path: string): Promise<void>;
+  removeDir(path: string): Promise<void>;
+}
+
+/** An open filesystem. Close it to release the Redis connection. */
+export interface Store extends InodeApi, PathApi {
+  close(): Promise<void>;
+}

@@ -1,0 +1,101 @@
+/** Domain types of the store API. No Redis type crosses this boundary. */
+import type { FileType } from '@redisfs/schema';
+
+export type { FileType };
+
+/** An inode number. The root directory is 1. */
+export type Ino = number;
+
+/** Attributes of an inode, as stat(2) reports them. */
+export interface Attr {
+  ino: Ino;
+  type: FileType;
+  /** st_mode: type bits | permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  rdev: number;
+  /** Times in nanoseconds since the Unix epoch. */
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  /** 512-byte blocks charged to the file (size rounded up; holes are not subtracted). */
+  blocks: number;
+  generation: number;
+}
+
+/** One directory entry (never "." or ".."). */
+export interface DirEntry {
+  name: string;
+  ino: Ino;
+  type: FileType;
+}
+
+/** Owner of a new inode (the calling process's uid and gid). */
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** What setattr may change; absent fields are left alone. ctime always becomes now. */
+export interface AttrChanges {
+  /** Permission bits (the type bits are kept). */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** New size: truncate or extend (regular files only). */
+  size?: number;
+  atimeNs?: bigint;
+  mtimeNs?: bigint;
+}
+
+/** One page of a directory listing; `cursor` is '0' when the listing is complete. */
+export interface DirPage {
+  entries: DirEntry[];
+  cursor: string;
+}
+
+/** Filesystem usage, as statfs(2) needs it. */
+export interface FsStats {
+  blockSize: number;
+  /** Bytes in files (sum of sizes). */
+  bytesUsed: number;
+  /** Live inodes. */
+  inodes: number;
+  /** Redis memory limit (maxmemory), 0 when unlimited. */
+  maxBytes: number;
+  nameMax: number;
+}
+
+/** setxattr flags (Linux XATTR_CREATE / XATTR_REPLACE). */
+export interface XattrFlags {
+  create?: boolean;
+  replace?: boolean;
+}
+
+/** Options of {@link openStore}. */
+export interface StoreOptions {
+  /** redis:// or rediss:// URL (user, password, db allowed). Default redis://127.0.0.1:6379. */
+  url?: string;
+  /** Unix socket path; takes precedence over url's host/port. */
+  socket?: string;
+  /** Filesystem prefix; default 'skx'. */
+  prefix?: string;
+  /** Refuse every change with EROFS and never write to Redis. */
+  readOnly?: boolean;
+  /**
+   * Create the filesystem if the prefix holds none (default true unless readOnly).
+   * When false, opening an empty prefix fails with ENOENT.
+   */
+  create?: boolean;
+  /** Block size for a new filesystem; default 64 KiB. Existing filesystems keep theirs. */
+  blockSize?: number;
+  /** Upper bound of one store operation, in ms (Redis down → ETIMEDOUT); default 10 000. */
+  opTimeoutMs?: number;
+  /** Time to wait for the first connection, in ms; default 5 000. */
+  connectTimeoutMs?: number;
+  /** Called for unexpected conditions worth a log line (corrupt records, failed cleanup). */
+  onWarning?: (message: string, cause?: unknown) => void;
+}
