@@ -2,7 +2,7 @@
  * Opening node-redis clients: one place for URL handling, timeouts and safe descriptions
  * (a Redis URL may carry a password, which must never reach a log line).
  */
-import { createClient, RESP_TYPES } from 'redis';
+import { createClient, RESP_TYPES } from '@redis/client';
 import { FsError } from '../errors.js';
 
 export type RedisClient = ReturnType<typeof createClient>;
@@ -54,7 +54,11 @@ export async function connectClient(opts: ConnectOptions): Promise<RedisClient> 
   try {
     await withDeadline(client.connect(), timeout, `connecting to ${describeTarget(opts)}`);
   } catch (err) {
-    client.destroy();
+    try {
+      client.destroy();
+    } catch {
+      // Already closed: the reconnect strategy gave up first.
+    }
     const reason = err instanceof Error ? err.message.replace(url, describeTarget(opts)) : String(err);
     throw new FsError('EIO', `cannot reach Redis at ${describeTarget(opts)}: ${reason}`, { cause: err });
   }
@@ -71,9 +75,16 @@ function urlCredentials(url: string): { username?: string; password?: string; da
   };
 }
 
+/** The few commands the store runs with Buffer replies (data blocks, xattr values). */
+export interface BinaryClient {
+  get(key: string): Promise<Buffer | null>;
+  set(key: string, value: Buffer): Promise<unknown>;
+  hGet(key: string, field: string): Promise<Buffer | null>;
+}
+
 /** A view of the client whose bulk-string replies are Buffers (for data blocks). */
-export function bufferView(client: RedisClient) {
-  return client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+export function bufferView(client: RedisClient): BinaryClient {
+  return client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) as unknown as BinaryClient;
 }
 
 /** Rejects with ETIMEDOUT when `p` does not settle within `ms`. */

@@ -1,0 +1,139 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { daemonChildArgs, parseMountArgs, URL_ENV, type MountConfig } from './args.js';
+import { EXIT_USAGE, exitCodeOf, scrubSecrets, secretsOfUrl, UsageError } from './errors.js';
+import { listMountPoints } from './mountpoint.js';
+
+let root: string;
+let empty: string;
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'redisfs-args-'));
+  empty = join(root, 'empty');
+  mkdirSync(empty);
+  mkdirSync(join(root, 'full'));
+  writeFileSync(join(root, 'full', 'x'), '');
+  writeFileSync(join(root, 'file'), '');
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+async function config(args: string[], env: NodeJS.ProcessEnv = {}): Promise<MountConfig> {
+  const cmd = await parseMountArgs(args, env);
+  if (cmd.kind !== 'mount') throw new Error('expected a mount command');
+  return cmd.config;
+}
+
+/** The UsageError a command line gives: one line, exit code 2. */
+async function usageError(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const err = await parseMountArgs(args, env).then(
+    () => expect.fail('expected a usage error'),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(UsageError);
+  expect(exitCodeOf(err)).toBe(EXIT_USAGE);
+  const message = (err as Error).message;
+  expect(message).not.toContain('\n');
+  return message;
+}
+
+describe('parseMountArgs', () => {
+  it('fills defaults', async () => {
+    expect(await config(['--mount', empty])).toEqual({
+      mountpoint: empty, prefix: 'skx', readOnly: false, debug: false, daemon: false, allowOther: false,
+      logFile: undefined, url: undefined, socket: undefined,
+    });
+  });
+
+  it('builds a URL from --host/--port', async () => {
+    expect((await config(['--mount', empty, '--host', 'db.example', '--port', '6380'])).url).toBe('redis://db.example:6380');
+    expect((await config(['--mount', empty, '--port', '7000'])).url).toBe('redis://127.0.0.1:7000');
+    expect((await config(['--mount', empty, '--host', '::1'])).url).toBe('redis://[::1]:6379');
+  });
+
+  it('takes the flags of the original', async () => {
+    const c = await config(['--mount', empty, '--prefix', 'home', '--read-only', '--debug', '--allow-other', '--socket', '/run/r.sock']);
+    expect(c).toMatchObject({ prefix: 'home', readOnly: true, debug: true, allowOther: true, socket: '/run/r.sock' });
+  });
+
+  it.each([['0'], ['65536'], ['abc'], ['6379.5'], ['-1'], ['']])('rejects --port %j', async (port) => {
+    expect(await usageError(['--mount', empty, `--port=${port}`])).toMatch(/--port must be an integer from 1 to 65535/);
+  });
+
+  it('rejects an unknown flag and a stray argument', async () => {
+    expect(await usageError(['--mount', empty, '--bogus'])).toMatch(/Unknown argument: bogus/);
+    expect(await usageError(['--mount', empty, 'extra'])).toMatch(/Unknown argument: extra/);
+  });
+
+  it('requires --mount, once', async () => {
+    expect(await usageError([])).toMatch(/Missing required argument: mount/);
+    expect(await usageError(['--mount', empty, '--mount', empty])).toMatch(/--mount may be given only once/);
+  });
+
+  it('rejects unusable mountpoints', async () => {
+    expect(await usageError(['--mount', join(root, 'missing')])).toMatch(/does not exist/);
+    expect(await usageError(['--mount', join(root, 'file')])).toMatch(/is not a directory/);
+    expect(await usageError(['--mount', join(root, 'full')])).toMatch(/is not empty/);
+    expect(await usageError(['--mount', '/proc'])).toMatch(/already a mount point/);
+  });
+
+  it('rejects a bad prefix', async () => {
+    expect(await usageError(['--mount', empty, '--prefix', 'a:b'])).toMatch(/--prefix must be/);
+  });
+
+  it('rejects --url with --host or --port', async () => {
+    expect(await usageError(['--mount', empty, '--url', 'redis://h:1', '--host', 'h'])).toMatch(/mutually exclusive/);
+    expect(await usageError(['--mount', empty, '--socket', '/s', '--port', '1'])).toMatch(/mutually exclusive/);
+  });
+
+  it('never echoes a --url, valid or not', async () => {
+    const secret = 'hunter2-secret';
+    expect((await config(['--mount', empty, '--url', `rediss://alice:${secret}@db:6380/2`])).url).toBe(
+      `rediss://alice:${secret}@db:6380/2`,
+    );
+    for (const url of [`http://alice:${secret}@db`, `redis://alice:${secret}@db/x`, `redis://alice:${secret}@`, `${secret}`]) {
+      const message = await usageError(['--mount', empty, '--url', url]);
+      expect(message).toMatch(/^--url\b/);
+      expect(message).not.toContain(secret);
+    }
+    const conflict = await usageError(['--mount', empty, `--url=redis://a:${secret}@h`, '--port', '1']);
+    expect(conflict).not.toContain(secret);
+  });
+
+  it(`reads ${URL_ENV} when no address flag is given`, async () => {
+    const env = { [URL_ENV]: 'redis://:pw@envhost:1234' };
+    expect((await config(['--mount', empty], env)).url).toBe('redis://:pw@envhost:1234');
+    expect((await config(['--mount', empty, '--port', '1'], env)).url).toBe('redis://127.0.0.1:1');
+    expect(await usageError(['--mount', empty], { [URL_ENV]: 'nope' })).toMatch(new RegExp(`^${URL_ENV} `));
+  });
+
+  it('accepts --log-file only with --daemon', async () => {
+    expect(await usageError(['--mount', empty, '--log-file', join(root, 'log')])).toMatch(/only used with --daemon/);
+    expect((await config(['--mount', empty, '--daemon', '--log-file', join(root, 'log')])).logFile).toBe(join(root, 'log'));
+  });
+
+  it('gives the daemon child the same mount, the URL in its environment', async () => {
+    const c = await config(['--mount', empty, '--daemon', '--url', 'redis://:pw@h:1', '--read-only']);
+    const child = daemonChildArgs(c);
+    expect(child.args).toEqual(['--mount', empty, '--prefix', 'skx', '--read-only']);
+    expect(child.args.join(' ')).not.toContain('pw');
+    expect(await config(child.args, child.env)).toEqual({ ...c, daemon: false });
+  });
+});
+
+describe('scrubSecrets', () => {
+  it('hides URL passwords and known secrets', () => {
+    expect(scrubSecrets('cannot reach redis://bob:pa55word@h:1/0 now')).toBe('cannot reach redis://bob:***@h:1/0 now');
+    expect(scrubSecrets('rediss://:x@h')).toBe('rediss://:***@h');
+    expect(scrubSecrets('auth failed for pa55word', secretsOfUrl('redis://u:pa55word@h'))).toBe('auth failed for ***');
+    expect(secretsOfUrl('redis://u:p%40ss@h')).toEqual(['p%40ss', 'p@ss']);
+  });
+});
+
+describe('listMountPoints', () => {
+  it('decodes octal escapes', () => {
+    const line = '36 35 98:0 / /mnt/my\\040disk rw,noatime master:1 - ext3 /dev/root rw';
+    expect(listMountPoints(line).has('/mnt/my disk')).toBe(true);
+  });
+});

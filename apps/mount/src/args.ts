@@ -1,0 +1,195 @@
+/**
+ * The command line of `redisfs`: yargs parses, a zod schema validates, and every problem becomes
+ * one UsageError line (exit code 2). Values are never echoed back: a --url may hold a password.
+ */
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import yargs from 'yargs';
+import { z } from 'zod';
+import { DEFAULT_PREFIX, PREFIX_PATTERN } from '@redisfs/schema';
+import { UsageError } from './errors.js';
+import { mountpointProblem } from './mountpoint.js';
+
+/** Environment variable that may carry the Redis URL, keeping a password out of `ps`. */
+export const URL_ENV = 'REDISFS_URL';
+
+/** A validated mount command line. */
+export interface MountConfig {
+  /** Absolute path of an existing, empty directory that is not a mount point. */
+  mountpoint: string;
+  prefix: string;
+  readOnly: boolean;
+  debug: boolean;
+  daemon: boolean;
+  allowOther: boolean;
+  /** Where a --daemon child writes its output (default: discarded). */
+  logFile: string | undefined;
+  /** Redis URL from --url, --host/--port or REDISFS_URL. */
+  url: string | undefined;
+  /** Unix socket from --socket. url and socket both undefined: find or start a server. */
+  socket: string | undefined;
+}
+
+/** What the command line asks for: a mount, or nothing more (help or version was printed). */
+export type MountCommand = { kind: 'mount'; config: MountConfig } | { kind: 'done' };
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+const once = (flag: string) => (iss: { input?: unknown }) =>
+  iss.input === undefined ? `${flag} is required` : Array.isArray(iss.input) ? `${flag} may be given only once` : `${flag} must be a string`;
+
+/** A redis:// or rediss:// URL; the message names `source`, never the value. */
+export function redisUrlSchema(source: string) {
+  return z.string({ error: once(source) }).superRefine((value, ctx) => {
+    let u: URL;
+    try {
+      u = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `${source} is not a valid URL (expected redis://[user:pass@]host:port/db)` });
+      return;
+    }
+    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+      ctx.addIssue({ code: 'custom', message: `${source} must start with redis:// or rediss:// (TLS)` });
+    } else if (!u.hostname) {
+      ctx.addIssue({ code: 'custom', message: `${source} has no host (expected redis://[user:pass@]host:port/db)` });
+    } else if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) {
+      ctx.addIssue({ code: 'custom', message: `${source}: the path must be a database number, e.g. /0` });
+    }
+  });
+}
+
+const PORT_MESSAGE = '--port must be an integer from 1 to 65535';
+
+const argsSchema = z.object({
+  prefix: z
+    .string({ error: once('--prefix') })
+    .regex(PREFIX_PATTERN, "--prefix must be 1-64 letters, digits, '_', '-' or '.'"),
+  host: z.string({ error: once('--host') }).min(1, '--host must not be empty').optional(),
+  port: z
+    .string({ error: once('--port') })
+    .regex(/^\d{1,5}$/, PORT_MESSAGE)
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 65535, PORT_MESSAGE)
+    .optional(),
+  url: redisUrlSchema('--url').optional(),
+  socket: z.string({ error: once('--socket') }).min(1, '--socket must not be empty').optional(),
+  readOnly: z.boolean(),
+  debug: z.boolean(),
+  daemon: z.boolean(),
+  allowOther: z.boolean(),
+  logFile: z.string({ error: once('--log-file') }).min(1).transform((f) => resolve(f)).optional(),
+  // Last: the disk is looked at only when the flags are right.
+  mount: z
+    .string({ error: once('--mount') })
+    .min(1, '--mount must not be empty')
+    .transform((dir) => resolve(dir))
+    .superRefine((dir, ctx) => {
+      const problem = mountpointProblem(dir);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+});
+
+function buildParser(args: string[]) {
+  return yargs(args)
+    .scriptName('redisfs')
+    .usage('$0 --mount DIR [options]\n\nMount the redisfs filesystem stored in Redis under --prefix on DIR.')
+    .locale('en')
+    .option('mount', { type: 'string', demandOption: true, describe: 'empty directory to mount on' })
+    .option('prefix', { type: 'string', default: DEFAULT_PREFIX, describe: 'filesystem prefix in Redis' })
+    .option('host', { type: 'string', describe: 'Redis host [default: 127.0.0.1]' })
+    .option('port', { type: 'string', describe: 'Redis port [default: 6379]' })
+    .option('url', {
+      type: 'string',
+      describe: `redis://[user:pass@]host:port/db (rediss:// for TLS); or set ${URL_ENV}`,
+      conflicts: ['host', 'port'],
+    })
+    .option('socket', { type: 'string', describe: 'Redis unix socket path', conflicts: ['host', 'port'] })
+    .option('read-only', { type: 'boolean', default: false, describe: 'mount read-only (needed for a replica)' })
+    .option('debug', { type: 'boolean', default: false, describe: 'log every operation to stderr' })
+    .option('daemon', { type: 'boolean', default: false, describe: 'run in the background once mounted' })
+    .option('log-file', { type: 'string', describe: 'with --daemon: append output to this file' })
+    .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount' })
+    .epilogue(
+      'Without --url/--host/--port/--socket, redisfs uses Redis at 127.0.0.1:6379, or, when nothing ' +
+        'answers there, starts a private redis-server storing its data under ' +
+        '$XDG_DATA_HOME/redisfs/redis (default ~/.local/share/redisfs/redis).',
+    )
+    .strict()
+    .help()
+    .version(VERSION)
+    .exitProcess(false)
+    .fail((message, err) => {
+      throw new UsageError(`${message ?? err?.message ?? 'invalid arguments'} (see redisfs --help)`);
+    });
+}
+
+/**
+ * Parses and validates a `redisfs` command line (without node and script). Help and version are
+ * printed by yargs and give `{ kind: 'done' }`. Every problem is a one-line UsageError.
+ */
+export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<MountCommand> {
+  const argv = await buildParser(args).parseAsync();
+  if (argv.help || argv.version) return { kind: 'done' };
+  const parsed = argsSchema.safeParse({
+    mount: argv.mount,
+    prefix: argv.prefix,
+    host: argv.host,
+    port: argv.port,
+    url: argv.url,
+    socket: argv.socket,
+    readOnly: argv['read-only'],
+    debug: argv.debug,
+    daemon: argv.daemon,
+    allowOther: argv['allow-other'],
+    logFile: argv['log-file'],
+  });
+  if (!parsed.success) throw new UsageError(firstIssue(parsed.error));
+  const a = parsed.data;
+  if (a.logFile !== undefined && !a.daemon) throw new UsageError('--log-file is only used with --daemon');
+  let url = a.url;
+  if (url === undefined && (a.host !== undefined || a.port !== undefined)) {
+    const host = a.host ?? '127.0.0.1';
+    url = `redis://${host.includes(':') ? `[${host}]` : host}:${a.port ?? 6379}`;
+  }
+  if (url === undefined && env[URL_ENV]) {
+    const fromEnv = redisUrlSchema(URL_ENV).safeParse(env[URL_ENV]);
+    if (!fromEnv.success) throw new UsageError(firstIssue(fromEnv.error));
+    url = fromEnv.data;
+  }
+  return {
+    kind: 'mount',
+    config: {
+      mountpoint: a.mount,
+      prefix: a.prefix,
+      readOnly: a.readOnly,
+      debug: a.debug,
+      daemon: a.daemon,
+      allowOther: a.allowOther,
+      logFile: a.logFile,
+      url,
+      socket: a.socket,
+    },
+  };
+}
+
+/**
+ * The command line and environment of the --daemon child: the same mount in the foreground.
+ * The URL travels in the environment so that a password stays out of `ps`.
+ */
+export function daemonChildArgs(config: MountConfig): { args: string[]; env: Record<string, string> } {
+  const args = ['--mount', config.mountpoint, '--prefix', config.prefix];
+  if (config.socket) args.push('--socket', config.socket);
+  if (config.readOnly) args.push('--read-only');
+  if (config.debug) args.push('--debug');
+  if (config.allowOther) args.push('--allow-other');
+  return { args, env: config.url ? { [URL_ENV]: config.url } : {} };
+}
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid arguments';
+  // Our messages name their flag; zod's own ones get the flag put in front.
+  return issue.code === 'custom' || issue.message.includes('--') || issue.message.includes(URL_ENV)
+    ? issue.message
+    : `--${issue.path.join('.')}: ${issue.message}`;
+}

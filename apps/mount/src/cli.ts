@@ -1,0 +1,42 @@
+/**
+ * `redisfs`: mount a redisfs filesystem. Parses and validates (args.ts), then mounts in the
+ * foreground (run.ts) or through a detached child (daemon.ts). Errors are one line on stderr;
+ * exit code 0 after a clean unmount, 1 on failure, 2 on a usage error.
+ */
+import { hideBin } from 'yargs/helpers';
+import { parseMountArgs, URL_ENV } from './args.js';
+import { reportToParent, startDaemon } from './daemon.js';
+import { exitCodeOf, scrubSecrets, secretsOfUrl } from './errors.js';
+import { messageOf, runMount, type Output } from './run.js';
+
+async function main(args: string[]): Promise<number> {
+  // Known before parsing, so that even a yargs error line cannot carry a password.
+  const secrets = [...args, process.env[URL_ENV] ?? ''].flatMap((a) => secretsOfUrl(a.replace(/^--?[\w-]+=/, '')));
+  const io: Output = {
+    out: (line) => process.stdout.write(`${scrubSecrets(line, secrets)}\n`),
+    err: (line) => process.stderr.write(`${scrubSecrets(line, secrets)}\n`),
+  };
+  try {
+    const command = await parseMountArgs(args);
+    if (command.kind === 'done') return 0;
+    const { config } = command;
+    if (!config.daemon) return await runMount(config, io);
+    const outcome = await startDaemon(config, process.argv[1] ?? '');
+    if (!outcome.ok) {
+      io.err(`redisfs: ${outcome.message}`);
+      return outcome.exitCode;
+    }
+    io.out(`mounted ${config.prefix} at ${config.mountpoint} (pid ${outcome.pid})`);
+    return 0;
+  } catch (err) {
+    const message = scrubSecrets(messageOf(err), secrets);
+    io.err(`redisfs: ${message}`);
+    await reportToParent({ type: 'error', message, exitCode: exitCodeOf(err) });
+    return exitCodeOf(err);
+  }
+}
+
+const code = await main(hideBin(process.argv));
+process.exitCode = code;
+// Let stdout drain, but do not wait forever on a handle a native module may leave open.
+setTimeout(() => process.exit(code), 2000).unref();

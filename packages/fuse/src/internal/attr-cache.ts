@@ -1,0 +1,124 @@
+/**
+ * A small path → attributes cache (dentry + attr cache) with a TTL, so the kernel's bursts of
+ * lookups for one path (lookup, getattr, access, open...) cost one Redis round trip. Every change
+ * this mount makes invalidates or updates the entries it affects; changes made by other clients
+ * show after at most the TTL, like the kernel's own attr_timeout / entry_timeout.
+ */
+import type { Attr, Ino } from '@redisfs/store';
+
+interface Entry {
+  attr: Attr;
+  expires: number;
+}
+
+/** Default bound on cached paths; the oldest are dropped first. */
+export const ATTR_CACHE_MAX_ENTRIES = 10_000;
+
+export class AttrCache {
+  private readonly byPath = new Map<string, Entry>();
+  private readonly byIno = new Map<Ino, Set<string>>();
+  private changes = 0;
+
+  /**
+   * @param ttlMs how long an entry is trusted; 0 disables the cache
+   * @param now the clock (injectable for tests)
+   */
+  constructor(
+    readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly maxEntries = ATTR_CACHE_MAX_ENTRIES,
+  ) {}
+
+  /**
+   * Increases on every invalidation. A lookup that started before a change may return stale
+   * attributes, so {@link set} is given the epoch read when the lookup started and skips if it moved.
+   */
+  get epoch(): number {
+    return this.changes;
+  }
+
+  get size(): number {
+    return this.byPath.size;
+  }
+
+  /** The fresh attributes of `path`, if cached. */
+  get(path: string): Attr | undefined {
+    const entry = this.byPath.get(path);
+    if (!entry) return undefined;
+    if (entry.expires <= this.now()) {
+      this.drop(path);
+      return undefined;
+    }
+    return entry.attr;
+  }
+
+  /** Fresh attributes of inode `ino` under any cached path. */
+  getByIno(ino: Ino): Attr | undefined {
+    for (const path of this.byIno.get(ino) ?? []) {
+      const attr = this.get(path);
+      if (attr) return attr;
+    }
+    return undefined;
+  }
+
+  /** Caches `attr` for `path`, unless the cache changed since `epoch` (when given). */
+  set(path: string, attr: Attr, epoch?: number): void {
+    if (this.ttlMs <= 0 || (epoch !== undefined && epoch !== this.changes)) return;
+    this.drop(path);
+    this.byPath.set(path, { attr, expires: this.now() + this.ttlMs });
+    let paths = this.byIno.get(attr.ino);
+    if (!paths) this.byIno.set(attr.ino, (paths = new Set()));
+    paths.add(path);
+    while (this.byPath.size > this.maxEntries) {
+      const oldest = this.byPath.keys().next().value;
+      if (oldest === undefined) break;
+      this.drop(oldest);
+    }
+  }
+
+  /** Replaces the attributes of every cached path of `attr.ino` (after a setattr). */
+  update(attr: Attr): void {
+    this.changes++;
+    for (const path of [...(this.byIno.get(attr.ino) ?? [])]) this.set(path, attr);
+  }
+
+  /** Forgets every path of inode `ino`. */
+  invalidateIno(ino: Ino): void {
+    this.changes++;
+    for (const path of [...(this.byIno.get(ino) ?? [])]) this.drop(path);
+  }
+
+  /** Forgets `path` and every other path of the same inode (its nlink and ctime changed). */
+  invalidatePath(path: string): void {
+    this.changes++;
+    const entry = this.byPath.get(path);
+    this.drop(path);
+    if (entry) this.invalidateIno(entry.attr.ino);
+  }
+
+  /** Forgets `path`, its inode's other paths, and every path below it (rmdir, rename of a directory). */
+  invalidateTree(path: string): void {
+    this.invalidatePath(path);
+    if (path === '/') {
+      this.clear();
+      return;
+    }
+    const prefix = path + '/';
+    for (const p of [...this.byPath.keys()]) if (p.startsWith(prefix)) this.drop(p);
+  }
+
+  clear(): void {
+    this.changes++;
+    this.byPath.clear();
+    this.byIno.clear();
+  }
+
+  private drop(path: string): void {
+    const entry = this.byPath.get(path);
+    if (!entry) return;
+    this.byPath.delete(path);
+    const paths = this.byIno.get(entry.attr.ino);
+    paths?.delete(path);
+    if (paths && paths.size === 0) this.byIno.delete(entry.attr.ino);
+  }
+}

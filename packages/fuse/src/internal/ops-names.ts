@@ -1,0 +1,135 @@
+/**
+ * Handlers for the namespace: readdir, readlink, mknod, mkdir, symlink, link, unlink, rmdir,
+ * rename. Each change invalidates the cached paths it affects (the entry, its inode's other
+ * names, its parent directory whose size/nlink/mtime changed, and for a directory, its subtree).
+ */
+import { posix } from 'node:path';
+import type Fuse from 'fuse-native';
+import type { FsState } from './fs-state.js';
+import { valueReply, voidReply } from './run-op.js';
+import { direntStat } from './stat.js';
+
+interface Listing {
+  names: string[];
+  stats: Partial<Fuse.Stat>[];
+}
+
+export function nameOps(s: FsState): Fuse.Ops {
+  return {
+    readdir(path, cb) {
+      // No offsets: libfuse 2's high-level API takes the whole listing in one call.
+      s.run<Listing>(
+        'readdir',
+        path,
+        (errno, listing) => (errno === 0 && listing ? cb(0, listing.names, listing.stats) : cb(errno)),
+        async () => {
+          const dir = await s.resolve(path);
+          const [entries, parent] = await Promise.all([
+            s.store.readdir(dir.ino),
+            path === '/' ? dir : s.resolve(posix.dirname(path)).catch(() => dir),
+          ]);
+          const names = ['.', '..'];
+          const stats = [direntStat(dir.ino, 'dir'), direntStat(parent.ino, 'dir')];
+          for (const e of entries) {
+            names.push(e.name);
+            stats.push(direntStat(e.ino, e.type));
+          }
+          return { names, stats };
+        },
+      );
+    },
+
+    readlink(path, cb) {
+      s.run('readlink', path, valueReply(cb), async () => s.store.readlink((await s.resolve(path)).ino));
+    },
+
+    mknod(path, mode, dev, cb) {
+      s.run('mknod', () => `${path} ${mode.toString(8)}`, voidReply(cb), async () => {
+        const caller = s.caller(); // before any await
+        s.assertWritable('mknod');
+        const { dirPath, dir, name } = await s.resolveParent(path);
+        const entry = s.newEntry(dir, caller, mode, false);
+        const attr = await s.store.mknod(dir.ino, name, entry.mode, entry.owner, dev);
+        s.cache.invalidatePath(dirPath);
+        s.cache.set(path, attr);
+      });
+    },
+
+    mkdir(path, mode, cb) {
+      s.run('mkdir', () => `${path} ${mode.toString(8)}`, voidReply(cb), async () => {
+        const caller = s.caller(); // before any await
+        s.assertWritable('mkdir');
+        const { dirPath, dir, name } = await s.resolveParent(path);
+        const entry = s.newEntry(dir, caller, mode & 0o7777, true);
+        const attr = await s.store.mkdir(dir.ino, name, entry.mode, entry.owner);
+        s.cache.invalidatePath(dirPath);
+        s.cache.set(path, attr);
+      });
+    },
+
+    symlink(target, linkPath, cb) {
+      s.run('symlink', () => `${linkPath} -> ${target}`, voidReply(cb), async () => {
+        const caller = s.caller(); // before any await
+        s.assertWritable('symlink');
+        const { dirPath, dir, name } = await s.resolveParent(linkPath);
+        const { owner } = s.newEntry(dir, caller, 0o777, false);
+        const attr = await s.store.symlink(dir.ino, name, target, owner);
+        s.cache.invalidatePath(dirPath);
+        s.cache.set(linkPath, attr);
+      });
+    },
+
+    link(src, dest, cb) {
+      s.run('link', () => `${src} ${dest}`, voidReply(cb), async () => {
+        s.assertWritable('link');
+        const [existing, { dirPath, dir, name }] = await Promise.all([s.resolve(src), s.resolveParent(dest)]);
+        const attr = await s.store.link(existing.ino, dir.ino, name);
+        s.cache.invalidatePath(dirPath);
+        s.cache.update(attr);
+        s.cache.set(dest, attr);
+      });
+    },
+
+    unlink(path, cb) {
+      s.run('unlink', path, voidReply(cb), async () => {
+        s.assertWritable('unlink');
+        const { dirPath, dir, name } = await s.resolveParent(path);
+        try {
+          await s.store.unlink(dir.ino, name);
+        } finally {
+          s.cache.invalidatePath(path);
+          s.cache.invalidatePath(dirPath);
+        }
+      });
+    },
+
+    rmdir(path, cb) {
+      s.run('rmdir', path, voidReply(cb), async () => {
+        s.assertWritable('rmdir');
+        const { dirPath, dir, name } = await s.resolveParent(path);
+        try {
+          await s.store.rmdir(dir.ino, name);
+        } finally {
+          s.cache.invalidateTree(path);
+          s.cache.invalidatePath(dirPath);
+        }
+      });
+    },
+
+    rename(src, dest, cb) {
+      s.run('rename', () => `${src} ${dest}`, voidReply(cb), async () => {
+        s.assertWritable('rename');
+        const [from, to] = await Promise.all([s.resolveParent(src), s.resolveParent(dest)]);
+        try {
+          await s.store.rename(from.dir.ino, from.name, to.dir.ino, to.name);
+        } finally {
+          // A renamed directory moves its whole subtree; a replaced target loses a link.
+          s.cache.invalidateTree(src);
+          s.cache.invalidateTree(dest);
+          s.cache.invalidatePath(from.dirPath);
+          s.cache.invalidatePath(to.dirPath);
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/** Handlers for extended attributes (Linux semantics: `position` is always 0 and ignored). */
+import { isFsError, type XattrFlags } from '@redisfs/store';
+import type Fuse from 'fuse-native';
+import { FuseOpError } from './errno.js';
+import type { FsState } from './fs-state.js';
+import { valueReply, voidReply } from './run-op.js';
+
+/**
+ * POSIX ACLs. Without FUSE_POSIX_ACL (libfuse 2 cannot ask for it) the kernel passes these through
+ * as plain xattrs and expects the daemon to apply them. This filesystem has no ACLs: answering
+ * EOPNOTSUPP (like ext4 mounted noacl) makes tools fall back to chmod, e.g. `cp -a` sets the mode
+ * with acl_set_fd and only calls fchmod when that is unsupported.
+ */
+const POSIX_ACL_NAMES = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
+
+function refuseAcl(name: string): void {
+  if (POSIX_ACL_NAMES.has(name)) throw new FuseOpError('EOPNOTSUPP', `${name}: no POSIX ACL support`);
+}
+
+/** setxattr(2) flags (linux/xattr.h). */
+const XATTR_CREATE = 1;
+const XATTR_REPLACE = 2;
+
+export function xattrFlags(flags: number): XattrFlags {
+  const out: XattrFlags = {};
+  if (flags & XATTR_CREATE) out.create = true;
+  if (flags & XATTR_REPLACE) out.replace = true;
+  return out;
+}
+
+export function xattrOps(s: FsState): Fuse.Ops {
+  return {
+    setxattr(path, name, value, _position, flags, cb) {
+      s.run('setxattr', () => `${path} ${name}`, voidReply(cb), async () => {
+        const copy = Buffer.from(value); // runs synchronously: value is detached once answered
+        refuseAcl(name);
+        s.assertWritable('setxattr');
+        const { ino } = await s.resolve(path);
+        try {
+          await s.store.setxattr(ino, name, copy, xattrFlags(flags));
+        } finally {
+          s.xattrMisses.forget(ino);
+          s.cache.invalidateIno(ino); // ctime changed
+        }
+      });
+    },
+
+    getxattr(path, name, _position, cb) {
+      s.run('getxattr', () => `${path} ${name}`, valueReply(cb), async () => {
+        refuseAcl(name);
+        const { ino } = await s.resolve(path);
+        if (s.xattrMisses.isMissing(ino, name)) throw new FuseOpError('ENODATA', name);
+        try {
+          return await s.store.getxattr(ino, name);
+        } catch (err) {
+          if (isFsError(err, 'ENODATA')) s.xattrMisses.noteMissing(ino, name);
+          throw err;
+        }
+      });
+    },
+
+    listxattr(path, cb) {
+      s.run('listxattr', path, valueReply(cb), async () => {
+        const names = await s.store.listxattr((await s.resolve(path)).ino);
+        return names.filter((n) => !POSIX_ACL_NAMES.has(n));
+      });
+    },
+
+    removexattr(path, name, cb) {
+      s.run('removexattr', () => `${path} ${name}`, voidReply(cb), async () => {
+        refuseAcl(name);
+        s.assertWritable('removexattr');
+        const { ino } = await s.resolve(path);
+        try {
+          await s.store.removexattr(ino, name);
+        } finally {
+          s.xattrMisses.forget(ino);
+          s.cache.invalidateIno(ino);
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,365 @@
+/**
+ * The FUSE handlers against a small in-memory fake of the store (adapter logic only: the real
+ * store and real mounts are tested elsewhere). Every handler must answer its callback once.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { constants } from 'node:os';
+import { FsError, type Attr, type AttrChanges, type DirEntry, type FileType, type Owner, type Store, type XattrFlags } from '@redisfs/store';
+import type Fuse from 'fuse-native';
+import { describe, expect, it } from 'vitest';
+import { FsState } from './fs-state.js';
+import { makeOps } from './ops.js';
+
+const E = constants.errno;
+const TYPE_OF: Record<number, FileType> = { 0o100000: 'file', 0o040000: 'dir', 0o120000: 'symlink', 0o010000: 'fifo' };
+
+interface Node {
+  attr: Attr;
+  data: Buffer;
+  entries: Map<string, number>;
+  xattrs: Map<string, Buffer>;
+  target: string;
+}
+
+/** Just enough of InodeApi, in memory, recording each call. */
+class FakeStore {
+  readonly prefix = 'test';
+  readonly readOnly = false;
+  readonly blockSize = 4096;
+  readonly rootIno = 1;
+  readonly calls: string[] = [];
+  failWrite: unknown;
+  private readonly nodes = new Map<number, Node>();
+  private next = 2;
+
+  constructor() {
+    this.add('dir', 0o755, { uid: 0, gid: 0 });
+  }
+
+  private add(type: FileType, mode: number, owner: Owner): Node {
+    const bits = Number(Object.entries(TYPE_OF).find(([, t]) => t === type)![0]);
+    const ino = this.nodes.size === 0 ? 1 : this.next++;
+    const node: Node = {
+      attr: { ino, type, mode: bits | (mode & 0o7777), uid: owner.uid, gid: owner.gid, size: 0, nlink: type === 'dir' ? 2 : 1,
+        rdev: 0, atimeNs: 1n, mtimeNs: 1n, ctimeNs: 1n, blocks: 0, generation: 0 },
+      data: Buffer.alloc(0), entries: new Map(), xattrs: new Map(), target: '',
+    };
+    this.nodes.set(ino, node);
+    return node;
+  }
+  private node(ino: number): Node {
+    const n = this.nodes.get(ino);
+    if (!n) throw new FsError('ENOENT', `inode ${ino}`);
+    return n;
+  }
+  private dir(ino: number): Node {
+    const n = this.node(ino);
+    if (n.attr.type !== 'dir') throw new FsError('ENOTDIR');
+    return n;
+  }
+  private snap(n: Node): Attr {
+    return { ...n.attr, size: n.data.length };
+  }
+  private create(parent: number, name: string, type: FileType, mode: number, owner: Owner): Attr {
+    const d = this.dir(parent);
+    if (d.entries.has(name)) throw new FsError('EEXIST', name);
+    const n = this.add(type, mode, owner);
+    d.entries.set(name, n.attr.ino);
+    return this.snap(n);
+  }
+
+  async resolve(path: string): Promise<Attr> {
+    this.calls.push(`resolve ${path}`);
+    let n = this.node(1);
+    for (const part of path.split('/').filter(Boolean)) {
+      const ino = this.dir(n.attr.ino).entries.get(part);
+      if (ino === undefined) throw new FsError('ENOENT', path);
+      n = this.node(ino);
+    }
+    return this.snap(n);
+  }
+  async getattr(ino: number): Promise<Attr> {
+    this.calls.push(`getattr ${ino}`);
+    return this.snap(this.node(ino));
+  }
+  async setattr(ino: number, ch: AttrChanges): Promise<Attr> {
+    this.calls.push(`setattr ${ino} ${JSON.stringify(ch, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+    const n = this.node(ino);
+    if (ch.mode !== undefined) n.attr.mode = (n.attr.mode & ~0o7777) | ch.mode;
+    if (ch.uid !== undefined) n.attr.uid = ch.uid;
+    if (ch.gid !== undefined) n.attr.gid = ch.gid;
+    if (ch.size !== undefined) n.data = Buffer.concat([n.data, Buffer.alloc(ch.size)]).subarray(0, ch.size);
+    if (ch.mtimeNs !== undefined) n.attr.mtimeNs = ch.mtimeNs;
+    if (ch.atimeNs !== undefined) n.attr.atimeNs = ch.atimeNs;
+    return this.snap(n);
+  }
+  async mknod(parent: number, name: string, mode: number, owner: Owner): Promise<Attr> {
+    this.calls.push(`mknod ${name} ${mode.toString(8)} ${owner.uid}:${owner.gid}`);
+    return this.create(parent, name, TYPE_OF[mode & 0o170000] ?? 'file', mode, owner);
+  }
+  async mkdir(parent: number, name: string, mode: number, owner: Owner): Promise<Attr> {
+    this.calls.push(`mkdir ${name} ${mode.toString(8)} ${owner.uid}:${owner.gid}`);
+    return this.create(parent, name, 'dir', mode, owner);
+  }
+  async rename(sp: number, sn: string, dp: number, dn: string): Promise<void> {
+    this.calls.push(`rename ${sn} ${dn}`);
+    const ino = this.dir(sp).entries.get(sn);
+    if (ino === undefined) throw new FsError('ENOENT', sn);
+    this.dir(sp).entries.delete(sn);
+    this.dir(dp).entries.set(dn, ino);
+  }
+  async unlink(parent: number, name: string): Promise<void> {
+    this.calls.push(`unlink ${name}`);
+    if (!this.dir(parent).entries.delete(name)) throw new FsError('ENOENT', name);
+  }
+  async readdir(ino: number): Promise<DirEntry[]> {
+    this.calls.push(`readdir ${ino}`);
+    return [...this.dir(ino).entries].map(([name, i]) => ({ name, ino: i, type: this.node(i).attr.type }));
+  }
+  async read(ino: number, offset: number, length: number): Promise<Buffer> {
+    this.calls.push(`read ${ino} ${length}@${offset}`);
+    return Buffer.from(this.node(ino).data.subarray(offset, offset + length));
+  }
+  async write(ino: number, offset: number, data: Buffer): Promise<number> {
+    this.calls.push(`write ${ino} ${data.toString()}@${offset}`);
+    if (this.failWrite) throw this.failWrite;
+    const n = this.node(ino);
+    const end = Math.max(n.data.length, offset + data.length);
+    const out = Buffer.alloc(end);
+    n.data.copy(out);
+    data.copy(out, offset);
+    n.data = out;
+    return end;
+  }
+  async statfs() {
+    this.calls.push('statfs');
+    return { blockSize: 4096, bytesUsed: 10_000, inodes: 3, maxBytes: 0, nameMax: 255 };
+  }
+  async getxattr(ino: number, name: string): Promise<Buffer> {
+    this.calls.push(`getxattr ${name}`);
+    const v = this.node(ino).xattrs.get(name);
+    if (!v) throw new FsError('ENODATA', name);
+    return v;
+  }
+  async setxattr(ino: number, name: string, value: Buffer, flags: XattrFlags = {}): Promise<void> {
+    this.calls.push(`setxattr ${name} ${JSON.stringify(flags)}`);
+    this.node(ino).xattrs.set(name, value);
+  }
+  async listxattr(ino: number): Promise<string[]> {
+    return [...this.node(ino).xattrs.keys()];
+  }
+  async removexattr(ino: number, name: string): Promise<void> {
+    this.calls.push(`removexattr ${name}`);
+    if (!this.node(ino).xattrs.delete(name)) throw new FsError('ENODATA', name);
+  }
+}
+
+function setup(options: { readOnly?: boolean; store?: object } = {}) {
+  const fake = new FakeStore();
+  const lines: string[] = [];
+  const state = new FsState({
+    store: (options.store ?? fake) as unknown as Store,
+    readOnly: options.readOnly ?? false,
+    cacheTimeoutMs: 1000,
+    env: { debug: false, watchdogMs: 0, log: (l) => lines.push(l) },
+    caller: () => ({ uid: 1000, gid: 100, pid: 42 }),
+  });
+  return { fake, lines, ops: makeOps(state) as Required<Fuse.Ops>, state };
+}
+
+/** Calls a handler and resolves with its callback's arguments, checking it answered exactly once. */
+async function call(handler: (...args: never[]) => void, ...args: unknown[]): Promise<unknown[]> {
+  const answers: unknown[][] = [];
+  (handler as (...a: unknown[]) => void)(...args, (...cbArgs: unknown[]) => answers.push(cbArgs));
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  expect(answers).toHaveLength(1);
+  return answers[0]!;
+}
+
+describe('file I/O', () => {
+  it('buffers writes, reports their size, and stores them before a read', async () => {
+    const { ops, fake } = setup();
+    const [err, fd] = await call(ops.create, '/f', 0o100644);
+    expect(err).toBe(0);
+    expect(fd).toBeGreaterThan(0);
+    expect(fake.calls).toContain('mknod f 100644 1000:100');
+
+    const buf = Buffer.from('hello');
+    expect(await call(ops.write, '/f', fd, buf, 5, 0)).toEqual([5]);
+    buf.fill(0); // fuse-native detaches the buffer after the answer: the data must be a copy
+    expect(fake.calls.filter((c) => c.startsWith('write'))).toEqual([]);
+
+    const [, stat] = (await call(ops.getattr, '/f')) as [number, Fuse.Stat];
+    expect(stat.size).toBe(5);
+
+    const [, rfd] = await call(ops.open, '/f', fsConstants.O_RDONLY);
+    const out = Buffer.alloc(16);
+    expect(await call(ops.read, '/f', rfd, out, 16, 0)).toEqual([5]);
+    expect(out.subarray(0, 5).toString()).toBe('hello');
+    expect(fake.calls.filter((c) => c.startsWith('write'))).toEqual([`write 2 hello@0`]);
+
+    expect(await call(ops.release, '/f', fd)).toEqual([0]);
+    expect(await call(ops.release, '/f', rfd)).toEqual([0]);
+  });
+
+  it('stores buffered writes before a truncate', async () => {
+    const { ops, fake } = setup();
+    const [, fd] = await call(ops.create, '/f', 0o100644);
+    await call(ops.write, '/f', fd, Buffer.from('abcdef'), 6, 0);
+    expect(await call(ops.truncate, '/f', 2)).toEqual([0]);
+    const order = fake.calls.filter((c) => /^(write|setattr)/.test(c));
+    expect(order).toEqual(['write 2 abcdef@0', 'setattr 2 {"size":2}']);
+    const [, stat] = (await call(ops.fgetattr, '/f', fd)) as [number, Fuse.Stat];
+    expect(stat.size).toBe(2);
+  });
+
+  it('reports a failed store write on flush, mapped or as EIO', async () => {
+    const { ops, fake, lines } = setup();
+    const [, fd] = await call(ops.create, '/f', 0o100644);
+    await call(ops.write, '/f', fd, Buffer.from('x'), 1, 0);
+    fake.failWrite = new FsError('EFBIG');
+    expect(await call(ops.flush, '/f', fd)).toEqual([-E.EFBIG]);
+    expect(await call(ops.flush, '/f', fd)).toEqual([0]);
+
+    await call(ops.write, '/f', fd, Buffer.from('y'), 1, 1);
+    fake.failWrite = new Error('connection reset');
+    expect(await call(ops.release, '/f', fd)).toEqual([-E.EIO]);
+    expect(lines.join('\n')).toMatch(/release \/f: unexpected error, answering EIO: .*connection reset/);
+    expect(await call(ops.write, '/f', fd, Buffer.from('z'), 1, 2)).toEqual([-E.EBADF]);
+  });
+
+  it('answers EBADF for an unknown handle', async () => {
+    const { ops } = setup();
+    expect(await call(ops.read, '/f', 99, Buffer.alloc(4), 4, 0)).toEqual([-E.EBADF]);
+  });
+});
+
+describe('read-only mounts', () => {
+  it('refuse every change with EROFS before touching the store', async () => {
+    const touched: string[] = [];
+    const store = new Proxy(new FakeStore(), {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          touched.push(String(prop));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const { ops } = setup({ readOnly: true, store });
+    const cases: [string, unknown[]][] = [
+      ['create', ['/f', 0o100644]], ['mknod', ['/p', 0o010644, 0]], ['mkdir', ['/d', 0o755]],
+      ['unlink', ['/f']], ['rmdir', ['/d']], ['rename', ['/a', '/b']], ['link', ['/a', '/b']],
+      ['symlink', ['t', '/l']], ['truncate', ['/f', 0]], ['ftruncate', ['/f', 1, 0]],
+      ['chmod', ['/f', 0o600]], ['chown', ['/f', 1, 1]], ['utimens', ['/f', 1n, 1n]],
+      ['setxattr', ['/f', 'user.a', Buffer.from('v'), 0, 0]], ['removexattr', ['/f', 'user.a']],
+      ['open', ['/f', fsConstants.O_WRONLY]], ['write', ['/f', 1, Buffer.from('v'), 1, 0]],
+    ];
+    for (const [name, args] of cases) {
+      const handler = (ops as unknown as Record<string, (...a: never[]) => void>)[name]!;
+      const [err] = await call(handler, ...args);
+      expect([name, err]).toEqual([name, -E.EROFS]);
+    }
+    expect(touched).toEqual([]);
+  });
+});
+
+describe('attributes', () => {
+  it('chown leaves -1 ids unchanged; utimens sets only the given times', async () => {
+    const { ops, fake } = setup();
+    await call(ops.create, '/f', 0o100644);
+    expect(await call(ops.chown, '/f', 0xffffffff, 7)).toEqual([0]);
+    expect(await call(ops.utimens, '/f', undefined, 5_000_000_000n)).toEqual([0]);
+    expect(await call(ops.utimens, '/f', undefined, undefined)).toEqual([0]);
+    expect(await call(ops.chmod, '/f', 0o100600)).toEqual([0]);
+    expect(fake.calls.filter((c) => c.startsWith('setattr'))).toEqual([
+      'setattr 2 {"gid":7}',
+      'setattr 2 {"mtimeNs":"5000000000n"}',
+      'setattr 2 {"mode":384}',
+    ]);
+    const [, stat] = (await call(ops.getattr, '/f')) as [number, Fuse.Stat];
+    expect(stat).toMatchObject({ uid: 1000, gid: 7, mode: 0o100600, mtime: 5_000_000_000n });
+  });
+
+  it('statfs fits fuse-native 32-bit fields', async () => {
+    const { ops } = setup();
+    const [err, st] = (await call(ops.statfs, '/')) as [number, Fuse.Statfs];
+    expect(err).toBe(0);
+    for (const v of Object.values(st)) expect(v).toBeLessThanOrEqual(0xffffffff);
+    expect(st.frsize * st.blocks).toBe(2 ** 50);
+    expect(st.namemax).toBe(255);
+    expect(st.files - st.ffree).toBe(3);
+  });
+});
+
+describe('namespace', () => {
+  it('readdir lists . and .. with types and inode numbers', async () => {
+    const { ops } = setup();
+    await call(ops.mkdir, '/d', 0o755);
+    await call(ops.create, '/d/f', 0o100644);
+    const [err, names, stats] = (await call(ops.readdir, '/d')) as [number, string[], Fuse.Stat[]];
+    expect(err).toBe(0);
+    expect(names).toEqual(['.', '..', 'f']);
+    expect(stats.map((s) => [s.ino, s.mode])).toEqual([[2, 0o040000], [1, 0o040000], [3, 0o100000]]);
+  });
+
+  it('a renamed directory drops its cached subtree', async () => {
+    const { ops } = setup();
+    await call(ops.mkdir, '/d', 0o755);
+    await call(ops.create, '/d/f', 0o100644);
+    expect((await call(ops.getattr, '/d/f'))[0]).toBe(0);
+    expect(await call(ops.rename, '/d', '/e')).toEqual([0]);
+    expect((await call(ops.getattr, '/d/f'))[0]).toBe(-E.ENOENT);
+    expect((await call(ops.getattr, '/e/f'))[0]).toBe(0);
+  });
+
+  it('serves repeated lookups of a path from the cache', async () => {
+    const { ops, fake } = setup();
+    await call(ops.mkdir, '/d', 0o755);
+    fake.calls.length = 0;
+    await call(ops.getattr, '/d');
+    await call(ops.getattr, '/d');
+    expect(fake.calls).toEqual([]);
+    await call(ops.unlink, '/d');
+    expect((await call(ops.getattr, '/d'))[0]).toBe(-E.ENOENT);
+  });
+
+  it('a set-group-ID directory gives new entries its group, and subdirectories the bit', async () => {
+    const { ops, fake } = setup();
+    await call(ops.mkdir, '/g', 0o755);
+    await call(ops.chown, '/g', 0xffffffff, 50);
+    await call(ops.chmod, '/g', 0o2775);
+    await call(ops.create, '/g/f', 0o100644);
+    await call(ops.mkdir, '/g/sub', 0o755);
+    expect(fake.calls.filter((c) => /^(mknod|mkdir) (f|sub)/.test(c))).toEqual(['mknod f 100644 1000:50', 'mkdir sub 2755 1000:50']);
+  });
+});
+
+describe('extended attributes', () => {
+  it('maps setxattr flags, and remembers missing names until this mount changes them', async () => {
+    const { ops, fake } = setup();
+    await call(ops.create, '/f', 0o100644);
+    expect(await call(ops.getxattr, '/f', 'security.capability', 0)).toEqual([-E.ENODATA]);
+    expect(await call(ops.getxattr, '/f', 'security.capability', 0)).toEqual([-E.ENODATA]);
+    expect(fake.calls.filter((c) => c.startsWith('getxattr'))).toHaveLength(1);
+
+    expect(await call(ops.setxattr, '/f', 'security.capability', Buffer.from('v'), 0, 1)).toEqual([0]);
+    expect(fake.calls).toContain('setxattr security.capability {"create":true}');
+    const [err, value] = await call(ops.getxattr, '/f', 'security.capability', 0);
+    expect([err, String(value)]).toEqual([0, 'v']);
+    expect(await call(ops.listxattr, '/f')).toEqual([0, ['security.capability']]);
+    await call(ops.setxattr, '/f', 'user.x', Buffer.from('v'), 0, 2);
+    expect(fake.calls).toContain('setxattr user.x {"replace":true}');
+  });
+
+  it('has no POSIX ACLs: EOPNOTSUPP, so tools fall back to chmod', async () => {
+    const { ops, fake } = setup();
+    await call(ops.create, '/f', 0o100644);
+    for (const name of ['system.posix_acl_access', 'system.posix_acl_default']) {
+      expect(await call(ops.setxattr, '/f', name, Buffer.from('acl'), 0, 0)).toEqual([-E.EOPNOTSUPP]);
+      expect(await call(ops.getxattr, '/f', name, 0)).toEqual([-E.EOPNOTSUPP]);
+    }
+    expect(fake.calls.some((c) => c.includes('posix_acl'))).toBe(false);
+  });
+});

@@ -1,0 +1,29 @@
+/**
+ * @redisfs/store: a POSIX filesystem's inodes, directory entries and compressed data blocks
+ * in Redis. Each operation is atomic in Redis; errors are FsError with a POSIX code.
+ */
+export { openStore } from './open.js';
+export type { Store, InodeApi, PathApi } from './api.js';
+export { FsError, isFsError, isFsErrorCode, FS_ERROR_CODES, type FsErrorCode } from './errors.js';
+export type {
+  Attr,
+  AttrChanges,
+  DirEntry,
+  DirPage,
+  FileType,
+  FsStats,
+  Ino,
+  Owner,
+  StoreOptions,
+  XattrFlags,
+} from './types.js';
+export { redactUrl, describeTarget } from './internal/connect.js';
+export {
+  copyFilesystem,
+  listFilesystems,
+  deleteFilesystem,
+  type AdminTarget,
+  type CopyFilesystemOptions,
+  type CopyResult,
+  type FilesystemInfo,
+} from './admin.js';

@@ -1,0 +1,321 @@
+/**
+ * RedisStore's inode-level operations (InodeApi). POSIX rules that need the current state live
+ * in the Lua scripts (internal/lua.ts), so each operation is one atomic step; this class checks
+ * arguments, allocates inode numbers, runs the scripts and finishes block clean-up.
+ */
+import { FILE_TYPE_CODES, FILE_TYPE_MODES, S_IFMT, XATTR_NAME_MAX, XATTR_SIZE_MAX, fileTypeOfMode, statsSchema } from '@redisfs/schema';
+import type { InodeApi } from './api.js';
+import { FsError } from './errors.js';
+import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, XattrFlags } from './types.js';
+import { nowNs, pairsToRecord, replyToAttr, toAttr } from './internal/attr.js';
+import { collectGarbage, finishTruncate, readData, writeData } from './internal/data.js';
+import { checkName, checkSymlinkTarget, splitPath } from './internal/names.js';
+import { toFsError } from './internal/redis-errors.js';
+import { withDeadline } from './internal/connect.js';
+import type { StoreContext } from './internal/context.js';
+import type { ScriptName } from './internal/lua.js';
+import { decodeDirEntry } from '@redisfs/schema';
+import { MAX_FILE_SIZE, NAME_MAX, ROOT_INO } from '@redisfs/schema';
+
+/** How many inode numbers one INCRBY reserves. Unused numbers are simply skipped. */
+const INO_BATCH = 64;
+
+export class InodeStore implements InodeApi {
+  readonly rootIno = ROOT_INO;
+  private nextIno = 0;
+  private lastIno = -1;
+  private refill: Promise<void> | undefined;
+  /** Writes to one inode are serialised, so two partial writes of a block cannot interleave. */
+  private readonly writeChains = new Map<Ino, Promise<unknown>>();
+
+  constructor(
+    protected readonly ctx: StoreContext,
+    private readonly opTimeoutMs: number,
+  ) {}
+
+  get prefix(): string {
+    return this.ctx.keys.prefix;
+  }
+  get readOnly(): boolean {
+    return this.ctx.readOnly;
+  }
+  get blockSize(): number {
+    return this.ctx.blockSize;
+  }
+
+  /** Runs one operation with a deadline, turning every failure into an FsError. */
+  protected async op<T>(what: string, fn: () => Promise<T>, mutates = false): Promise<T> {
+    if (mutates && this.ctx.readOnly) throw new FsError('EROFS', `${what}: read-only filesystem`);
+    try {
+      return await withDeadline(fn(), this.opTimeoutMs, what);
+    } catch (err) {
+      const e = toFsError(err, what);
+      if (e.code === 'EIO') this.ctx.warn(e.message, err);
+      throw e;
+    }
+  }
+
+  private script(name: ScriptName, args: (string | Buffer)[]): Promise<unknown> {
+    return this.ctx.scripts.run(name, this.ctx.keys.metaPrefix, args);
+  }
+
+  private async allocIno(): Promise<Ino> {
+    while (this.nextIno > this.lastIno) {
+      this.refill ??= (async () => {
+        const last = await this.ctx.client.incrBy(this.ctx.keys.inoCounter, INO_BATCH);
+        this.nextIno = last - INO_BATCH + 1;
+        this.lastIno = last;
+      })().finally(() => {
+        this.refill = undefined;
+      });
+      await this.refill;
+    }
+    return this.nextIno++;
+  }
+
+  lookup(parent: Ino, name: string): Promise<Attr> {
+    return this.op(`lookup ${name}`, async () => {
+      checkName(name);
+      return replyToAttr(await this.script('lookup', [String(parent), name]));
+    });
+  }
+
+  resolve(path: string): Promise<Attr> {
+    return this.op(`resolve ${path}`, async () => replyToAttr(await this.script('resolve', splitPath(path))));
+  }
+
+  getattr(ino: Ino): Promise<Attr> {
+    return this.op(`getattr ${ino}`, async () => {
+      const hash = await this.ctx.client.hGetAll(this.ctx.keys.inode(ino));
+      if (Object.keys(hash).length === 0) throw new FsError('ENOENT', `inode ${ino}`);
+      return toAttr(ino, hash);
+    });
+  }
+
+  setattr(ino: Ino, changes: AttrChanges): Promise<Attr> {
+    return this.op(
+      `setattr ${ino}`,
+      async () => {
+        const { size } = changes;
+        if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) throw new FsError('EINVAL', `bad size ${size}`);
+        if (size !== undefined && size > MAX_FILE_SIZE) throw new FsError('EFBIG', `files are limited to ${MAX_FILE_SIZE} bytes`);
+        const opt = (v: number | bigint | undefined) => (v === undefined ? '' : v.toString());
+        const run = async () => {
+          const reply = (await this.script('setattr', [
+            String(ino), nowNs(), String(this.blockSize),
+            opt(changes.mode), opt(changes.uid), opt(changes.gid), opt(size), opt(changes.atimeNs), opt(changes.mtimeNs),
+          ])) as [unknown, string, number];
+          const attr = toAttr(ino, pairsToRecord(reply[0]));
+          if (reply[1] || Number(reply[2]) >= 0) await finishTruncate(this.ctx, ino, attr.size, Number(reply[2]), reply[1]);
+          return attr;
+        };
+        return size === undefined ? run() : this.serialWrite(ino, run);
+      },
+      true,
+    );
+  }
+
+  private createNode(what: string, parent: Ino, name: string, type: keyof typeof FILE_TYPE_CODES, mode: number, owner: Owner, rdev = 0, target = ''): Promise<Attr> {
+    return this.op(
+      `${what} ${name}`,
+      async () => {
+        checkName(name);
+        const ino = await this.allocIno();
+        const fullMode = FILE_TYPE_MODES[type] | (mode & 0o7777);
+        return replyToAttr(
+          await this.script('create', [
+            String(parent), name, String(ino), FILE_TYPE_CODES[type], String(fullMode),
+            String(owner.uid), String(owner.gid), String(rdev), nowNs(), target,
+          ]),
+        );
+      },
+      true,
+    );
+  }
+
+  mknod(parent: Ino, name: string, mode: number, owner: Owner, rdev = 0): Promise<Attr> {
+    const type = (mode & S_IFMT) === 0 ? 'file' : fileTypeOfMode(mode);
+    if (!type || type === 'dir' || type === 'symlink') return Promise.reject(new FsError('EINVAL', `mknod: bad mode ${mode.toString(8)}`));
+    return this.createNode('mknod', parent, name, type, mode, owner, type === 'chr' || type === 'blk' ? rdev : 0);
+  }
+
+  mkdir(parent: Ino, name: string, mode: number, owner: Owner): Promise<Attr> {
+    return this.createNode('mkdir', parent, name, 'dir', mode, owner);
+  }
+
+  symlink(parent: Ino, name: string, target: string, owner: Owner): Promise<Attr> {
+    try {
+      checkSymlinkTarget(target);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.createNode('symlink', parent, name, 'symlink', 0o777, owner, 0, target);
+  }
+
+  readlink(ino: Ino): Promise<string> {
+    return this.op(`readlink ${ino}`, async () => {
+      const [mode, target] = await this.ctx.client.hmGet(this.ctx.keys.inode(ino), ['m', 'l']);
+      if (mode == null) throw new FsError('ENOENT', `inode ${ino}`);
+      if (fileTypeOfMode(Number(mode)) !== 'symlink' || target == null) throw new FsError('EINVAL', `inode ${ino} is not a symlink`);
+      return target;
+    });
+  }
+
+  link(ino: Ino, newParent: Ino, newName: string): Promise<Attr> {
+    return this.op(
+      `link ${newName}`,
+      async () => {
+        checkName(newName);
+        return replyToAttr(await this.script('link', [String(ino), String(newParent), newName, nowNs()]));
+      },
+      true,
+    );
+  }
+
+  unlink(parent: Ino, name: string): Promise<void> {
+    return this.op(
+      `unlink ${name}`,
+      async () => {
+        checkName(name);
+        const gc = (await this.script('unlink', [String(parent), name, nowNs(), String(this.blockSize)])) as string;
+        if (gc) await this.cleanUp(gc);
+      },
+      true,
+    );
+  }
+
+  rmdir(parent: Ino, name: string): Promise<void> {
+    return this.op(
+      `rmdir ${name}`,
+      async () => {
+        if (name === '.') throw new FsError('EINVAL', 'rmdir .');
+        if (name === '..') throw new FsError('ENOTEMPTY', 'rmdir ..');
+        checkName(name);
+        await this.script('rmdir', [String(parent), name, nowNs()]);
+      },
+      true,
+    );
+  }
+
+  rename(srcParent: Ino, srcName: string, dstParent: Ino, dstName: string): Promise<void> {
+    return this.op(
+      `rename ${srcName} ${dstName}`,
+      async () => {
+        checkName(srcName);
+        checkName(dstName);
+        const gc = (await this.script('rename', [
+          String(srcParent), srcName, String(dstParent), dstName, nowNs(), String(this.blockSize),
+        ])) as string;
+        if (gc) await this.cleanUp(gc);
+      },
+      true,
+    );
+  }
+
+  /** Block deletion after the metadata is gone; a failure leaves the `{P}:gc` entry for later. */
+  private async cleanUp(member: string): Promise<void> {
+    try {
+      await collectGarbage(this.ctx, member);
+    } catch (err) {
+      this.ctx.warn(`deferred block clean-up ${member}`, err);
+    }
+  }
+
+  readdirPage(ino: Ino, cursor: string, count = 1000): Promise<DirPage> {
+    return this.op(`readdir ${ino}`, async () => {
+      const reply = await this.ctx.client.hScan(this.ctx.keys.dir(ino), cursor, { COUNT: count });
+      const entries: DirEntry[] = [];
+      for (const { field, value } of reply.entries) {
+        try {
+          entries.push({ name: field, ...decodeDirEntry(value) });
+        } catch (err) {
+          this.ctx.warn(`directory ${ino}: skipping corrupt entry ${JSON.stringify(field)}`, err);
+        }
+      }
+      if (cursor === '0' && reply.cursor === '0' && entries.length === 0) await this.assertDir(ino);
+      return { entries, cursor: String(reply.cursor) };
+    });
+  }
+
+  private async assertDir(ino: Ino): Promise<void> {
+    const mode = await this.ctx.client.hGet(this.ctx.keys.inode(ino), 'm');
+    if (mode == null) throw new FsError('ENOENT', `inode ${ino}`);
+    if (fileTypeOfMode(Number(mode)) !== 'dir') throw new FsError('ENOTDIR', `inode ${ino}`);
+  }
+
+  async readdir(ino: Ino): Promise<DirEntry[]> {
+    const seen = new Map<string, DirEntry>();
+    let cursor = '0';
+    do {
+      const page = await this.readdirPage(ino, cursor);
+      for (const e of page.entries) seen.set(e.name, e);
+      cursor = page.cursor;
+    } while (cursor !== '0');
+    return [...seen.values()];
+  }
+
+  read(ino: Ino, offset: number, length: number): Promise<Buffer> {
+    return this.op(`read ${ino}`, () => readData(this.ctx, ino, offset, length));
+  }
+
+  write(ino: Ino, offset: number, data: Buffer): Promise<number> {
+    return this.op(`write ${ino}`, () => this.serialWrite(ino, () => writeData(this.ctx, ino, offset, data)), true);
+  }
+
+  private serialWrite<T>(ino: Ino, fn: () => Promise<T>): Promise<T> {
+    const prev = this.writeChains.get(ino) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.writeChains.set(ino, tail);
+    void tail.then(() => {
+      if (this.writeChains.get(ino) === tail) this.writeChains.delete(ino);
+    });
+    return next;
+  }
+
+  statfs(): Promise<FsStats> {
+    return this.op('statfs', async () => {
+      const [stats, memory] = await Promise.all([
+        this.ctx.client.hGetAll(this.ctx.keys.stats),
+        this.ctx.client.configGet('maxmemory').catch(() => ({}) as Record<string, string>),
+      ]);
+      const s = statsSchema.parse(stats);
+      return {
+        blockSize: this.blockSize,
+        bytesUsed: Math.max(0, s.bytes),
+        inodes: Math.max(0, s.inodes),
+        maxBytes: Number((memory as Record<string, string>).maxmemory ?? 0),
+        nameMax: NAME_MAX,
+      };
+    });
+  }
+
+  getxattr(ino: Ino, name: string): Promise<Buffer> {
+    return this.op(`getxattr ${name}`, async () => {
+      const value = (await this.ctx.bin.hGet(this.ctx.keys.xattr(ino), name)) as Buffer | null;
+      if (value == null) throw new FsError('ENODATA', name);
+      return value;
+    });
+  }
+
+  setxattr(ino: Ino, name: string, value: Buffer, flags: XattrFlags = {}): Promise<void> {
+    return this.op(
+      `setxattr ${name}`,
+      async () => {
+        if (name.length === 0 || Buffer.byteLength(name) > XATTR_NAME_MAX) throw new FsError('ERANGE', `xattr name length`);
+        if (value.length > XATTR_SIZE_MAX) throw new FsError('E2BIG', `xattr value over ${XATTR_SIZE_MAX} bytes`);
+        const flag = flags.create ? 'create' : flags.replace ? 'replace' : '';
+        await this.script('setxattr', [String(ino), name, value, flag, nowNs()]);
+      },
+      true,
+    );
+  }
+
+  listxattr(ino: Ino): Promise<string[]> {
+    return this.op(`listxattr ${ino}`, () => this.ctx.client.hKeys(this.ctx.keys.xattr(ino)));
+  }
+
+  removexattr(ino: Ino, name: string): Promise<void> {
+    return this.op(`removexattr ${name}`, async () => void (await this.script('removexattr', [String(ino), name, nowNs()])), true);
+  }
+}

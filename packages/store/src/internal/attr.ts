@@ -1,0 +1,52 @@
+/** Decoding inode replies into Attr; a corrupt record becomes EIO, never a crash. */
+import { decodeInode, fileTypeOfMode } from '@redisfs/schema';
+import { FsError } from '../errors.js';
+import type { Attr, Ino } from '../types.js';
+
+/** A flat [field, value, …] array (HGETALL inside Lua) as a record. */
+export function pairsToRecord(flat: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!Array.isArray(flat)) return out;
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = String(flat[i + 1]);
+  return out;
+}
+
+/** Builds an Attr from an inode hash; throws FsError EIO when the record is corrupt. */
+export function toAttr(ino: Ino, hash: Record<string, string>): Attr {
+  let rec;
+  try {
+    rec = decodeInode(hash);
+  } catch (err) {
+    throw new FsError('EIO', `corrupt inode ${ino}`, { cause: err });
+  }
+  const type = fileTypeOfMode(rec.mode);
+  if (!type) throw new FsError('EIO', `corrupt inode ${ino}: unknown file type in mode ${rec.mode}`);
+  return {
+    ino,
+    type,
+    mode: rec.mode,
+    uid: rec.uid,
+    gid: rec.gid,
+    size: rec.size,
+    nlink: rec.nlink,
+    rdev: rec.rdev,
+    atimeNs: rec.atimeNs,
+    mtimeNs: rec.mtimeNs,
+    ctimeNs: rec.ctimeNs,
+    blocks: Math.ceil(rec.size / 512),
+    generation: rec.generation,
+  };
+}
+
+/** Decodes a script's `{ino, HGETALL}` reply. */
+export function replyToAttr(reply: unknown): Attr {
+  if (!Array.isArray(reply) || reply.length < 2) throw new FsError('EIO', 'unexpected script reply');
+  const ino = Number(reply[0]);
+  return toAttr(ino, pairsToRecord(reply[1]));
+}
+
+/** The current time in nanoseconds since the epoch, as a decimal string. */
+export function nowNs(): string {
+  // Date.now() has ms precision; hrtime adds the sub-ms part from a monotonic origin.
+  return (BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n)).toString();
+}

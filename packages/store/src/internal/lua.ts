@@ -1,0 +1,310 @@
+/**
+ * The Lua scripts behind every changing operation. Each script is one atomic step in Redis:
+ * another client sees the operation whole or not at all. Scripts build metadata keys from the
+ * metadata prefix `{P}:` in ARGV[1] (see LUA_KEY_FUNCTIONS in @redisfs/schema), so every key they
+ * touch shares the filesystem's hash tag; KEYS[1] is the superblock key, for routing.
+ *
+ * Errors are raised as `RFS:<CODE>` (e.g. `RFS:ENOENT`) and mapped to FsError by the caller.
+ * Inode field names are those of INODE_FIELDS: m mode, u uid, g gid, s size, n nlink, r rdev,
+ * a/t/c atime/mtime/ctime (ns), l symlink target, v generation, p parent (directories).
+ */
+import { LINK_MAX, LUA_KEY_FUNCTIONS } from '@redisfs/schema';
+
+const COMMON = `${LUA_KEY_FUNCTIONS}
+local S_IFMT = 61440
+local S_IFDIR = 16384
+local S_IFREG = 32768
+local TYPE_CHARS = { [32768]='f', [16384]='d', [40960]='l', [8192]='c', [24576]='b', [4096]='p', [49152]='s' }
+local function fail(code) error({ err = 'RFS:' .. code }) end
+local function fmt(mode) return bit.band(tonumber(mode), S_IFMT) end
+local function typechar(mode) return TYPE_CHARS[fmt(mode)] or 'f' end
+local function must_dir(ino)
+  local m = redis.call('HGET', ikey(ino), 'm')
+  if not m then fail('ENOENT') end
+  if fmt(m) ~= S_IFDIR then fail('ENOTDIR') end
+end
+local function touch(ino, now) redis.call('HSET', ikey(ino), 't', now, 'c', now) end
+local function blocks_of(size, bsize) return math.ceil(tonumber(size) / bsize) end
+-- Drops one link of a non-directory inode; frees it at nlink 0. Returns the gc member or false.
+local function drop_link(ino, tc, now, bsize)
+  local k = ikey(ino)
+  local n = redis.call('HINCRBY', k, 'n', -1)
+  if n > 0 then
+    redis.call('HSET', k, 'c', now)
+    return false
+  end
+  local size = tonumber(redis.call('HGET', k, 's') or '0')
+  redis.call('DEL', k, xkey(ino))
+  redis.call('HINCRBY', STATS, 'inodes', -1)
+  if tc == 'f' then
+    redis.call('HINCRBY', STATS, 'bytes', -size)
+    local nb = blocks_of(size, bsize)
+    if nb > 0 then
+      local member = ino .. ':0:' .. nb
+      redis.call('SADD', GC, member)
+      return member
+    end
+  end
+  return false
+end
+`;
+
+/** ARGV: MP, name1, name2, … → {ino, HGETALL} of the last component ('/' when none). */
+const RESOLVE = `${COMMON}
+local ino = '1'
+local t = 'd'
+for i = 2, #ARGV do
+  if t ~= 'd' then fail('ENOTDIR') end
+  local v = redis.call('HGET', dkey(ino), ARGV[i])
+  if not v then fail('ENOENT') end
+  t = string.sub(v, 1, 1)
+  ino = string.sub(v, 2)
+end
+local h = redis.call('HGETALL', ikey(ino))
+if #h == 0 then fail('ENOENT') end
+return { ino, h }
+`;
+
+/** ARGV: MP, parent, name → {ino, HGETALL}. */
+const LOOKUP = `${COMMON}
+local v = redis.call('HGET', dkey(ARGV[2]), ARGV[3])
+if not v then fail('ENOENT') end
+local ino = string.sub(v, 2)
+local h = redis.call('HGETALL', ikey(ino))
+if #h == 0 then fail('ENOENT') end
+return { ino, h }
+`;
+
+/** ARGV: MP, parent, name, newIno, typeChar, mode, uid, gid, rdev, now, target → {ino, HGETALL}. */
+const CREATE = `${COMMON}
+local parent, name, ino, tc, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[10]
+must_dir(parent)
+if redis.call('HEXISTS', dkey(parent), name) == 1 then fail('EEXIST') end
+local f = { 'm', ARGV[6], 'u', ARGV[7], 'g', ARGV[8], 's', '0', 'n', '1', 'a', now, 't', now, 'c', now, 'v', '1' }
+if ARGV[9] ~= '0' then table.insert(f, 'r'); table.insert(f, ARGV[9]) end
+if tc == 'd' then
+  f[10] = '2'
+  table.insert(f, 'p'); table.insert(f, parent)
+  redis.call('HINCRBY', ikey(parent), 'n', 1)
+elseif tc == 'l' then
+  f[8] = tostring(#ARGV[11])
+  table.insert(f, 'l'); table.insert(f, ARGV[11])
+end
+redis.call('HSET', ikey(ino), unpack(f))
+redis.call('HSET', dkey(parent), name, tc .. ino)
+touch(parent, now)
+redis.call('HINCRBY', STATS, 'inodes', 1)
+return { ino, redis.call('HGETALL', ikey(ino)) }
+`;
+
+/** ARGV: MP, ino, newParent, newName, now → {ino, HGETALL}. */
+const LINK = `${COMMON}
+local ino, parent, name, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local k = ikey(ino)
+local m = redis.call('HGET', k, 'm')
+if not m then fail('ENOENT') end
+if fmt(m) == S_IFDIR then fail('EPERM') end
+must_dir(parent)
+if redis.call('HEXISTS', dkey(parent), name) == 1 then fail('EEXIST') end
+if tonumber(redis.call('HGET', k, 'n')) >= ${LINK_MAX} then fail('EMLINK') end
+redis.call('HINCRBY', k, 'n', 1)
+redis.call('HSET', k, 'c', now)
+redis.call('HSET', dkey(parent), name, typechar(m) .. ino)
+touch(parent, now)
+return { ino, redis.call('HGETALL', k) }
+`;
+
+/** ARGV: MP, parent, name, now, bsize → gc member ('' when nothing to free). */
+const UNLINK = `${COMMON}
+local parent, name, now = ARGV[2], ARGV[3], ARGV[4]
+local v = redis.call('HGET', dkey(parent), name)
+if not v then fail('ENOENT') end
+local tc = string.sub(v, 1, 1)
+if tc == 'd' then fail('EISDIR') end
+redis.call('HDEL', dkey(parent), name)
+touch(parent, now)
+return drop_link(string.sub(v, 2), tc, now, tonumber(ARGV[5])) or ''
+`;
+
+/** ARGV: MP, parent, name, now → ok. */
+const RMDIR = `${COMMON}
+local parent, name, now = ARGV[2], ARGV[3], ARGV[4]
+local v = redis.call('HGET', dkey(parent), name)
+if not v then fail('ENOENT') end
+if string.sub(v, 1, 1) ~= 'd' then fail('ENOTDIR') end
+local ino = string.sub(v, 2)
+if redis.call('HLEN', dkey(ino)) > 0 then fail('ENOTEMPTY') end
+redis.call('HDEL', dkey(parent), name)
+redis.call('DEL', ikey(ino), dkey(ino), xkey(ino))
+redis.call('HINCRBY', ikey(parent), 'n', -1)
+touch(parent, now)
+redis.call('HINCRBY', STATS, 'inodes', -1)
+return 'OK'
+`;
+
+/** ARGV: MP, srcParent, srcName, dstParent, dstName, now, bsize → gc member or ''. */
+const RENAME = `${COMMON}
+local sp, sn, dp, dn, now, bsize = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local sv = redis.call('HGET', dkey(sp), sn)
+if not sv then fail('ENOENT') end
+must_dir(dp)
+local st, sino = string.sub(sv, 1, 1), string.sub(sv, 2)
+if sp == dp and sn == dn then return '' end
+local dv = redis.call('HGET', dkey(dp), dn)
+local dt, dino
+if dv then
+  dt, dino = string.sub(dv, 1, 1), string.sub(dv, 2)
+  -- POSIX: two links to one inode: rename does nothing and succeeds.
+  if dino == sino then return '' end
+  if st == 'd' then
+    if dt ~= 'd' then fail('ENOTDIR') end
+    if redis.call('HLEN', dkey(dino)) > 0 then fail('ENOTEMPTY') end
+  elseif dt == 'd' then
+    fail('EISDIR')
+  end
+end
+if st == 'd' and sp ~= dp then
+  -- A directory may not move into its own subtree: walk up from dp to the root.
+  local cur, hops = dp, 0
+  while cur and cur ~= '1' do
+    if cur == sino then fail('EINVAL') end
+    cur = redis.call('HGET', ikey(cur), 'p')
+    hops = hops + 1
+    if hops > 100000 then fail('ELOOP') end
+  end
+end
+local gc = ''
+if dv then
+  if dt == 'd' then
+    redis.call('DEL', ikey(dino), dkey(dino), xkey(dino))
+    redis.call('HINCRBY', ikey(dp), 'n', -1)
+    redis.call('HINCRBY', STATS, 'inodes', -1)
+  else
+    gc = drop_link(dino, dt, now, bsize) or ''
+  end
+end
+redis.call('HDEL', dkey(sp), sn)
+redis.call('HSET', dkey(dp), dn, sv)
+if st == 'd' and sp ~= dp then
+  redis.call('HINCRBY', ikey(sp), 'n', -1)
+  redis.call('HINCRBY', ikey(dp), 'n', 1)
+  redis.call('HSET', ikey(sino), 'p', dp)
+end
+redis.call('HSET', ikey(sino), 'c', now)
+touch(sp, now)
+if dp ~= sp then touch(dp, now) end
+return gc
+`;
+
+/**
+ * ARGV: MP, ino, now, bsize, mode, uid, gid, size, atime, mtime ('' = leave alone)
+ * → {HGETALL, gc member or '', index of a tail block to trim or -1}.
+ */
+const SETATTR = `${COMMON}
+local ino, now, bsize = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local mode, uid, gid, size, atime, mtime = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local k = ikey(ino)
+local m = redis.call('HGET', k, 'm')
+if not m then fail('ENOENT') end
+local f = { 'c', now }
+local gc, tail = '', -1
+if size ~= '' then
+  if fmt(m) == S_IFDIR then fail('EISDIR') end
+  if fmt(m) ~= S_IFREG then fail('EINVAL') end
+  local old, new = tonumber(redis.call('HGET', k, 's')), tonumber(size)
+  if new ~= old then
+    table.insert(f, 's'); table.insert(f, size)
+    redis.call('HINCRBY', STATS, 'bytes', new - old)
+    if new < old then
+      local from, to = blocks_of(new, bsize), blocks_of(old, bsize)
+      if to > from then
+        gc = ino .. ':' .. from .. ':' .. to
+        redis.call('SADD', GC, gc)
+      end
+      if new % bsize ~= 0 then tail = math.floor(new / bsize) end
+    end
+  end
+  table.insert(f, 't'); table.insert(f, now)
+end
+if mode ~= '' then
+  table.insert(f, 'm'); table.insert(f, tostring(bit.bor(fmt(m), bit.band(tonumber(mode), 4095))))
+end
+if uid ~= '' then table.insert(f, 'u'); table.insert(f, uid) end
+if gid ~= '' then table.insert(f, 'g'); table.insert(f, gid) end
+if atime ~= '' then table.insert(f, 'a'); table.insert(f, atime) end
+if mtime ~= '' then table.insert(f, 't'); table.insert(f, mtime) end
+redis.call('HSET', k, unpack(f))
+return { redis.call('HGETALL', k), gc, tail }
+`;
+
+/** ARGV: MP, ino, end, now → new size. Called after the data blocks are stored. */
+const COMMIT_WRITE = `${COMMON}
+local ino, e, now = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local k = ikey(ino)
+local m = redis.call('HGET', k, 'm')
+if not m then fail('ENOENT') end
+if fmt(m) == S_IFDIR then fail('EISDIR') end
+local s = tonumber(redis.call('HGET', k, 's'))
+if e > s then
+  redis.call('HSET', k, 's', ARGV[3], 't', now, 'c', now)
+  redis.call('HINCRBY', STATS, 'bytes', e - s)
+  return ARGV[3]
+end
+redis.call('HSET', k, 't', now, 'c', now)
+return tostring(s)
+`;
+
+/** ARGV: MP, ino, name, value, flag ('create' | 'replace' | ''), now. */
+const SETXATTR = `${COMMON}
+local ino, name, flag, now = ARGV[2], ARGV[3], ARGV[5], ARGV[6]
+if redis.call('EXISTS', ikey(ino)) == 0 then fail('ENOENT') end
+local exists = redis.call('HEXISTS', xkey(ino), name) == 1
+if flag == 'create' and exists then fail('EEXIST') end
+if flag == 'replace' and not exists then fail('ENODATA') end
+redis.call('HSET', xkey(ino), name, ARGV[4])
+redis.call('HSET', ikey(ino), 'c', now)
+return 'OK'
+`;
+
+/** ARGV: MP, ino, name, now. */
+const REMOVEXATTR = `${COMMON}
+local ino, name, now = ARGV[2], ARGV[3], ARGV[4]
+if redis.call('EXISTS', ikey(ino)) == 0 then fail('ENOENT') end
+if redis.call('HDEL', xkey(ino), name) == 0 then fail('ENODATA') end
+redis.call('HSET', ikey(ino), 'c', now)
+return 'OK'
+`;
+
+/**
+ * Creates the filesystem if the prefix holds none. ARGV: MP, now, uid, gid, then superblock
+ * field/value pairs → 1 when created, 0 when a superblock already existed.
+ */
+const FORMAT = `${COMMON}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local now = ARGV[2]
+local sb = {}
+for i = 5, #ARGV do table.insert(sb, ARGV[i]) end
+redis.call('HSET', ikey(1), 'm', '16877', 'u', ARGV[3], 'g', ARGV[4], 's', '0', 'n', '2',
+  'a', now, 't', now, 'c', now, 'v', '1', 'p', '1')
+redis.call('SET', MP .. 'ino', '1', 'NX')
+redis.call('HSET', STATS, 'inodes', 1, 'bytes', 0)
+redis.call('HSET', KEYS[1], unpack(sb))
+return 1
+`;
+
+/** Every script, by name. */
+export const SCRIPTS = {
+  resolve: RESOLVE,
+  lookup: LOOKUP,
+  create: CREATE,
+  link: LINK,
+  unlink: UNLINK,
+  rmdir: RMDIR,
+  rename: RENAME,
+  setattr: SETATTR,
+  commitWrite: COMMIT_WRITE,
+  setxattr: SETXATTR,
+  removexattr: REMOVEXATTR,
+  format: FORMAT,
+} as const;
+export type ScriptName = keyof typeof SCRIPTS;

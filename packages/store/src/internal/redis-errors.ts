@@ -1,0 +1,19 @@
+/** Turns whatever node-redis throws into an FsError with a code from the closed list. */
+import { FsError, isFsErrorCode } from '../errors.js';
+
+const SCRIPT_CODE = /RFS:(E[A-Z0-9]+)/;
+
+/** Maps a Redis or script error to an FsError; FsErrors pass through unchanged. */
+export function toFsError(err: unknown, what: string): FsError {
+  if (err instanceof FsError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const m = SCRIPT_CODE.exec(message);
+  if (m && isFsErrorCode(m[1] ?? '')) return new FsError(m[1] as FsError['code'], what, { cause: err });
+  if (/^READONLY\b/.test(message)) {
+    return new FsError('EROFS', `${what}: the Redis server is a read-only replica`, { cause: err });
+  }
+  if (/^(OOM|NOPERM|NOAUTH|WRONGPASS)\b/.test(message)) {
+    return new FsError('EIO', `${what}: ${message.split('\n')[0]}`, { cause: err });
+  }
+  return new FsError('EIO', `${what}: ${message.split('\n')[0]}`, { cause: err });
+}

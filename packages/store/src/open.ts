@@ -1,0 +1,97 @@
+/**
+ * openStore: connect, check the server and the superblock, create the filesystem when the prefix
+ * holds none, and finish block deletions a crash left pending.
+ */
+import {
+  DEFAULT_BLOCK_SIZE, DEFAULT_PREFIX, LAYOUT_VERSION, MAX_FILE_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
+  encodeSuperblock, isSupportedLayout, keysFor, superblockSchema,
+} from '@redisfs/schema';
+import type { Store } from './api.js';
+import { FsError } from './errors.js';
+import type { StoreOptions } from './types.js';
+import { bufferView, connectClient, describeTarget, type RedisClient } from './internal/connect.js';
+import { ScriptRunner } from './internal/scripts.js';
+import { collectPendingGarbage } from './internal/data.js';
+import { nowNs } from './internal/attr.js';
+import type { StoreContext } from './internal/context.js';
+import { RedisStore } from './redis-store.js';
+
+/** Whether the server is a replica (role:slave in INFO replication). */
+async function isReplica(client: RedisClient): Promise<boolean> {
+  const info = await client.info('replication');
+  return /^role:slave\s*$/m.test(info);
+}
+
+/**
+ * Opens the filesystem under `prefix` on a Redis server. Creates it when the prefix holds none
+ * (unless readOnly or create: false). Fails with a clear FsError: EIO when Redis cannot be
+ * reached, EROFS when the server is a replica and readOnly is not set, ENOENT when there is no
+ * filesystem to open, EINVAL when its layout version is unknown.
+ */
+export async function openStore(options: StoreOptions = {}): Promise<Store> {
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  let keys;
+  try {
+    keys = keysFor(prefix);
+  } catch (err) {
+    throw new FsError('EINVAL', (err as Error).message);
+  }
+  const readOnly = options.readOnly ?? false;
+  const target = describeTarget(options);
+  const client = await connectClient(options);
+  try {
+    if (!readOnly && (await isReplica(client))) {
+      throw new FsError(
+        'EROFS',
+        `Redis at ${target} is a read-only replica: mount it with --read-only (readOnly: true)`,
+      );
+    }
+    const scripts = new ScriptRunner(client, keys.superblock);
+    let raw = await client.hGetAll(keys.superblock);
+    if (Object.keys(raw).length === 0) {
+      if (readOnly || options.create === false) {
+        throw new FsError('ENOENT', `no redisfs filesystem with prefix '${prefix}' at ${target}`);
+      }
+      const bsize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+      if (!Number.isInteger(bsize) || bsize < MIN_BLOCK_SIZE || bsize > MAX_BLOCK_SIZE || (bsize & (bsize - 1)) !== 0) {
+        throw new FsError('EINVAL', `block size must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}`);
+      }
+      const sb = encodeSuperblock({ version: LAYOUT_VERSION, bsize, codec: 'zlib', created: BigInt(nowNs()), maxsize: MAX_FILE_SIZE });
+      await scripts.run('format', keys.metaPrefix, [
+        nowNs(), String(process.getuid?.() ?? 0), String(process.getgid?.() ?? 0),
+        ...Object.entries(sb).flat(),
+      ]);
+      raw = await client.hGetAll(keys.superblock);
+    }
+    const version = Number(raw.version);
+    if (!isSupportedLayout(version)) {
+      throw new FsError(
+        'EINVAL',
+        `prefix '${prefix}' holds layout version ${raw.version ?? '?'}; this redisfs reads version ${LAYOUT_VERSION}` +
+          (version > LAYOUT_VERSION ? ' (upgrade redisfs)' : ''),
+      );
+    }
+    const parsed = superblockSchema.safeParse(raw);
+    if (!parsed.success) throw new FsError('EIO', `corrupt superblock at prefix '${prefix}'`, { cause: parsed.error });
+    const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, 'RedisfsWarning'));
+    const ctx: StoreContext = {
+      client,
+      bin: bufferView(client),
+      keys,
+      scripts,
+      blockSize: parsed.data.bsize,
+      codec: parsed.data.codec,
+      readOnly,
+      warn,
+    };
+    if (!readOnly) {
+      const n = await collectPendingGarbage(ctx);
+      if (n > 0) warn(`finished ${n} pending block deletion(s) left by an interrupted operation`);
+    }
+    return new RedisStore(ctx, options.opTimeoutMs ?? 10_000);
+  } catch (err) {
+    client.destroy();
+    if (err instanceof FsError) throw err;
+    throw new FsError('EIO', `opening prefix '${prefix}' at ${target}: ${(err as Error).message}`, { cause: err });
+  }
+}

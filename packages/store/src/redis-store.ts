@@ -1,0 +1,115 @@
+/**
+ * RedisStore: the inode operations of InodeStore plus path-level conveniences for Node
+ * programs. Paths are absolute and symlinks are not followed (like lstat).
+ */
+import { InodeStore } from './inode-store.js';
+import type { Store } from './api.js';
+import { FsError, isFsError } from './errors.js';
+import type { Attr, DirEntry, Ino, Owner } from './types.js';
+import { splitParent, splitPath } from './internal/names.js';
+
+function defaultOwner(): Owner {
+  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+function joinPath(parts: string[]): string {
+  return '/' + parts.join('/');
+}
+
+export class RedisStore extends InodeStore implements Store {
+  private closed = false;
+
+  /** The directory holding `path`'s last component, and that component's name. */
+  private async parentOf(path: string): Promise<{ dir: Ino; name: string }> {
+    const { parent, name } = splitParent(path);
+    const attr = await this.resolve(joinPath(parent));
+    if (attr.type !== 'dir') throw new FsError('ENOTDIR', joinPath(parent));
+    return { dir: attr.ino, name };
+  }
+
+  stat(path: string): Promise<Attr> {
+    return this.resolve(path);
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const attr = await this.resolve(path);
+    if (attr.type === 'dir') throw new FsError('EISDIR', path);
+    return this.read(attr.ino, 0, attr.size);
+  }
+
+  async writeFile(path: string, data: Buffer | string, options: { mode?: number; owner?: Owner } = {}): Promise<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    const { dir, name } = await this.parentOf(path);
+    let attr: Attr;
+    try {
+      attr = await this.mknod(dir, name, options.mode ?? 0o644, options.owner ?? defaultOwner());
+    } catch (err) {
+      if (!isFsError(err, 'EEXIST')) throw err;
+      attr = await this.lookup(dir, name);
+      if (attr.type === 'dir') throw new FsError('EISDIR', path);
+      await this.setattr(attr.ino, { size: 0 });
+    }
+    if (bytes.length > 0) await this.write(attr.ino, 0, bytes);
+  }
+
+  async mkdirp(path: string, options: { mode?: number; owner?: Owner } = {}): Promise<void> {
+    let dir = this.rootIno;
+    for (const name of splitPath(path)) {
+      let attr: Attr;
+      try {
+        attr = await this.lookup(dir, name);
+      } catch (err) {
+        if (!isFsError(err, 'ENOENT')) throw err;
+        try {
+          attr = await this.mkdir(dir, name, options.mode ?? 0o755, options.owner ?? defaultOwner());
+        } catch (err2) {
+          if (!isFsError(err2, 'EEXIST')) throw err2;
+          attr = await this.lookup(dir, name); // created meanwhile by another client
+        }
+      }
+      if (attr.type !== 'dir') throw new FsError('ENOTDIR', name);
+      dir = attr.ino;
+    }
+  }
+
+  async list(path: string): Promise<DirEntry[]> {
+    const attr = await this.resolve(path);
+    if (attr.type !== 'dir') throw new FsError('ENOTDIR', path);
+    return this.readdir(attr.ino);
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const [src, dst] = await Promise.all([this.parentOf(from), this.parentOf(to)]);
+    await this.rename(src.dir, src.name, dst.dir, dst.name);
+  }
+
+  async hardLink(existing: string, newPath: string): Promise<void> {
+    const [attr, dst] = await Promise.all([this.resolve(existing), this.parentOf(newPath)]);
+    await this.link(attr.ino, dst.dir, dst.name);
+  }
+
+  async symlinkAt(target: string, path: string, owner: Owner = defaultOwner()): Promise<void> {
+    const { dir, name } = await this.parentOf(path);
+    await this.symlink(dir, name, target, owner);
+  }
+
+  async remove(path: string): Promise<void> {
+    const { dir, name } = await this.parentOf(path);
+    await this.unlink(dir, name);
+  }
+
+  async removeDir(path: string): Promise<void> {
+    const { dir, name } = await this.parentOf(path);
+    await this.rmdir(dir, name);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.ctx.client.close();
+    } catch {
+      this.ctx.client.destroy();
+    }
+  }
+}
