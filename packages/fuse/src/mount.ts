@@ -86,7 +86,9 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     useIno: true,
     bigWrites: true,
     maxWrite: MAX_WRITE,
-    attrTimeout: seconds,
+    // 0: libfuse 2 gives each name of a hard link its own kernel inode, so a kernel attr cache
+    // would show a stale size or nlink through the other names. The in-process cache answers instead.
+    attrTimeout: 0,
     entryTimeout: seconds,
     negativeTimeout: 0,
     defaultPermissions: true,

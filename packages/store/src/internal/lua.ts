@@ -15,6 +15,8 @@ local S_IFMT = 61440
 local S_IFDIR = 16384
 local S_IFREG = 32768
 local TYPE_CHARS = { [32768]='f', [16384]='d', [40960]='l', [8192]='c', [24576]='b', [4096]='p', [49152]='s' }
+-- Integers as decimal strings: Lua would print -0 or 1.1e+15, which Redis rejects or misreads.
+local function int(n) return string.format('%d', n) end
 local function fail(code) error({ err = 'RFS:' .. code }) end
 local function fmt(mode) return bit.band(tonumber(mode), S_IFMT) end
 local function typechar(mode) return TYPE_CHARS[fmt(mode)] or 'f' end
@@ -37,10 +39,10 @@ local function drop_link(ino, tc, now, bsize)
   redis.call('DEL', k, xkey(ino))
   redis.call('HINCRBY', STATS, 'inodes', -1)
   if tc == 'f' then
-    redis.call('HINCRBY', STATS, 'bytes', -size)
+    redis.call('HINCRBY', STATS, 'bytes', int(0 - size))
     local nb = blocks_of(size, bsize)
     if nb > 0 then
-      local member = ino .. ':0:' .. nb
+      local member = ino .. ':0:' .. int(nb)
       redis.call('SADD', GC, member)
       return member
     end
@@ -214,11 +216,11 @@ if size ~= '' then
   local old, new = tonumber(redis.call('HGET', k, 's')), tonumber(size)
   if new ~= old then
     table.insert(f, 's'); table.insert(f, size)
-    redis.call('HINCRBY', STATS, 'bytes', new - old)
+    redis.call('HINCRBY', STATS, 'bytes', int(new - old))
     if new < old then
       local from, to = blocks_of(new, bsize), blocks_of(old, bsize)
       if to > from then
-        gc = ino .. ':' .. from .. ':' .. to
+        gc = ino .. ':' .. int(from) .. ':' .. int(to)
         redis.call('SADD', GC, gc)
       end
       if new % bsize ~= 0 then tail = math.floor(new / bsize) end
@@ -247,11 +249,11 @@ if fmt(m) == S_IFDIR then fail('EISDIR') end
 local s = tonumber(redis.call('HGET', k, 's'))
 if e > s then
   redis.call('HSET', k, 's', ARGV[3], 't', now, 'c', now)
-  redis.call('HINCRBY', STATS, 'bytes', e - s)
+  redis.call('HINCRBY', STATS, 'bytes', int(e - s))
   return ARGV[3]
 end
 redis.call('HSET', k, 't', now, 'c', now)
-return tostring(s)
+return int(s)
 `;
 
 /** ARGV: MP, ino, name, value, flag ('create' | 'replace' | ''), now. */

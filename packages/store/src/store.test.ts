@@ -1,0 +1,293 @@
+/**
+ * The store contract: POSIX rules of every operation, checked against a real redis-server
+ * (started by the e2e harness's startRedis: testcontainers or a local binary, never a mock).
+ */
+import { createClient } from '@redis/client';
+import { keysFor } from '@redisfs/schema';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type StartedRedis } from '../../../e2e/helpers/redis-server.js';
+import { openStore, type Store, type StoreOptions } from './index.js';
+
+let redis: StartedRedis;
+let raw: ReturnType<typeof createClient>;
+const open: Store[] = [];
+let n = 0;
+const owner = { uid: 1000, gid: 100 };
+
+beforeAll(async () => {
+  redis = await startRedis();
+  raw = createClient({ url: redis.url });
+  await raw.connect();
+});
+afterAll(async () => {
+  await Promise.all(open.map((s) => s.close()));
+  await raw?.close();
+  await redis?.stop();
+});
+
+async function fresh(options: StoreOptions = {}): Promise<Store> {
+  const store = await openStore({ url: redis.url, prefix: `t${++n}`, ...options });
+  open.push(store);
+  return store;
+}
+
+describe('namespace', () => {
+  it('creates, looks up and lists files and directories with their types', async () => {
+    const s = await fresh();
+    const dir = await s.mkdir(s.rootIno, 'd', 0o750, owner);
+    const file = await s.mknod(dir.ino, 'f', 0o640, owner);
+    const link = await s.symlink(dir.ino, 'l', '../target', owner);
+    expect(dir).toMatchObject({ type: 'dir', mode: 0o40750, nlink: 2, uid: 1000, gid: 100 });
+    expect(file).toMatchObject({ type: 'file', mode: 0o100640, nlink: 1, size: 0 });
+    expect(link).toMatchObject({ type: 'symlink', size: 9 });
+    expect(await s.readlink(link.ino)).toBe('../target');
+    expect((await s.lookup(dir.ino, 'f')).ino).toBe(file.ino);
+    expect((await s.resolve('/d/f')).ino).toBe(file.ino);
+    expect((await s.getattr(s.rootIno)).nlink).toBe(3);
+    const names = (await s.readdir(dir.ino)).map((e) => `${e.name}:${e.type}`).sort();
+    expect(names).toEqual(['f:file', 'l:symlink']);
+  });
+
+  it('answers EEXIST, ENOENT, ENOTDIR and ENAMETOOLONG', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await expect(s.mknod(s.rootIno, 'f', 0o644, owner)).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(s.mkdir(s.rootIno, 'f', 0o755, owner)).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(s.lookup(s.rootIno, 'nope')).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(s.resolve('/f/x')).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(s.mknod(f.ino, 'x', 0o644, owner)).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(s.mknod(s.rootIno, 'é'.repeat(128), 0o644, owner)).rejects.toMatchObject({ code: 'ENAMETOOLONG' });
+    await expect(s.mknod(s.rootIno, 'a/b', 0o644, owner)).rejects.toMatchObject({ code: 'EINVAL' });
+    expect((await s.mknod(s.rootIno, 'x'.repeat(255), 0o644, owner)).type).toBe('file');
+  });
+
+  it('hard links share one inode and count links; the last unlink frees inode and blocks', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'a', 0o644, owner);
+    await s.write(f.ino, 0, Buffer.alloc(200_000, 7));
+    const linked = await s.link(f.ino, s.rootIno, 'b');
+    expect(linked).toMatchObject({ ino: f.ino, nlink: 2 });
+    const d = await s.mkdir(s.rootIno, 'd', 0o755, owner);
+    await expect(s.link(d.ino, s.rootIno, 'dl')).rejects.toMatchObject({ code: 'EPERM' });
+    await s.unlink(s.rootIno, 'a');
+    expect((await s.lookup(s.rootIno, 'b')).nlink).toBe(1);
+    expect((await s.readFile('/b')).equals(Buffer.alloc(200_000, 7))).toBe(true);
+    const before = await s.statfs();
+    await s.unlink(s.rootIno, 'b');
+    await expect(s.getattr(f.ino)).rejects.toMatchObject({ code: 'ENOENT' });
+    const keys = keysFor(s.prefix);
+    expect(await raw.exists([keys.block(f.ino, 0), keys.block(f.ino, 3)])).toBe(0);
+    expect(await raw.sCard(keys.gc)).toBe(0);
+    const after = await s.statfs();
+    expect(before.inodes - after.inodes).toBe(1);
+    expect(before.bytesUsed - after.bytesUsed).toBe(200_000);
+    await expect(s.unlink(s.rootIno, 'd')).rejects.toMatchObject({ code: 'EISDIR' });
+  });
+
+  it('unlinks an empty file and keeps the usage counters exact', async () => {
+    const s = await fresh();
+    await s.mknod(s.rootIno, 'empty', 0o644, owner);
+    await s.unlink(s.rootIno, 'empty');
+    expect(await s.statfs()).toMatchObject({ inodes: 1, bytesUsed: 0 });
+  });
+
+  it('rmdir refuses a non-empty directory and a file', async () => {
+    const s = await fresh();
+    const d = await s.mkdir(s.rootIno, 'd', 0o755, owner);
+    await s.mknod(d.ino, 'f', 0o644, owner);
+    await expect(s.rmdir(s.rootIno, 'd')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    await expect(s.rmdir(d.ino, 'f')).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await s.unlink(d.ino, 'f');
+    await s.rmdir(s.rootIno, 'd');
+    expect(await s.readdir(s.rootIno)).toEqual([]);
+    expect((await s.getattr(s.rootIno)).nlink).toBe(2);
+  });
+});
+
+describe('rename', () => {
+  it('moves across directories, keeping directory link counts and ".." right', async () => {
+    const s = await fresh();
+    await s.mkdirp('/a/sub');
+    await s.mkdirp('/b');
+    await s.move('/a/sub', '/b/sub2');
+    expect((await s.stat('/a')).nlink).toBe(2);
+    expect((await s.stat('/b')).nlink).toBe(3);
+    expect((await s.stat('/b/sub2')).type).toBe('dir');
+    await expect(s.stat('/a/sub')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('replaces a file atomically and frees the replaced inode', async () => {
+    const s = await fresh();
+    await s.writeFile('/old', 'old data');
+    await s.writeFile('/new', 'new data');
+    const replaced = await s.stat('/old');
+    await s.move('/new', '/old');
+    expect((await s.readFile('/old')).toString()).toBe('new data');
+    await expect(s.getattr(replaced.ino)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await s.statfs()).inodes).toBe(2);
+  });
+
+  it('follows the POSIX replacement rules', async () => {
+    const s = await fresh();
+    await s.mkdirp('/d/inner');
+    await s.mkdirp('/full/x');
+    await s.mkdirp('/emptydir');
+    await s.writeFile('/f', 'x');
+    await expect(s.move('/d', '/d/inner/deeper')).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(s.move('/d', '/d/inner')).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(s.move('/d', '/full')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    await expect(s.move('/d', '/f')).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(s.move('/f', '/emptydir')).rejects.toMatchObject({ code: 'EISDIR' });
+    await expect(s.move('/missing', '/x')).rejects.toMatchObject({ code: 'ENOENT' });
+    await s.move('/d', '/emptydir');
+    expect((await s.stat('/emptydir/inner')).type).toBe('dir');
+    expect((await s.stat('/')).nlink).toBe(4);
+    await s.hardLink('/f', '/g');
+    await s.move('/f', '/g'); // two names of one inode: nothing happens
+    expect((await s.stat('/f')).nlink).toBe(2);
+  });
+});
+
+describe('data', () => {
+  it('reads back writes at any offset, with holes as zeros', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const model = Buffer.alloc(400_000);
+    const writes: Array<[number, number]> = [[0, 10], [65_530, 20], [150_000, 100_000], [399_000, 1000], [5, 3]];
+    for (const [off, len] of writes) {
+      const chunk = Buffer.alloc(len, (off % 251) + 1);
+      chunk.copy(model, off);
+      await s.write(f.ino, off, chunk);
+    }
+    expect((await s.getattr(f.ino)).size).toBe(400_000);
+    expect((await s.read(f.ino, 0, 500_000)).equals(model)).toBe(true);
+    expect((await s.read(f.ino, 65_528, 30)).equals(model.subarray(65_528, 65_558))).toBe(true);
+    expect((await s.read(f.ino, 400_000, 10)).length).toBe(0);
+  });
+
+  it('a small write deep in a large file touches one block', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'big', 0o644, owner);
+    await s.setattr(f.ino, { size: 10 * 2 ** 30 });
+    await s.write(f.ino, 5 * 2 ** 30 + 100, Buffer.alloc(4096, 1));
+    const blocks: string[] = [];
+    for await (const batch of raw.scanIterator({ MATCH: `${s.prefix}:b:*`, COUNT: 1000 })) blocks.push(...batch);
+    expect(blocks).toEqual([keysFor(s.prefix).block(f.ino, (5 * 2 ** 30) / s.blockSize)]);
+    expect((await s.read(f.ino, 2 ** 30, 8)).equals(Buffer.alloc(8))).toBe(true);
+  });
+
+  it('truncate shrinks, and a later extension reads zeros, not old bytes', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await s.write(f.ino, 0, Buffer.alloc(300_000, 9));
+    await s.setattr(f.ino, { size: 70_000 });
+    await s.setattr(f.ino, { size: 300_000 });
+    const data = await s.read(f.ino, 0, 300_000);
+    expect(data.subarray(0, 70_000).equals(Buffer.alloc(70_000, 9))).toBe(true);
+    expect(data.subarray(70_000).equals(Buffer.alloc(230_000))).toBe(true);
+    expect(await raw.sCard(keysFor(s.prefix).gc)).toBe(0);
+    expect((await s.statfs()).bytesUsed).toBe(300_000);
+  });
+
+  it('stores compressible blocks compressed and random blocks raw', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const random = Buffer.from(Array.from({ length: s.blockSize }, () => Math.floor(Math.random() * 256)));
+    await s.write(f.ino, 0, Buffer.alloc(s.blockSize, 65));
+    await s.write(f.ino, s.blockSize, random);
+    const keys = keysFor(s.prefix);
+    const bin = raw.withTypeMapping({ [RESP]: Buffer }) as unknown as { get(k: string): Promise<Buffer> };
+    const [a, b] = await Promise.all([bin.get(keys.block(f.ino, 0)), bin.get(keys.block(f.ino, 1))]);
+    expect(a[0]).toBe(1);
+    expect(a.length).toBeLessThan(1000);
+    expect(b[0]).toBe(0);
+    expect((await s.read(f.ino, s.blockSize, s.blockSize)).equals(random)).toBe(true);
+  });
+
+  it('refuses sizes past the limit with EFBIG', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await expect(s.write(f.ino, 2 ** 50, Buffer.from('x'))).rejects.toMatchObject({ code: 'EFBIG' });
+    await expect(s.setattr(f.ino, { size: 2 ** 51 })).rejects.toMatchObject({ code: 'EFBIG' });
+  });
+});
+
+const RESP = 36; // RESP_TYPES.BLOB_STRING
+
+describe('attributes and xattrs', () => {
+  it('setattr changes mode bits, owner and nanosecond times', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const t = 981_173_106_123_456_789n;
+    const a = await s.setattr(f.ino, { mode: 0o4755, uid: 5, gid: 6, mtimeNs: t });
+    expect(a).toMatchObject({ mode: 0o104755, uid: 5, gid: 6, mtimeNs: t, atimeNs: f.atimeNs });
+    expect(a.ctimeNs >= f.ctimeNs).toBe(true);
+  });
+
+  it('keeps xattrs with create/replace semantics', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await s.setxattr(f.ino, 'user.k', Buffer.from([0, 1, 255]));
+    expect([...(await s.getxattr(f.ino, 'user.k'))]).toEqual([0, 1, 255]);
+    await expect(s.setxattr(f.ino, 'user.k', Buffer.from('x'), { create: true })).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(s.setxattr(f.ino, 'user.n', Buffer.from('x'), { replace: true })).rejects.toMatchObject({ code: 'ENODATA' });
+    expect(await s.listxattr(f.ino)).toEqual(['user.k']);
+    await s.removexattr(f.ino, 'user.k');
+    await expect(s.getxattr(f.ino, 'user.k')).rejects.toMatchObject({ code: 'ENODATA' });
+    await expect(s.removexattr(f.ino, 'user.k')).rejects.toMatchObject({ code: 'ENODATA' });
+  });
+});
+
+describe('opening and safety', () => {
+  it('keeps two prefixes on one Redis apart', async () => {
+    const a = await fresh();
+    const b = await fresh();
+    await a.writeFile('/only-in-a', 'a');
+    expect(await b.list('/')).toEqual([]);
+  });
+
+  it('refuses changes with EROFS when read-only, and an empty prefix read-only with ENOENT', async () => {
+    const s = await fresh();
+    await s.writeFile('/f', 'data');
+    const ro = await openStore({ url: redis.url, prefix: s.prefix, readOnly: true });
+    open.push(ro);
+    expect((await ro.readFile('/f')).toString()).toBe('data');
+    await expect(ro.writeFile('/g', 'x')).rejects.toMatchObject({ code: 'EROFS' });
+    await expect(ro.remove('/f')).rejects.toMatchObject({ code: 'EROFS' });
+    await expect(openStore({ url: redis.url, prefix: 'never-made', readOnly: true })).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('refuses a newer layout version and reports corrupt records as EIO', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const keys = keysFor(s.prefix);
+    await raw.hSet(keys.inode(f.ino), 'm', 'garbage');
+    const warnings: string[] = [];
+    const s2 = await openStore({ url: redis.url, prefix: s.prefix, onWarning: (m) => warnings.push(m) });
+    open.push(s2);
+    await expect(s2.getattr(f.ino)).rejects.toMatchObject({ code: 'EIO' });
+    expect(warnings.join('\n')).toContain(`corrupt inode ${f.ino}`);
+    await raw.hSet(keys.superblock, 'version', '99');
+    await expect(openStore({ url: redis.url, prefix: s.prefix })).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+
+  it('reports an unreachable Redis as EIO without the password', async () => {
+    const err = await openStore({ url: 'redis://u:s3cret@127.0.0.1:1', connectTimeoutMs: 500 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'EIO' });
+    expect(String((err as Error).message)).not.toContain('s3cret');
+  });
+
+  it('two clients creating in one directory at once lose nothing', async () => {
+    const a = await fresh();
+    const b = await openStore({ url: redis.url, prefix: a.prefix });
+    open.push(b);
+    await Promise.all([
+      ...Array.from({ length: 200 }, (_, i) => a.mknod(a.rootIno, `a${i}`, 0o644, owner)),
+      ...Array.from({ length: 200 }, (_, i) => b.mknod(b.rootIno, `b${i}`, 0o644, owner)),
+    ]);
+    const entries = await a.readdir(a.rootIno);
+    expect(entries).toHaveLength(400);
+    expect(new Set(entries.map((e) => e.ino)).size).toBe(400);
+    expect((await a.statfs()).inodes).toBe(401);
+  });
+});
