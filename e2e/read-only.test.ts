@@ -88,7 +88,7 @@ describe.skipIf(!ready)('read-only mounts', () => {
   it('every kind of write fails with EROFS and changes nothing', async () => {
     await using ro = await readOnlyMountWithContent('ro-write');
     const before = await describeTree(ro.dir);
-    const p = ro.path;
+    const p = (...parts: string[]) => ro.path(...parts);
     const attempts: Record<string, () => Promise<unknown>> = {
       'create a file': () => writeFile(p('new-file'), 'x'),
       'overwrite a file': () => writeFile(p('dir/file'), 'x'),

@@ -45,8 +45,23 @@ export function replyToAttr(reply: unknown): Attr {
   return toAttr(ino, pairsToRecord(reply[1]));
 }
 
-/** The current time in nanoseconds since the epoch, as a decimal string. */
+const WALL_DRIFT_NS = 1_000_000_000n;
+let baseWall = BigInt(Date.now()) * 1_000_000n;
+let baseMono = process.hrtime.bigint();
+
+/**
+ * The current time in nanoseconds since the epoch, as a decimal string: the wall clock at a base
+ * point plus monotonic time since, so successive calls never go backwards within a process. It is
+ * re-based when the wall clock moved more than a second away (NTP step, suspend).
+ */
 export function nowNs(): string {
-  // Date.now() has ms precision; hrtime adds the sub-ms part from a monotonic origin.
-  return (BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n)).toString();
+  const mono = process.hrtime.bigint();
+  let now = baseWall + (mono - baseMono);
+  const wall = BigInt(Date.now()) * 1_000_000n;
+  if (now - wall > WALL_DRIFT_NS || wall - now > WALL_DRIFT_NS) {
+    baseWall = wall;
+    baseMono = mono;
+    now = wall;
+  }
+  return now.toString();
 }
