@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { daemonChildArgs, parseMountArgs, URL_ENV, type MountConfig } from './args.js';
-import { EXIT_USAGE, exitCodeOf, scrubSecrets, secretsOfUrl, UsageError } from './errors.js';
+import { EXIT_USAGE, exitCodeOf, URL_ENV, UsageError } from '@redisfs/cli-common';
+import { daemonChildArgs, parseMountArgs, type MountConfig } from './args.js';
 import { listMountPoints } from './mountpoint.js';
 
 let root: string;
@@ -119,15 +119,6 @@ describe('parseMountArgs', () => {
     expect(child.args).toEqual(['--mount', empty, '--prefix', 'skx', '--read-only']);
     expect(child.args.join(' ')).not.toContain('pw');
     expect(await config(child.args, child.env)).toEqual({ ...c, daemon: false });
-  });
-});
-
-describe('scrubSecrets', () => {
-  it('hides URL passwords and known secrets', () => {
-    expect(scrubSecrets('cannot reach redis://bob:pa55word@h:1/0 now')).toBe('cannot reach redis://bob:***@h:1/0 now');
-    expect(scrubSecrets('rediss://:x@h')).toBe('rediss://:***@h');
-    expect(scrubSecrets('auth failed for pa55word', secretsOfUrl('redis://u:pa55word@h'))).toBe('auth failed for ***');
-    expect(secretsOfUrl('redis://u:p%40ss@h')).toEqual(['p%40ss', 'p@ss']);
   });
 });
 

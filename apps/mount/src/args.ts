@@ -6,12 +6,9 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import yargs from 'yargs';
 import { z } from 'zod';
-import { DEFAULT_PREFIX, PREFIX_PATTERN } from '@redisfs/schema';
-import { UsageError } from './errors.js';
+import { prefixSchema, redisTargetShape, resolveRedisTarget, stringFlagError, URL_ENV, UsageError } from '@redisfs/cli-common';
+import { DEFAULT_PREFIX } from '@redisfs/schema';
 import { mountpointProblem } from './mountpoint.js';
-
-/** Environment variable that may carry the Redis URL, keeping a password out of `ps`. */
-export const URL_ENV = 'REDISFS_URL';
 
 /** A validated mount command line. */
 export interface MountConfig {
@@ -35,52 +32,17 @@ export type MountCommand = { kind: 'mount'; config: MountConfig } | { kind: 'don
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
-const once = (flag: string) => (iss: { input?: unknown }) =>
-  iss.input === undefined ? `${flag} is required` : Array.isArray(iss.input) ? `${flag} may be given only once` : `${flag} must be a string`;
-
-/** A redis:// or rediss:// URL; the message names `source`, never the value. */
-export function redisUrlSchema(source: string) {
-  return z.string({ error: once(source) }).superRefine((value, ctx) => {
-    let u: URL;
-    try {
-      u = new URL(value);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `${source} is not a valid URL (expected redis://[user:pass@]host:port/db)` });
-      return;
-    }
-    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-      ctx.addIssue({ code: 'custom', message: `${source} must start with redis:// or rediss:// (TLS)` });
-    } else if (!u.hostname) {
-      ctx.addIssue({ code: 'custom', message: `${source} has no host (expected redis://[user:pass@]host:port/db)` });
-    } else if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) {
-      ctx.addIssue({ code: 'custom', message: `${source}: the path must be a database number, e.g. /0` });
-    }
-  });
-}
-
-const PORT_MESSAGE = '--port must be an integer from 1 to 65535';
-
 const argsSchema = z.object({
-  prefix: z
-    .string({ error: once('--prefix') })
-    .regex(PREFIX_PATTERN, "--prefix must be 1-64 letters, digits, '_', '-' or '.'"),
-  host: z.string({ error: once('--host') }).min(1, '--host must not be empty').optional(),
-  port: z
-    .string({ error: once('--port') })
-    .regex(/^\d{1,5}$/, PORT_MESSAGE)
-    .transform(Number)
-    .refine((n) => n >= 1 && n <= 65535, PORT_MESSAGE)
-    .optional(),
-  url: redisUrlSchema('--url').optional(),
-  socket: z.string({ error: once('--socket') }).min(1, '--socket must not be empty').optional(),
+  prefix: prefixSchema('--prefix'),
+  ...redisTargetShape,
   readOnly: z.boolean(),
   debug: z.boolean(),
   daemon: z.boolean(),
   allowOther: z.boolean(),
-  logFile: z.string({ error: once('--log-file') }).min(1).transform((f) => resolve(f)).optional(),
+  logFile: z.string({ error: stringFlagError('--log-file') }).min(1).transform((f) => resolve(f)).optional(),
   // Last: the disk is looked at only when the flags are right.
   mount: z
-    .string({ error: once('--mount') })
+    .string({ error: stringFlagError('--mount') })
     .min(1, '--mount must not be empty')
     .transform((dir) => resolve(dir))
     .superRefine((dir, ctx) => {
@@ -146,16 +108,7 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
   if (!parsed.success) throw new UsageError(firstIssue(parsed.error));
   const a = parsed.data;
   if (a.logFile !== undefined && !a.daemon) throw new UsageError('--log-file is only used with --daemon');
-  let url = a.url;
-  if (url === undefined && (a.host !== undefined || a.port !== undefined)) {
-    const host = a.host ?? '127.0.0.1';
-    url = `redis://${host.includes(':') ? `[${host}]` : host}:${a.port ?? 6379}`;
-  }
-  if (url === undefined && env[URL_ENV]) {
-    const fromEnv = redisUrlSchema(URL_ENV).safeParse(env[URL_ENV]);
-    if (!fromEnv.success) throw new UsageError(firstIssue(fromEnv.error));
-    url = fromEnv.data;
-  }
+  const { url, socket } = resolveRedisTarget(a, env);
   return {
     kind: 'mount',
     config: {
@@ -167,7 +120,7 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
       allowOther: a.allowOther,
       logFile: a.logFile,
       url,
-      socket: a.socket,
+      socket,
     },
   };
 }

@@ -4,14 +4,14 @@
  * exit code 0 after a clean unmount, 1 on failure, 2 on a usage error.
  */
 import { hideBin } from 'yargs/helpers';
-import { parseMountArgs, URL_ENV } from './args.js';
+import { exitCodeOf, scrubSecrets, secretsOfCommandLine } from '@redisfs/cli-common';
+import { parseMountArgs } from './args.js';
 import { reportToParent, startDaemon } from './daemon.js';
-import { exitCodeOf, scrubSecrets, secretsOfUrl } from './errors.js';
 import { messageOf, runMount, type Output } from './run.js';
 
 async function main(args: string[]): Promise<number> {
   // Known before parsing, so that even a yargs error line cannot carry a password.
-  const secrets = [...args, process.env[URL_ENV] ?? ''].flatMap((a) => secretsOfUrl(a.replace(/^--?[\w-]+=/, '')));
+  const secrets = secretsOfCommandLine(args);
   const io: Output = {
     out: (line) => process.stdout.write(`${scrubSecrets(line, secrets)}\n`),
     err: (line) => process.stderr.write(`${scrubSecrets(line, secrets)}\n`),

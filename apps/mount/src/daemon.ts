@@ -6,8 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { EXIT_FAILURE } from '@redisfs/cli-common';
 import { daemonChildArgs, type MountConfig } from './args.js';
-import { EXIT_FAILURE } from './errors.js';
 import { isMountPoint } from './mountpoint.js';
 import { waitFor, WaitTimeoutError } from './wait-for.js';
 

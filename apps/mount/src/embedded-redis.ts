@@ -8,7 +8,7 @@ import { accessSync, constants, mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { UsageError } from './errors.js';
+import { UsageError } from '@redisfs/cli-common';
 import { waitFor } from './wait-for.js';
 
 /** The default Redis address redisfs looks at before starting its own. */

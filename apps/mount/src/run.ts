@@ -3,12 +3,12 @@
  * wait for a signal or an outside unmount, then unmount, close the store and stop the private
  * Redis, in that order.
  */
+import { EXIT_OK } from '@redisfs/cli-common';
 import type { MountedFs } from '@redisfs/fuse';
 import { openStore, type Store } from '@redisfs/store';
 import type { MountConfig } from './args.js';
 import { reportToParent } from './daemon.js';
 import { DEFAULT_REDIS, pingRedis, startEmbeddedRedis, type StartedEmbeddedRedis } from './embedded-redis.js';
-import { EXIT_OK } from './errors.js';
 
 /** Where output goes; lines are scrubbed of secrets by the caller. */
 export interface Output {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseSnapshotArgs, URL_ENV } from './args.js';
-import { EXIT_USAGE, exitCodeOf, UsageError } from './errors.js';
+import { EXIT_USAGE, exitCodeOf, URL_ENV, UsageError } from '@redisfs/cli-common';
+import { parseSnapshotArgs } from './args.js';
 import { formatList } from './format.js';
 
 async function usageError(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {

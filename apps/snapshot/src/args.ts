@@ -9,63 +9,15 @@
 import { createRequire } from 'node:module';
 import yargs, { type Argv } from 'yargs';
 import { z } from 'zod';
-import { PREFIX_PATTERN } from '@redisfs/schema';
-import { UsageError } from './errors.js';
-
-/** Environment variable that may carry the Redis URL, keeping a password out of `ps`. */
-export const URL_ENV = 'REDISFS_URL';
-
-/** Where Redis is; both undefined: redis://127.0.0.1:6379. */
-export interface Target {
-  url: string | undefined;
-  socket: string | undefined;
-}
+import { prefixSchema, redisTargetSchema, resolveRedisTarget, URL_ENV, UsageError, type RedisTarget } from '@redisfs/cli-common';
 
 export type SnapshotCommand =
-  | { kind: 'copy'; target: Target; from: string; to: string; force: boolean }
-  | { kind: 'list'; target: Target }
-  | { kind: 'delete'; target: Target; prefix: string }
+  | { kind: 'copy'; target: RedisTarget; from: string; to: string; force: boolean }
+  | { kind: 'list'; target: RedisTarget }
+  | { kind: 'delete'; target: RedisTarget; prefix: string }
   | { kind: 'done' };
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
-
-const once = (flag: string) => (iss: { input?: unknown }) =>
-  iss.input === undefined ? `${flag} is required` : Array.isArray(iss.input) ? `${flag} may be given only once` : `${flag} must be a string`;
-
-function redisUrlSchema(source: string) {
-  return z.string({ error: once(source) }).superRefine((value, ctx) => {
-    let u: URL;
-    try {
-      u = new URL(value);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `${source} is not a valid URL (expected redis://[user:pass@]host:port/db)` });
-      return;
-    }
-    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-      ctx.addIssue({ code: 'custom', message: `${source} must start with redis:// or rediss:// (TLS)` });
-    } else if (!u.hostname) {
-      ctx.addIssue({ code: 'custom', message: `${source} has no host (expected redis://[user:pass@]host:port/db)` });
-    } else if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) {
-      ctx.addIssue({ code: 'custom', message: `${source}: the path must be a database number, e.g. /0` });
-    }
-  });
-}
-
-const PORT_MESSAGE = '--port must be an integer from 1 to 65535';
-const prefixSchema = (flag: string) =>
-  z.string({ error: once(flag) }).regex(PREFIX_PATTERN, `${flag} must be 1-64 letters, digits, '_', '-' or '.'`);
-
-const targetSchema = z.object({
-  host: z.string({ error: once('--host') }).min(1, '--host must not be empty').optional(),
-  port: z
-    .string({ error: once('--port') })
-    .regex(/^\d{1,5}$/, PORT_MESSAGE)
-    .transform(Number)
-    .refine((n) => n >= 1 && n <= 65535, PORT_MESSAGE)
-    .optional(),
-  url: redisUrlSchema('--url').optional(),
-  socket: z.string({ error: once('--socket') }).min(1, '--socket must not be empty').optional(),
-});
 
 function withTarget<T>(y: Argv<T>) {
   return y
@@ -107,14 +59,8 @@ function buildParser(args: string[]) {
 export async function parseSnapshotArgs(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<SnapshotCommand> {
   const argv = await buildParser(args).parseAsync();
   if (argv.help || argv.version) return { kind: 'done' };
-  const t = check(targetSchema, { host: argv.host, port: argv.port, url: argv.url, socket: argv.socket });
-  let url = t.url;
-  if (url === undefined && (t.host !== undefined || t.port !== undefined)) {
-    const host = t.host ?? '127.0.0.1';
-    url = `redis://${host.includes(':') ? `[${host}]` : host}:${t.port ?? 6379}`;
-  }
-  if (url === undefined && env[URL_ENV]) url = check(redisUrlSchema(URL_ENV), env[URL_ENV]);
-  const target: Target = { url, socket: t.socket };
+  const flags = check(redisTargetSchema, { host: argv.host, port: argv.port, url: argv.url, socket: argv.socket });
+  const target = resolveRedisTarget(flags, env);
   switch (argv._[0]) {
     case 'list':
       return { kind: 'list', target };

@@ -4,12 +4,12 @@
  */
 import { hideBin } from 'yargs/helpers';
 import { copyFilesystem, deleteFilesystem, listFilesystems } from '@redisfs/store';
-import { parseSnapshotArgs, URL_ENV } from './args.js';
-import { exitCodeOf, scrubSecrets, secretsOfUrl } from './errors.js';
+import { exitCodeOf, scrubSecrets, secretsOfCommandLine } from '@redisfs/cli-common';
+import { parseSnapshotArgs } from './args.js';
 import { formatList } from './format.js';
 
 async function main(args: string[]): Promise<number> {
-  const secrets = [...args, process.env[URL_ENV] ?? ''].flatMap((a) => secretsOfUrl(a.replace(/^--?[\w-]+=/, '')));
+  const secrets = secretsOfCommandLine(args);
   const out = (line: string) => process.stdout.write(`${scrubSecrets(line, secrets)}\n`);
   try {
     const command = await parseSnapshotArgs(args);

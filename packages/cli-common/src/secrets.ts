@@ -1,20 +1,5 @@
-/** Exit codes, the usage error, and the scrubbing every output line goes through. */
-
-export const EXIT_OK = 0;
-/** The mount failed (Redis unreachable, store or FUSE error). */
-export const EXIT_FAILURE = 1;
-/** Bad command line, unusable mountpoint, missing prerequisite. */
-export const EXIT_USAGE = 2;
-
-/** A problem the user fixes by changing the command line or the machine: exit code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
-/** The exit code for an error: 2 for usage errors, 1 otherwise. */
-export function exitCodeOf(err: unknown): number {
-  return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
-}
+/** The scrubbing every output line of a CLI goes through, so that no password is ever printed. */
+import { URL_ENV } from './redis-target.js';
 
 /** `scheme://user:password@` → `scheme://user:***@` */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s@/]*@/gi;
@@ -29,7 +14,7 @@ export function scrubSecrets(text: string, secrets: readonly string[] = []): str
   return out;
 }
 
-/** The password of a URL, raw and decoded, for {@link scrubSecrets}; none when there is none. */
+/** The password of a URL, raw and decoded, for {@link scrubSecrets}; none when there is none or it is not a URL. */
 export function secretsOfUrl(url: string | undefined): string[] {
   if (!url) return [];
   try {
@@ -38,4 +23,12 @@ export function secretsOfUrl(url: string | undefined): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The URL passwords on a command line (`--url URL` and `--url=URL`) and in {@link URL_ENV}.
+ * Known before parsing, so that even a parser's error line cannot carry a password.
+ */
+export function secretsOfCommandLine(args: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
+  return [...args, env[URL_ENV] ?? ''].flatMap((a) => secretsOfUrl(a.replace(/^--?[\w-]+=/, '')));
 }
