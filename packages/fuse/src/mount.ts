@@ -1,6 +1,7 @@
 /**
  * mountFs: mounts a store with FUSE (fuse-native over libfuse 2) and returns a handle to unmount
- * it. The kernel's attribute and entry caches last as long as the adapter's (cacheTimeoutMs),
+ * it. The kernel's entry cache lasts as long as the adapter's cache (cacheTimeoutMs); the kernel
+ * caches no attributes (see attrTimeout below), the adapter answers them from its own cache;
  * permissions are checked by the kernel (default_permissions), and inode numbers are the store's
  * (use_ino), so hard links and `find` work.
  */
@@ -27,8 +28,8 @@ export interface MountFsOptions {
   /** Mount read-only (also implied by a read-only store): every change answers EROFS. */
   readOnly?: boolean;
   /**
-   * How long attributes and directory entries may be cached, by this adapter and by the kernel,
-   * in ms. Changes made through other clients show after at most this long. Default 1000; 0 = off.
+   * How long attributes and directory entries may be cached, in ms: attributes and entries by
+   * this adapter, entries by the kernel. Changes made through other clients show after at most this long. Default 1000; 0 = off.
    */
   cacheTimeoutMs?: number;
   /** Where log lines go; default: stderr with a "redisfs: " prefix. */

@@ -10,7 +10,7 @@
  * | key                 | type   | contents                                                              |
  * |---------------------|--------|-----------------------------------------------------------------------|
  * | `{P}:sb`            | hash   | superblock: `version`, `bsize`, `codec`, `created` (ns), `maxsize`     |
- * | `{P}:ino`           | string | last inode number handed out (INCRBY; numbers are never reused)        |
+ * | `{P}:ino`           | string | last inode number reserved (INCRBY, in batches; never reused)          |
  * | `{P}:st`            | hash   | usage counters: `inodes` (live inodes), `bytes` (sum of file sizes)    |
  * | `{P}:i:<ino>`       | hash   | inode: see {@link INODE_FIELDS}                                        |
  * | `{P}:d:<ino>`       | hash   | directory <ino>: field = entry name, value = type char + child ino     |

@@ -22,6 +22,8 @@ export const FS_ERROR_CODES = [
   'E2BIG',
   'ELOOP',
   'ETIMEDOUT',
+  'ENOSPC',
+  'EACCES',
 ] as const;
 export type FsErrorCode = (typeof FS_ERROR_CODES)[number];
 

@@ -8,7 +8,7 @@ import type { InodeApi } from './api.js';
 import { FsError } from './errors.js';
 import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, XattrFlags } from './types.js';
 import { nowNs, pairsToRecord, replyToAttr, toAttr } from './internal/attr.js';
-import { collectGarbage, finishTruncate, readData, writeData } from './internal/data.js';
+import { clearPastEnd, collectGarbage, finishTruncate, readData, writeData } from './internal/data.js';
 import { checkName, checkSymlinkTarget, splitPath } from './internal/names.js';
 import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
@@ -101,6 +101,7 @@ export class InodeStore implements InodeApi {
         if (size !== undefined && size > MAX_FILE_SIZE) throw new FsError('EFBIG', `files are limited to ${MAX_FILE_SIZE} bytes`);
         const opt = (v: number | bigint | undefined) => (v === undefined ? '' : v.toString());
         const run = async () => {
+          if (size !== undefined) await clearPastEnd(this.ctx, ino);
           const reply = (await this.script('setattr', [
             String(ino), nowNs(), String(this.blockSize),
             opt(changes.mode), opt(changes.uid), opt(changes.gid), opt(size), opt(changes.atimeNs), opt(changes.mtimeNs),

@@ -34,6 +34,7 @@ export class RedisStore extends InodeStore implements Store {
   async readFile(path: string): Promise<Buffer> {
     const attr = await this.resolve(path);
     if (attr.type === 'dir') throw new FsError('EISDIR', path);
+    if (attr.type !== 'file') throw new FsError('EINVAL', `${path} is not a regular file`);
     return this.read(attr.ino, 0, attr.size);
   }
 

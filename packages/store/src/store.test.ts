@@ -204,6 +204,56 @@ describe('data', () => {
     expect((await s.read(f.ino, s.blockSize, s.blockSize)).equals(random)).toBe(true);
   });
 
+  it('a pending truncate deletion never removes blocks the file holds again', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const data = Buffer.alloc(300_000, 3);
+    await s.write(f.ino, 0, data);
+    // As if a truncate to 0 had been interrupted and the file rewritten before recovery.
+    await raw.sAdd(keysFor(s.prefix).gc, `${f.ino}:0:5`);
+    const again = await openStore({ url: redis.url, prefix: s.prefix });
+    open.push(again);
+    expect((await again.read(f.ino, 0, 300_000)).equals(data)).toBe(true);
+    expect(await raw.sCard(keysFor(s.prefix).gc)).toBe(0);
+  });
+
+  it('bytes a crash left past the end of a file never reappear', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await s.write(f.ino, 0, Buffer.alloc(100_000, 9));
+    // A truncate to 70,000 that stopped after its script: size set, tail block not trimmed.
+    await raw.hSet(keysFor(s.prefix).inode(f.ino), 's', '70000');
+    await s.write(f.ino, 90_000, Buffer.from('x'));
+    expect((await s.read(f.ino, 70_000, 20_000)).equals(Buffer.alloc(20_000))).toBe(true);
+    const g = await s.mknod(s.rootIno, 'g', 0o644, owner);
+    await s.write(g.ino, 0, Buffer.alloc(100_000, 9));
+    await raw.hSet(keysFor(s.prefix).inode(g.ino), 's', '70000');
+    await s.setattr(g.ino, { size: 100_000 });
+    expect((await s.read(g.ino, 70_000, 30_000)).equals(Buffer.alloc(30_000))).toBe(true);
+  });
+
+  it('refuses data operations on a symlink', async () => {
+    const s = await fresh();
+    await s.symlinkAt('target-name', '/l');
+    const l = await s.stat('/l');
+    await expect(s.readFile('/l')).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(s.write(l.ino, 0, Buffer.from('x'))).rejects.toMatchObject({ code: 'EINVAL' });
+    expect((await s.stat('/l')).size).toBe('target-name'.length);
+  });
+
+  it('reports a full Redis (maxmemory) as ENOSPC', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await raw.configSet('maxmemory', '1');
+    try {
+      await expect(s.write(f.ino, 0, Buffer.alloc(1000, 1))).rejects.toMatchObject({ code: 'ENOSPC' });
+      await expect(s.mknod(s.rootIno, 'g', 0o644, owner)).rejects.toMatchObject({ code: 'ENOSPC' });
+    } finally {
+      await raw.configSet('maxmemory', '0');
+    }
+    expect((await s.getattr(f.ino)).size).toBe(0);
+  });
+
   it('refuses sizes past the limit with EFBIG', async () => {
     const s = await fresh();
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);

@@ -84,12 +84,31 @@ async function writeOneBlock(ctx: StoreContext, ino: Ino, index: number, offset:
     await storeBlock(ctx, ino, index, slice);
     return;
   }
-  const old = await loadBlock(ctx, ino, index);
-  const length = Math.max(old?.length ?? 0, to - blockStart);
-  const payload = Buffer.alloc(length);
-  old?.copy(payload);
+  // Size and block in one round trip. Bytes at or past the size are not file data (a truncate
+  // interrupted by a crash may have left some): they are kept out, so they read as zeros.
+  const [sizeStr, old] = await Promise.all([ctx.client.hGet(ctx.keys.inode(ino), 's'), loadBlock(ctx, ino, index)]);
+  if (sizeStr == null) throw new FsError('ENOENT', `inode ${ino}`);
+  const valid = old ? old.subarray(0, Math.max(0, Math.min(old.length, Number(sizeStr) - blockStart))) : undefined;
+  const payload = Buffer.alloc(Math.max(valid?.length ?? 0, to - blockStart));
+  valid?.copy(payload);
   slice.copy(payload, from - blockStart);
   await storeBlock(ctx, ino, index, payload);
+}
+
+/**
+ * Before a file grows by truncate: zero what its last block holds past the current size, so
+ * the extension reads as zeros. Bytes past the size are not visible, so this changes nothing
+ * a reader sees, and a crash right after it loses nothing.
+ */
+export async function clearPastEnd(ctx: StoreContext, ino: Ino): Promise<void> {
+  const sizeStr = await ctx.client.hGet(ctx.keys.inode(ino), 's');
+  if (sizeStr == null) return;
+  const size = Number(sizeStr);
+  if (size % ctx.blockSize === 0) return;
+  const index = Math.floor(size / ctx.blockSize);
+  const payload = await loadBlock(ctx, ino, index);
+  const keep = size - index * ctx.blockSize;
+  if (payload && payload.length > keep) await storeBlock(ctx, ino, index, payload.subarray(0, keep));
 }
 
 /**
@@ -117,7 +136,11 @@ const DELETE_BATCH = 512;
 export async function collectGarbage(ctx: StoreContext, member: string): Promise<void> {
   const entry = decodeGcEntry(member);
   if (entry) {
-    for (let i = entry.from; i < entry.to; i += DELETE_BATCH) {
+    // A truncated file may have grown again since (another client, or before recovery after a
+    // crash): blocks below its current size are live data, never garbage.
+    const size = await ctx.client.hGet(ctx.keys.inode(entry.ino), 's');
+    const from = size == null ? entry.from : Math.max(entry.from, Math.ceil(Number(size) / ctx.blockSize));
+    for (let i = from; i < entry.to; i += DELETE_BATCH) {
       const keys: string[] = [];
       for (let j = i; j < Math.min(entry.to, i + DELETE_BATCH); j++) keys.push(ctx.keys.block(entry.ino, j));
       await ctx.client.unlink(keys);

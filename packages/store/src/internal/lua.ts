@@ -246,6 +246,7 @@ local k = ikey(ino)
 local m = redis.call('HGET', k, 'm')
 if not m then fail('ENOENT') end
 if fmt(m) == S_IFDIR then fail('EISDIR') end
+if fmt(m) ~= S_IFREG then fail('EINVAL') end
 local s = tonumber(redis.call('HGET', k, 's'))
 if e > s then
   redis.call('HSET', k, 's', ARGV[3], 't', now, 'c', now)

@@ -12,8 +12,9 @@ export function toFsError(err: unknown, what: string): FsError {
   if (/^READONLY\b/.test(message)) {
     return new FsError('EROFS', `${what}: the Redis server is a read-only replica`, { cause: err });
   }
-  if (/^(OOM|NOPERM|NOAUTH|WRONGPASS)\b/.test(message)) {
-    return new FsError('EIO', `${what}: ${message.split('\n')[0]}`, { cause: err });
-  }
+  // maxmemory reached with noeviction: the filesystem is full.
+  if (/^OOM\b/.test(message)) return new FsError('ENOSPC', `${what}: Redis is out of memory (maxmemory)`, { cause: err });
+  // An ACL that does not cover this filesystem's keys or commands.
+  if (/^NOPERM\b/.test(message)) return new FsError('EACCES', `${what}: ${message.split('\n')[0]}`, { cause: err });
   return new FsError('EIO', `${what}: ${message.split('\n')[0]}`, { cause: err });
 }
