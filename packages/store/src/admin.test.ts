@@ -3,59 +3,27 @@
  * this file. Filesystems are written by hand in the schema's layout, so the test depends on
  * nothing but the schema.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LAYOUT_VERSION, encodeSuperblock, keysFor } from '@redisfs/schema';
+import { freePort } from '../../../e2e/helpers/free-port.js';
+import { startRedis, type StartedRedis } from '../../../e2e/helpers/redis-server.js';
 import { copyFilesystem, deleteFilesystem, listFilesystems } from './admin.js';
 import { isFsError } from './errors.js';
 import { bufferView, connectClient, type RedisClient } from './internal/connect.js';
 
-let server: ChildProcess | undefined;
+let redis: StartedRedis;
 let url = '';
 let client: RedisClient;
 
-/** A port the kernel just handed out and released. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function waitFor<T>(probe: () => Promise<T>, deadlineMs: number): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      return await probe();
-    } catch (err) {
-      if (Date.now() > until) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
 beforeAll(async () => {
-  const port = await freePort();
-  url = `redis://127.0.0.1:${port}`;
-  server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  const spawnError = new Promise<never>((_, reject) => server?.once('error', reject));
-  client = await Promise.race([waitFor(() => connectClient({ url, connectTimeoutMs: 500 }), 10_000), spawnError]);
+  redis = await startRedis();
+  url = redis.url;
+  client = await connectClient({ url });
 });
 
 afterAll(async () => {
   await client?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server?.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await redis?.stop();
 });
 
 beforeEach(async () => {
