@@ -3,7 +3,10 @@
  * in the Lua scripts (internal/lua.ts), so each operation is one atomic step; this class checks
  * arguments, allocates inode numbers, runs the scripts and finishes block clean-up.
  */
-import { FILE_TYPE_CODES, FILE_TYPE_MODES, S_IFMT, XATTR_NAME_MAX, XATTR_SIZE_MAX, fileTypeOfMode, statsSchema } from '@redisfs/schema';
+import {
+  FILE_TYPE_CODES, FILE_TYPE_MODES, MAX_FILE_SIZE, NAME_MAX, ROOT_INO, S_IFMT, XATTR_NAME_MAX, XATTR_SIZE_MAX,
+  decodeDirEntry, fileTypeOfMode, statsSchema,
+} from '@redisfs/schema';
 import type { InodeApi } from './api.js';
 import { FsError } from './errors.js';
 import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, XattrFlags } from './types.js';
@@ -14,8 +17,6 @@ import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
 import type { StoreContext } from './internal/context.js';
 import type { ScriptName } from './internal/lua.js';
-import { decodeDirEntry } from '@redisfs/schema';
-import { MAX_FILE_SIZE, NAME_MAX, ROOT_INO } from '@redisfs/schema';
 
 /** How many inode numbers one INCRBY reserves. Unused numbers are simply skipped. */
 const INO_BATCH = 64;
@@ -101,7 +102,7 @@ export class InodeStore implements InodeApi {
         if (size !== undefined && size > MAX_FILE_SIZE) throw new FsError('EFBIG', `files are limited to ${MAX_FILE_SIZE} bytes`);
         const opt = (v: number | bigint | undefined) => (v === undefined ? '' : v.toString());
         const run = async () => {
-          if (size !== undefined) await clearPastEnd(this.ctx, ino);
+          if (size !== undefined) await clearPastEnd(this.ctx, ino, size);
           const reply = (await this.script('setattr', [
             String(ino), nowNs(), String(this.blockSize),
             opt(changes.mode), opt(changes.uid), opt(changes.gid), opt(size), opt(changes.atimeNs), opt(changes.mtimeNs),

@@ -100,11 +100,12 @@ async function writeOneBlock(ctx: StoreContext, ino: Ino, index: number, offset:
  * the extension reads as zeros. Bytes past the size are not visible, so this changes nothing
  * a reader sees, and a crash right after it loses nothing.
  */
-export async function clearPastEnd(ctx: StoreContext, ino: Ino): Promise<void> {
+export async function clearPastEnd(ctx: StoreContext, ino: Ino, newSize: number): Promise<void> {
   const sizeStr = await ctx.client.hGet(ctx.keys.inode(ino), 's');
   if (sizeStr == null) return;
   const size = Number(sizeStr);
-  if (size % ctx.blockSize === 0) return;
+  // Only a growing truncate exposes those bytes; a shrinking one trims its new tail afterwards.
+  if (newSize <= size || size % ctx.blockSize === 0) return;
   const index = Math.floor(size / ctx.blockSize);
   const payload = await loadBlock(ctx, ino, index);
   const keep = size - index * ctx.blockSize;
