@@ -3,7 +3,7 @@
  * Errors are one line on stderr; exit code 1 on failure or refusal, 2 on a usage error.
  */
 import { hideBin } from 'yargs/helpers';
-import { copyFilesystem, deleteFilesystem, listFilesystems } from '@redisfs/store';
+import { deleteFilesystem, listFilesystems, snapshotFilesystem } from '@redisfs/store';
 import { exitCodeOf, scrubSecrets, secretsOfCommandLine } from '@redisfs/cli-common';
 import { parseSnapshotArgs } from './args.js';
 import { formatList } from './format.js';
@@ -17,7 +17,7 @@ async function main(args: string[]): Promise<number> {
       case 'done':
         return 0;
       case 'copy': {
-        const { copiedKeys, deletedKeys } = await copyFilesystem({
+        const { copiedKeys, deletedKeys } = await snapshotFilesystem({
           ...command.target,
           from: command.from,
           to: command.to,

@@ -164,6 +164,10 @@ export const superblockSchema = z.object({
   codec: z.enum(['zlib', 'raw']),
   created: nsField,
   maxsize: intField,
+  /** Set on a snapshot: the prefix it was taken from. */
+  snapof: z.string().optional(),
+  /** Set on a snapshot: when it was taken (the point in time it holds), ns since the epoch. */
+  snapat: nsField.optional(),
 });
 export type Superblock = z.infer<typeof superblockSchema>;
 
@@ -175,6 +179,8 @@ export function encodeSuperblock(sb: Superblock): Record<string, string> {
     codec: sb.codec,
     created: sb.created.toString(),
     maxsize: String(sb.maxsize),
+    ...(sb.snapof === undefined ? {} : { snapof: sb.snapof }),
+    ...(sb.snapat === undefined ? {} : { snapat: sb.snapat.toString() }),
   };
 }
 

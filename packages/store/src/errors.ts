@@ -24,6 +24,8 @@ export const FS_ERROR_CODES = [
   'ETIMEDOUT',
   'ENOSPC',
   'EACCES',
+  'EBUSY',
+  'ESTALE',
 ] as const;
 export type FsErrorCode = (typeof FS_ERROR_CODES)[number];
 

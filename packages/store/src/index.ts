@@ -18,12 +18,11 @@ export type {
   XattrFlags,
 } from './types.js';
 export { redactUrl, describeTarget } from './internal/connect.js';
+export { listFilesystems, deleteFilesystem, type AdminTarget, type FilesystemInfo } from './admin.js';
 export {
+  snapshotFilesystem,
+  restoreFilesystem,
   copyFilesystem,
-  listFilesystems,
-  deleteFilesystem,
-  type AdminTarget,
   type CopyFilesystemOptions,
   type CopyResult,
-  type FilesystemInfo,
-} from './admin.js';
+} from './snapshot.js';

@@ -16,7 +16,7 @@ import { checkName, checkSymlinkTarget, splitPath } from './internal/names.js';
 import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
 import type { StoreContext } from './internal/context.js';
-import type { ScriptName } from './internal/lua.js';
+import type { ScriptName } from './internal/scripts.js';
 
 /** How many inode numbers one INCRBY reserves. Unused numbers are simply skipped. */
 const INO_BATCH = 64;

@@ -1,7 +1,8 @@
 /**
  * File data: reads and writes at any offset over fixed-size compressed blocks. A write touches
- * only the blocks it covers (read-modify-write for partial ones), stores them, then commits the
- * new size and times with one script: data before the metadata that exposes it.
+ * only the blocks it covers (read-modify-write for partial ones) and stores them together with
+ * the new size and times in one script: a write is in Redis whole or not at all, and a snapshot
+ * in progress preserves the blocks it replaces (see lua.ts, w()).
  */
 import { MAX_FILE_SIZE, decodeGcEntry } from '@redisfs/schema';
 import { FsError } from '../errors.js';
@@ -21,14 +22,18 @@ async function loadBlock(ctx: StoreContext, ino: Ino, index: number): Promise<Bu
   }
 }
 
-/** Stores a block payload; an all-zero payload removes the block (a hole). */
-async function storeBlock(ctx: StoreContext, ino: Ino, index: number, payload: Buffer): Promise<void> {
-  const key = ctx.keys.block(ino, index);
-  if (isAllZero(payload)) {
-    await ctx.client.unlink(key);
-    return;
-  }
-  await ctx.bin.set(key, await encodeBlock(payload, ctx.codec));
+/** A block payload as stored; empty for an all-zero payload, which the scripts store as a hole. */
+async function encodeForStore(ctx: StoreContext, payload: Buffer): Promise<Buffer> {
+  return isAllZero(payload) ? EMPTY : await encodeBlock(payload, ctx.codec);
+}
+const EMPTY = Buffer.alloc(0);
+
+/** Stores blocks (index, payload) of `ino`; with `end`, also commits the size. Returns the size. */
+async function storeBlocks(ctx: StoreContext, ino: Ino, blocks: [number, Buffer][], end?: number): Promise<number> {
+  const args: (string | Buffer)[] = [String(ino), end === undefined ? '' : String(end), nowNs()];
+  for (const [index, payload] of blocks) args.push(String(index), await encodeForStore(ctx, payload));
+  const reply = await ctx.scripts.run('writeBlocks', ctx.keys.metaPrefix, args);
+  return Number(reply);
 }
 
 /** Reads up to `length` bytes at `offset` of a regular file; one round trip. */
@@ -63,27 +68,23 @@ export async function writeData(ctx: StoreContext, ino: Ino, offset: number, dat
   const end = offset + data.length;
   if (end > MAX_FILE_SIZE) throw new FsError('EFBIG', `files are limited to ${MAX_FILE_SIZE} bytes`);
   const bs = ctx.blockSize;
+  const jobs: Promise<[number, Buffer]>[] = [];
   if (data.length > 0) {
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
-    const jobs: Promise<void>[] = [];
-    for (let i = first; i <= last; i++) jobs.push(writeOneBlock(ctx, ino, i, offset, data));
-    await Promise.all(jobs);
+    for (let i = first; i <= last; i++) jobs.push(blockAfterWrite(ctx, ino, i, offset, data));
   }
-  const reply = await ctx.scripts.run('commitWrite', ctx.keys.metaPrefix, [String(ino), String(end), nowNs()]);
-  return Number(reply);
+  return storeBlocks(ctx, ino, await Promise.all(jobs), end);
 }
 
-async function writeOneBlock(ctx: StoreContext, ino: Ino, index: number, offset: number, data: Buffer): Promise<void> {
+/** The payload of block `index` once `data` is written at `offset`. */
+async function blockAfterWrite(ctx: StoreContext, ino: Ino, index: number, offset: number, data: Buffer): Promise<[number, Buffer]> {
   const bs = ctx.blockSize;
   const blockStart = index * bs;
   const from = Math.max(offset, blockStart);
   const to = Math.min(offset + data.length, blockStart + bs);
   const slice = data.subarray(from - offset, to - offset);
-  if (from === blockStart && to === blockStart + bs) {
-    await storeBlock(ctx, ino, index, slice);
-    return;
-  }
+  if (from === blockStart && to === blockStart + bs) return [index, slice];
   // Size and block in one round trip. Bytes at or past the size are not file data (a truncate
   // interrupted by a crash may have left some): they are kept out, so they read as zeros.
   const [sizeStr, old] = await Promise.all([ctx.client.hGet(ctx.keys.inode(ino), 's'), loadBlock(ctx, ino, index)]);
@@ -92,7 +93,7 @@ async function writeOneBlock(ctx: StoreContext, ino: Ino, index: number, offset:
   const payload = Buffer.alloc(Math.max(valid?.length ?? 0, to - blockStart));
   valid?.copy(payload);
   slice.copy(payload, from - blockStart);
-  await storeBlock(ctx, ino, index, payload);
+  return [index, payload];
 }
 
 /**
@@ -109,7 +110,7 @@ export async function clearPastEnd(ctx: StoreContext, ino: Ino, newSize: number)
   const index = Math.floor(size / ctx.blockSize);
   const payload = await loadBlock(ctx, ino, index);
   const keep = size - index * ctx.blockSize;
-  if (payload && payload.length > keep) await storeBlock(ctx, ino, index, payload.subarray(0, keep));
+  if (payload && payload.length > keep) await storeBlocks(ctx, ino, [[index, payload.subarray(0, keep)]]);
 }
 
 /**
@@ -126,28 +127,32 @@ export async function finishTruncate(
   if (tailIndex >= 0) {
     const payload = await loadBlock(ctx, ino, tailIndex);
     const keep = newSize - tailIndex * ctx.blockSize;
-    if (payload && payload.length > keep) await storeBlock(ctx, ino, tailIndex, payload.subarray(0, keep));
+    if (payload && payload.length > keep) await storeBlocks(ctx, ino, [[tailIndex, payload.subarray(0, keep)]]);
   }
   if (gcMember) await collectGarbage(ctx, gcMember);
 }
 
-const DELETE_BATCH = 512;
+/** Blocks deleted per script call: short enough not to hold Redis up, even copying them first. */
+const DELETE_BATCH = 256;
 
 /** Deletes the blocks a `{P}:gc` member names, then the member itself. */
 export async function collectGarbage(ctx: StoreContext, member: string): Promise<void> {
   const entry = decodeGcEntry(member);
-  if (entry) {
-    // A truncated file may have grown again since (another client, or before recovery after a
-    // crash): blocks below its current size are live data, never garbage.
-    const size = await ctx.client.hGet(ctx.keys.inode(entry.ino), 's');
-    const from = size == null ? entry.from : Math.max(entry.from, Math.ceil(Number(size) / ctx.blockSize));
-    for (let i = from; i < entry.to; i += DELETE_BATCH) {
-      const keys: string[] = [];
-      for (let j = i; j < Math.min(entry.to, i + DELETE_BATCH); j++) keys.push(ctx.keys.block(entry.ino, j));
-      await ctx.client.unlink(keys);
-    }
+  const bsize = String(ctx.blockSize);
+  if (!entry) {
+    await ctx.scripts.run('dropBlocks', ctx.keys.metaPrefix, ['0', '0', '0', bsize, member]);
+    return;
   }
-  await ctx.client.sRem(ctx.keys.gc, member);
+  // The script spares blocks below the file's current size: a truncated file may have grown
+  // again since (another client, or before recovery after a crash); those are live data.
+  let i = entry.from;
+  do {
+    const to = Math.max(i, Math.min(entry.to, i + DELETE_BATCH));
+    await ctx.scripts.run('dropBlocks', ctx.keys.metaPrefix, [
+      String(entry.ino), String(i), String(to), bsize, to >= entry.to ? member : '',
+    ]);
+    i = to;
+  } while (i < entry.to);
 }
 
 /** Finishes block deletions left pending by a crash (run at open, read-write only). */

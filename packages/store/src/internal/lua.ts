@@ -18,6 +18,20 @@ local TYPE_CHARS = { [32768]='f', [16384]='d', [40960]='l', [8192]='c', [24576]=
 -- Integers as decimal strings: Lua would print -0 or 1.1e+15, which Redis rejects or misreads.
 local function int(n) return string.format('%d', n) end
 local function fail(code) error({ err = 'RFS:' .. code }) end
+-- Copy-on-write for a snapshot in progress (see snapshot.ts): before a key is first changed
+-- while SNAP exists, its current value (or its absence) is preserved in the snapshot's prefix.
+-- Every write below goes through w(key). nil: not looked up yet; false: no snapshot.
+local snap_to = nil
+local function w(key)
+  if snap_to == nil then snap_to = redis.call('HGET', SNAP, 'to') end
+  if not snap_to then return key end
+  if redis.call('SADD', SNAP_DONE, key) == 1 then
+    if redis.call('EXISTS', key) == 1 then redis.call('COPY', key, retarget(key, snap_to), 'REPLACE') end
+    local ttl = redis.call('PTTL', SNAP)
+    if ttl > 0 then redis.call('PEXPIRE', SNAP_DONE, ttl) end
+  end
+  return key
+end
 local function fmt(mode) return bit.band(tonumber(mode), S_IFMT) end
 local function typechar(mode) return TYPE_CHARS[fmt(mode)] or 'f' end
 local function must_dir(ino)
@@ -25,25 +39,25 @@ local function must_dir(ino)
   if not m then fail('ENOENT') end
   if fmt(m) ~= S_IFDIR then fail('ENOTDIR') end
 end
-local function touch(ino, now) redis.call('HSET', ikey(ino), 't', now, 'c', now) end
+local function touch(ino, now) redis.call('HSET', w(ikey(ino)), 't', now, 'c', now) end
 local function blocks_of(size, bsize) return math.ceil(tonumber(size) / bsize) end
 -- Drops one link of a non-directory inode; frees it at nlink 0. Returns the gc member or false.
 local function drop_link(ino, tc, now, bsize)
   local k = ikey(ino)
-  local n = redis.call('HINCRBY', k, 'n', -1)
+  local n = redis.call('HINCRBY', w(k), 'n', -1)
   if n > 0 then
-    redis.call('HSET', k, 'c', now)
+    redis.call('HSET', w(k), 'c', now)
     return false
   end
   local size = tonumber(redis.call('HGET', k, 's') or '0')
-  redis.call('DEL', k, xkey(ino))
-  redis.call('HINCRBY', STATS, 'inodes', -1)
+  redis.call('DEL', w(k), w(xkey(ino)))
+  redis.call('HINCRBY', w(STATS), 'inodes', -1)
   if tc == 'f' then
-    redis.call('HINCRBY', STATS, 'bytes', int(0 - size))
+    redis.call('HINCRBY', w(STATS), 'bytes', int(0 - size))
     local nb = blocks_of(size, bsize)
     if nb > 0 then
       local member = ino .. ':0:' .. int(nb)
-      redis.call('SADD', GC, member)
+      redis.call('SADD', w(GC), member)
       return member
     end
   end
@@ -87,15 +101,15 @@ if ARGV[9] ~= '0' then table.insert(f, 'r'); table.insert(f, ARGV[9]) end
 if tc == 'd' then
   f[10] = '2'
   table.insert(f, 'p'); table.insert(f, parent)
-  redis.call('HINCRBY', ikey(parent), 'n', 1)
+  redis.call('HINCRBY', w(ikey(parent)), 'n', 1)
 elseif tc == 'l' then
   f[8] = tostring(#ARGV[11])
   table.insert(f, 'l'); table.insert(f, ARGV[11])
 end
-redis.call('HSET', ikey(ino), unpack(f))
-redis.call('HSET', dkey(parent), name, tc .. ino)
+redis.call('HSET', w(ikey(ino)), unpack(f))
+redis.call('HSET', w(dkey(parent)), name, tc .. ino)
 touch(parent, now)
-redis.call('HINCRBY', STATS, 'inodes', 1)
+redis.call('HINCRBY', w(STATS), 'inodes', 1)
 return { ino, redis.call('HGETALL', ikey(ino)) }
 `;
 
@@ -109,9 +123,9 @@ if fmt(m) == S_IFDIR then fail('EPERM') end
 must_dir(parent)
 if redis.call('HEXISTS', dkey(parent), name) == 1 then fail('EEXIST') end
 if tonumber(redis.call('HGET', k, 'n')) >= ${LINK_MAX} then fail('EMLINK') end
-redis.call('HINCRBY', k, 'n', 1)
-redis.call('HSET', k, 'c', now)
-redis.call('HSET', dkey(parent), name, typechar(m) .. ino)
+redis.call('HINCRBY', w(k), 'n', 1)
+redis.call('HSET', w(k), 'c', now)
+redis.call('HSET', w(dkey(parent)), name, typechar(m) .. ino)
 touch(parent, now)
 return { ino, redis.call('HGETALL', k) }
 `;
@@ -123,7 +137,7 @@ local v = redis.call('HGET', dkey(parent), name)
 if not v then fail('ENOENT') end
 local tc = string.sub(v, 1, 1)
 if tc == 'd' then fail('EISDIR') end
-redis.call('HDEL', dkey(parent), name)
+redis.call('HDEL', w(dkey(parent)), name)
 touch(parent, now)
 return drop_link(string.sub(v, 2), tc, now, tonumber(ARGV[5])) or ''
 `;
@@ -136,11 +150,11 @@ if not v then fail('ENOENT') end
 if string.sub(v, 1, 1) ~= 'd' then fail('ENOTDIR') end
 local ino = string.sub(v, 2)
 if redis.call('HLEN', dkey(ino)) > 0 then fail('ENOTEMPTY') end
-redis.call('HDEL', dkey(parent), name)
-redis.call('DEL', ikey(ino), dkey(ino), xkey(ino))
-redis.call('HINCRBY', ikey(parent), 'n', -1)
+redis.call('HDEL', w(dkey(parent)), name)
+redis.call('DEL', w(ikey(ino)), w(dkey(ino)), w(xkey(ino)))
+redis.call('HINCRBY', w(ikey(parent)), 'n', -1)
 touch(parent, now)
-redis.call('HINCRBY', STATS, 'inodes', -1)
+redis.call('HINCRBY', w(STATS), 'inodes', -1)
 return 'OK'
 `;
 
@@ -178,21 +192,21 @@ end
 local gc = ''
 if dv then
   if dt == 'd' then
-    redis.call('DEL', ikey(dino), dkey(dino), xkey(dino))
-    redis.call('HINCRBY', ikey(dp), 'n', -1)
-    redis.call('HINCRBY', STATS, 'inodes', -1)
+    redis.call('DEL', w(ikey(dino)), w(dkey(dino)), w(xkey(dino)))
+    redis.call('HINCRBY', w(ikey(dp)), 'n', -1)
+    redis.call('HINCRBY', w(STATS), 'inodes', -1)
   else
     gc = drop_link(dino, dt, now, bsize) or ''
   end
 end
-redis.call('HDEL', dkey(sp), sn)
-redis.call('HSET', dkey(dp), dn, sv)
+redis.call('HDEL', w(dkey(sp)), sn)
+redis.call('HSET', w(dkey(dp)), dn, sv)
 if st == 'd' and sp ~= dp then
-  redis.call('HINCRBY', ikey(sp), 'n', -1)
-  redis.call('HINCRBY', ikey(dp), 'n', 1)
-  redis.call('HSET', ikey(sino), 'p', dp)
+  redis.call('HINCRBY', w(ikey(sp)), 'n', -1)
+  redis.call('HINCRBY', w(ikey(dp)), 'n', 1)
+  redis.call('HSET', w(ikey(sino)), 'p', dp)
 end
-redis.call('HSET', ikey(sino), 'c', now)
+redis.call('HSET', w(ikey(sino)), 'c', now)
 touch(sp, now)
 if dp ~= sp then touch(dp, now) end
 return gc
@@ -216,12 +230,12 @@ if size ~= '' then
   local old, new = tonumber(redis.call('HGET', k, 's')), tonumber(size)
   if new ~= old then
     table.insert(f, 's'); table.insert(f, size)
-    redis.call('HINCRBY', STATS, 'bytes', int(new - old))
+    redis.call('HINCRBY', w(STATS), 'bytes', int(new - old))
     if new < old then
       local from, to = blocks_of(new, bsize), blocks_of(old, bsize)
       if to > from then
         gc = ino .. ':' .. int(from) .. ':' .. int(to)
-        redis.call('SADD', GC, gc)
+        redis.call('SADD', w(GC), gc)
       end
       if new % bsize ~= 0 then tail = math.floor(new / bsize) end
     end
@@ -235,26 +249,53 @@ if uid ~= '' then table.insert(f, 'u'); table.insert(f, uid) end
 if gid ~= '' then table.insert(f, 'g'); table.insert(f, gid) end
 if atime ~= '' then table.insert(f, 'a'); table.insert(f, atime) end
 if mtime ~= '' then table.insert(f, 't'); table.insert(f, mtime) end
-redis.call('HSET', k, unpack(f))
+redis.call('HSET', w(k), unpack(f))
 return { redis.call('HGETALL', k), gc, tail }
 `;
 
-/** ARGV: MP, ino, end, now → new size. Called after the data blocks are stored. */
-const COMMIT_WRITE = `${COMMON}
-local ino, e, now = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+/**
+ * Stores data blocks of a regular file and, unless `end` is '', commits its new size and times:
+ * data and the size that exposes it in one step. ARGV: MP, ino, end, now, then pairs of block
+ * index and stored block ('' = an all-zero block: delete it, a hole) → new size ('' if no commit).
+ */
+const WRITE_BLOCKS = `${COMMON}
+local ino, now = ARGV[2], ARGV[4]
 local k = ikey(ino)
 local m = redis.call('HGET', k, 'm')
 if not m then fail('ENOENT') end
 if fmt(m) == S_IFDIR then fail('EISDIR') end
 if fmt(m) ~= S_IFREG then fail('EINVAL') end
+for i = 5, #ARGV, 2 do
+  local key = w(bkey(ino, ARGV[i]))
+  if #ARGV[i + 1] == 0 then redis.call('UNLINK', key) else redis.call('SET', key, ARGV[i + 1]) end
+end
+if ARGV[3] == '' then return '' end
+local e = tonumber(ARGV[3])
 local s = tonumber(redis.call('HGET', k, 's'))
 if e > s then
-  redis.call('HSET', k, 's', ARGV[3], 't', now, 'c', now)
-  redis.call('HINCRBY', STATS, 'bytes', int(e - s))
+  redis.call('HSET', w(k), 's', ARGV[3], 't', now, 'c', now)
+  redis.call('HINCRBY', w(STATS), 'bytes', int(e - s))
   return ARGV[3]
 end
-redis.call('HSET', k, 't', now, 'c', now)
+redis.call('HSET', w(k), 't', now, 'c', now)
 return int(s)
+`;
+
+/**
+ * Deletes blocks [from, to) of an inode, sparing those below its current size (it may have
+ * grown again since the truncate or unlink that listed them). ARGV: MP, ino, from, to, bsize,
+ * gc member to remove from GC when done ('' = none) → number of block keys deleted.
+ */
+const DROP_BLOCKS = `${COMMON}
+local ino, from, to, bsize = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local size = redis.call('HGET', ikey(ino), 's')
+if size then from = math.max(from, blocks_of(size, bsize)) end
+local n = 0
+for i = from, to - 1 do
+  n = n + redis.call('UNLINK', w(bkey(ino, int(i))))
+end
+if ARGV[6] ~= '' then redis.call('SREM', w(GC), ARGV[6]) end
+return n
 `;
 
 /** ARGV: MP, ino, name, value, flag ('create' | 'replace' | ''), now. */
@@ -264,8 +305,8 @@ if redis.call('EXISTS', ikey(ino)) == 0 then fail('ENOENT') end
 local exists = redis.call('HEXISTS', xkey(ino), name) == 1
 if flag == 'create' and exists then fail('EEXIST') end
 if flag == 'replace' and not exists then fail('ENODATA') end
-redis.call('HSET', xkey(ino), name, ARGV[4])
-redis.call('HSET', ikey(ino), 'c', now)
+redis.call('HSET', w(xkey(ino)), name, ARGV[4])
+redis.call('HSET', w(ikey(ino)), 'c', now)
 return 'OK'
 `;
 
@@ -273,8 +314,8 @@ return 'OK'
 const REMOVEXATTR = `${COMMON}
 local ino, name, now = ARGV[2], ARGV[3], ARGV[4]
 if redis.call('EXISTS', ikey(ino)) == 0 then fail('ENOENT') end
-if redis.call('HDEL', xkey(ino), name) == 0 then fail('ENODATA') end
-redis.call('HSET', ikey(ino), 'c', now)
+if redis.call('HDEL', w(xkey(ino)), name) == 0 then fail('ENODATA') end
+redis.call('HSET', w(ikey(ino)), 'c', now)
 return 'OK'
 `;
 
@@ -287,11 +328,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = ARGV[2]
 local sb = {}
 for i = 5, #ARGV do table.insert(sb, ARGV[i]) end
-redis.call('HSET', ikey(1), 'm', '16877', 'u', ARGV[3], 'g', ARGV[4], 's', '0', 'n', '2',
+redis.call('HSET', w(ikey(1)), 'm', '16877', 'u', ARGV[3], 'g', ARGV[4], 's', '0', 'n', '2',
   'a', now, 't', now, 'c', now, 'v', '1', 'p', '1')
-redis.call('SET', MP .. 'ino', '1', 'NX')
-redis.call('HSET', STATS, 'inodes', 1, 'bytes', 0)
-redis.call('HSET', KEYS[1], unpack(sb))
+redis.call('SET', w(MP .. 'ino'), '1', 'NX')
+redis.call('HSET', w(STATS), 'inodes', 1, 'bytes', 0)
+redis.call('HSET', w(KEYS[1]), unpack(sb))
 return 1
 `;
 
@@ -305,9 +346,9 @@ export const SCRIPTS = {
   rmdir: RMDIR,
   rename: RENAME,
   setattr: SETATTR,
-  commitWrite: COMMIT_WRITE,
+  writeBlocks: WRITE_BLOCKS,
+  dropBlocks: DROP_BLOCKS,
   setxattr: SETXATTR,
   removexattr: REMOVEXATTR,
   format: FORMAT,
 } as const;
-export type ScriptName = keyof typeof SCRIPTS;

@@ -1,9 +1,13 @@
 /** Runs the store's Lua scripts by SHA (EVALSHA), loading them again after a SCRIPT FLUSH or restart. */
 import { createHash } from 'node:crypto';
-import { SCRIPTS, type ScriptName } from './lua.js';
+import { SCRIPTS as FS_SCRIPTS } from './lua.js';
+import { SNAPSHOT_SCRIPTS } from './lua-snapshot.js';
 import type { RedisClient } from './connect.js';
 
 type Arg = string | Buffer;
+
+const SCRIPTS = { ...FS_SCRIPTS, ...SNAPSHOT_SCRIPTS };
+export type ScriptName = keyof typeof SCRIPTS;
 
 export class ScriptRunner {
   private readonly shas = new Map<ScriptName, string>();

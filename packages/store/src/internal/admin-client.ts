@@ -1,0 +1,92 @@
+/**
+ * Plumbing shared by the whole-filesystem tools (snapshot, list, delete): one client per call,
+ * prefix validation, SCAN-based key walks in bounded batches (never KEYS).
+ */
+import { assertPrefix, keysFor, type KeyLayout } from '@redisfs/schema';
+import { FsError } from '../errors.js';
+import { connectClient, describeTarget, type RedisClient } from './connect.js';
+import { toFsError } from './redis-errors.js';
+
+/** Where the Redis server is: as in openStore. */
+export interface AdminTarget {
+  /** redis:// or rediss:// URL; default redis://127.0.0.1:6379. */
+  url?: string | undefined;
+  /** Unix socket path; takes precedence over url's host/port. */
+  socket?: string | undefined;
+  /** Time to wait for the connection, in ms; default 5 000. */
+  connectTimeoutMs?: number | undefined;
+}
+
+/** Keys per SCAN call (a hint to Redis) and keys per command. */
+export const SCAN_COUNT = 200;
+export const BATCH = 200;
+
+/** The key layout of a prefix, or EINVAL saying why the prefix is invalid. */
+export function layoutOf(prefix: string): KeyLayout {
+  try {
+    assertPrefix(prefix);
+  } catch (err) {
+    throw new FsError('EINVAL', (err as Error).message);
+  }
+  return keysFor(prefix);
+}
+
+/** Every key of a layout, in SCAN batches (a key may come twice; SCAN allows that). */
+export async function* scanKeys(client: RedisClient, layout: KeyLayout): AsyncGenerator<string[]> {
+  for (const pattern of layout.scanPatterns) {
+    for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: SCAN_COUNT })) {
+      for (let i = 0; i < keys.length; i += BATCH) yield keys.slice(i, i + BATCH);
+    }
+  }
+}
+
+/** Whether any key of the layout exists, apart from `except`. */
+export async function holdsAnyKey(client: RedisClient, layout: KeyLayout, except: readonly string[] = []): Promise<boolean> {
+  for await (const keys of scanKeys(client, layout)) {
+    if (keys.some((k) => !except.includes(k))) return true;
+  }
+  return false;
+}
+
+/** UNLINKs every key of a layout but `except`, superblock first. Returns how many existed. */
+export async function unlinkAll(client: RedisClient, layout: KeyLayout, except: readonly string[] = []): Promise<number> {
+  let n = await client.unlink(layout.superblock);
+  for await (const keys of scanKeys(client, layout)) {
+    const doomed = keys.filter((k) => !except.includes(k));
+    if (doomed.length > 0) n += await client.unlink(doomed);
+  }
+  return n;
+}
+
+/** COPY appeared in Redis 6.2. */
+const MIN_REDIS_FOR_COPY: readonly [number, number] = [6, 2];
+
+export async function assertCopySupported(client: RedisClient, target: AdminTarget): Promise<void> {
+  const info = await client.info('server');
+  const version = /^redis_version:(\d+)\.(\d+)/m.exec(info);
+  if (!version) return; // a Redis-compatible server that does not say; let COPY fail if it must
+  const [major, minor] = [Number(version[1]), Number(version[2])];
+  const [needMajor, needMinor] = MIN_REDIS_FOR_COPY;
+  if (major < needMajor || (major === needMajor && minor < needMinor)) {
+    throw new FsError(
+      'EINVAL',
+      `Redis at ${describeTarget(target)} is ${major}.${minor}; copying needs ${needMajor}.${needMinor} or later (COPY)`,
+    );
+  }
+}
+
+/** Runs `fn` with a fresh client, closed after; every failure becomes an FsError. */
+export async function withClient<T>(target: AdminTarget, what: string, fn: (client: RedisClient) => Promise<T>): Promise<T> {
+  const client = await connectClient(target);
+  try {
+    return await fn(client);
+  } catch (err) {
+    throw toFsError(err, what);
+  } finally {
+    try {
+      await client.close();
+    } catch {
+      client.destroy();
+    }
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Point-in-time copies of a live filesystem inside one Redis server: snapshots and restores.
+ *
+ * Protocol (copy-on-write, never blocking Redis for long):
+ *  1. snapLock: the target prefix is locked (`{T}:snapfrom`, a lease renewed while copying).
+ *  2. snapStart: one script sets `{S}:snap` = {to: T, id}. That instant is the snapshot's point
+ *     in time. From then on every script that changes a key of S first preserves the key's
+ *     current value (or its absence) in T and records the key in `{S}:snap:done` (lua.ts, w()).
+ *     Every change to a filesystem is one such script, so each operation is either wholly before
+ *     the point (its effects are in the keys copied) or wholly after (its keys were preserved
+ *     first).
+ *  3. snapCopy, in SCAN batches of ~200 keys: copies (server-side COPY) each key of S not in
+ *     `{S}:snap:done`. Such a key has not changed since the point in time. SCAN returns every key
+ *     that exists from the start of the walk to its end; a key deleted meanwhile was preserved by
+ *     the script that deleted it; a key created meanwhile is in `{S}:snap:done` and skipped.
+ *  4. snapFinish: writes T's superblock (last: a partial copy is never mountable) and removes
+ *     `{S}:snap`, in one step.
+ * If the copier dies, its lease expires (LEASE_MS): writers stop preserving, and the half-made
+ * target (no superblock) is removed by the next copy to it with force.
+ */
+import { randomUUID } from 'node:crypto';
+import { keysFor, superblockSchema } from '@redisfs/schema';
+import { FsError } from './errors.js';
+import { describeTarget, type RedisClient } from './internal/connect.js';
+import {
+  assertCopySupported, holdsAnyKey, layoutOf, scanKeys, unlinkAll, withClient, type AdminTarget,
+} from './internal/admin-client.js';
+import { ScriptRunner } from './internal/scripts.js';
+
+/** How long a snapshot holds its locks without renewing them (each batch renews them). */
+const LEASE_MS = 30_000;
+
+/** Options of {@link snapshotFilesystem} and {@link restoreFilesystem}. */
+export interface CopyFilesystemOptions extends AdminTarget {
+  /** Prefix of the filesystem to copy. */
+  from: string;
+  /** Prefix to copy it to. Must hold no key unless `force`. */
+  to: string;
+  /** Delete every key of `to` first instead of refusing. */
+  force?: boolean | undefined;
+}
+
+/** What a copy did. */
+export interface CopyResult {
+  /** Keys copied by the copier (superblock included); writers may have preserved more. */
+  copiedKeys: number;
+  /** Keys of the destination deleted first (force only). */
+  deletedKeys: number;
+  /** The point in time the copy holds, in ns since the epoch (Redis server time). */
+  atNs: bigint;
+}
+
+/**
+ * Takes a point-in-time snapshot of filesystem `from` into prefix `to`, while it may be mounted
+ * and written. The snapshot is marked as such (mounts read-only unless asked otherwise).
+ * Fails with EINVAL (bad prefix, same prefix, Redis < 6.2), ENOENT (no filesystem at `from`),
+ * EEXIST (`to` holds keys and `force` is not set), EBUSY (a snapshot of `from` or into `to` is
+ * in progress), ESTALE (the copy lost its lease: it stalled for over 30 s), EIO.
+ */
+export function snapshotFilesystem(options: CopyFilesystemOptions): Promise<CopyResult> {
+  return pointInTimeCopy(options, true);
+}
+
+/**
+ * Copies filesystem `from` (typically a snapshot) into `to` as an ordinary, writable filesystem:
+ * restores a snapshot into a live prefix. An existing `to` is replaced only with `force`, and
+ * must not be mounted meanwhile. Point-in-time, and fails like {@link snapshotFilesystem}.
+ */
+export function restoreFilesystem(options: CopyFilesystemOptions): Promise<CopyResult> {
+  return pointInTimeCopy(options, false);
+}
+
+/** Same as {@link restoreFilesystem}: a point-in-time copy that is an ordinary filesystem. */
+export const copyFilesystem = restoreFilesystem;
+
+async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boolean): Promise<CopyResult> {
+  const src = layoutOf(options.from);
+  const dst = layoutOf(options.to);
+  if (src.prefix === dst.prefix) throw new FsError('EINVAL', `--from and --to are the same prefix '${src.prefix}'`);
+  const where = describeTarget(options);
+  return withClient(options, `copying '${src.prefix}' to '${dst.prefix}'`, async (client) => {
+    await assertCopySupported(client, options);
+    if ((await client.exists(src.superblock)) === 0) {
+      throw new FsError('ENOENT', `no filesystem at prefix '${src.prefix}' on ${where}`);
+    }
+    const scripts = new ScriptRunner(client, src.superblock);
+    const id = randomUUID();
+    const lease = String(LEASE_MS);
+    const existed = await explain(
+      scripts.run('snapLock', dst.metaPrefix, [src.prefix, id, lease, options.force ? '1' : '']),
+      { EBUSY: `prefix '${dst.prefix}' is busy: a copy into it, or a snapshot of it, is in progress`, EEXIST: existsMessage(dst.prefix, where) },
+    );
+    let started = false;
+    try {
+      let deletedKeys = 0;
+      if (Number(existed) === 1 || (await holdsAnyKey(client, dst, [dst.snapshotLock]))) {
+        if (!options.force) throw new FsError('EEXIST', existsMessage(dst.prefix, where));
+        deletedKeys = await unlinkAll(client, dst, [dst.snapshotLock]);
+      }
+      const at = (await explain(scripts.run('snapStart', src.metaPrefix, [dst.prefix, id, lease]), {
+        EBUSY: `a snapshot of '${src.prefix}' is already in progress`,
+        ENOENT: `no filesystem at prefix '${src.prefix}' on ${where}`,
+      })) as string;
+      started = true;
+      let copiedKeys = 0;
+      for await (const keys of scanKeys(client, src)) {
+        copiedKeys += Number(await explain(scripts.run('snapCopy', src.metaPrefix, [id, lease, ...keys]), LEASE_LOST));
+      }
+      await explain(scripts.run('snapFinish', src.metaPrefix, [id, markSnapshot ? '1' : '', at]), LEASE_LOST);
+      return { copiedKeys: copiedKeys + 1, deletedKeys, atNs: BigInt(at) };
+    } catch (err) {
+      await cleanUp(client, scripts, { src: src.metaPrefix, dst: dst.metaPrefix, id, started, target: dst });
+      throw err;
+    }
+  });
+}
+
+const LEASE_LOST = {
+  ESTALE: `the copy lost its lease (it stalled for over ${LEASE_MS / 1000} s, or its locks were removed); nothing was kept`,
+};
+
+function existsMessage(prefix: string, where: string): string {
+  return `prefix '${prefix}' already holds keys on ${where}: delete it first or use --force (force: true)`;
+}
+
+/** Awaits a script, giving its `RFS:<CODE>` errors a message that says what happened. */
+async function explain<T>(p: Promise<T>, messages: Partial<Record<string, string>>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    const code = /RFS:(E[A-Z0-9]+)/.exec(err instanceof Error ? err.message : '')?.[1];
+    const message = code ? messages[code] : undefined;
+    if (code && message) throw new FsError(code as FsError['code'], message, { cause: err });
+    throw err;
+  }
+}
+
+/** After a failure: stop preserving, remove the half-made target, release its lock. Best effort. */
+async function cleanUp(
+  client: RedisClient,
+  scripts: ScriptRunner,
+  c: { src: string; dst: string; id: string; started: boolean; target: ReturnType<typeof keysFor> },
+): Promise<void> {
+  try {
+    if (c.started) await scripts.run('snapAbort', c.src, [c.id]);
+    // Still ours? Then nobody else writes into the target: remove what this copy put there.
+    if ((await client.hGet(c.target.snapshotLock, 'id')) === c.id) {
+      await unlinkAll(client, c.target, [c.target.snapshotLock]);
+    }
+    await scripts.run('snapUnlock', c.dst, [c.id]);
+  } catch {
+    // The lease expires by itself; a later copy with force removes what is left.
+  }
+}
+
+/** Whether a superblock hash marks a snapshot, and of what. */
+export function snapshotInfo(superblock: Record<string, string>): { of: string; atNs: bigint } | undefined {
+  const sb = superblockSchema.safeParse(superblock);
+  if (!sb.success || sb.data.snapof === undefined || sb.data.snapat === undefined) return undefined;
+  return { of: sb.data.snapof, atNs: sb.data.snapat };
+}
