@@ -36,7 +36,7 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
   } catch (err) {
     throw new FsError('EINVAL', (err as Error).message);
   }
-  const readOnly = options.readOnly ?? false;
+  let readOnly = options.readOnly ?? false;
   const target = describeTarget(options);
   const client = await connectClient(options);
   try {
@@ -74,6 +74,12 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
     const parsed = superblockSchema.safeParse(raw);
     if (!parsed.success) throw new FsError('EIO', `corrupt superblock at prefix '${prefix}'`, { cause: parsed.error });
     const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, 'RedisfsWarning'));
+    const { snapof, snapat } = parsed.data;
+    if (snapof !== undefined && !readOnly && options.writeSnapshot !== true) {
+      readOnly = true;
+      const when = snapat === undefined ? '' : ` taken at ${new Date(Number(snapat / 1_000_000n)).toISOString()}`;
+      warn(`prefix '${prefix}' is a snapshot of '${snapof}'${when}: opened read-only (to change it: --read-write, writeSnapshot: true)`);
+    }
     const ctx: StoreContext = {
       client,
       bin: bufferView(client),

@@ -91,12 +91,14 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
       { EBUSY: `prefix '${dst.prefix}' is busy: a copy into it, or a snapshot of it, is in progress`, EEXIST: existsMessage(dst.prefix, where) },
     );
     let started = false;
+    let targetIsOurs = false; // from here on, whatever the target holds was put there by this copy
     try {
       let deletedKeys = 0;
       if (Number(existed) === 1 || (await holdsAnyKey(client, dst, [dst.snapshotLock]))) {
         if (!options.force) throw new FsError('EEXIST', existsMessage(dst.prefix, where));
         deletedKeys = await unlinkAll(client, dst, [dst.snapshotLock]);
       }
+      targetIsOurs = true;
       const at = (await explain(scripts.run('snapStart', src.metaPrefix, [dst.prefix, id, lease]), {
         EBUSY: `a snapshot of '${src.prefix}' is already in progress`,
         ENOENT: `no filesystem at prefix '${src.prefix}' on ${where}`,
@@ -109,7 +111,7 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
       await explain(scripts.run('snapFinish', src.metaPrefix, [id, markSnapshot ? '1' : '', at]), LEASE_LOST);
       return { copiedKeys: copiedKeys + 1, deletedKeys, atNs: BigInt(at) };
     } catch (err) {
-      await cleanUp(client, scripts, { src: src.metaPrefix, dst: dst.metaPrefix, id, started, target: dst });
+      await cleanUp(client, scripts, { src: src.metaPrefix, dst: dst.metaPrefix, id, started, targetIsOurs, target: dst });
       throw err;
     }
   });
@@ -139,12 +141,12 @@ async function explain<T>(p: Promise<T>, messages: Partial<Record<string, string
 async function cleanUp(
   client: RedisClient,
   scripts: ScriptRunner,
-  c: { src: string; dst: string; id: string; started: boolean; target: ReturnType<typeof keysFor> },
+  c: { src: string; dst: string; id: string; started: boolean; targetIsOurs: boolean; target: ReturnType<typeof keysFor> },
 ): Promise<void> {
   try {
     if (c.started) await scripts.run('snapAbort', c.src, [c.id]);
     // Still ours? Then nobody else writes into the target: remove what this copy put there.
-    if ((await client.hGet(c.target.snapshotLock, 'id')) === c.id) {
+    if (c.targetIsOurs && (await client.hGet(c.target.snapshotLock, 'id')) === c.id) {
       await unlinkAll(client, c.target, [c.target.snapshotLock]);
     }
     await scripts.run('snapUnlock', c.dst, [c.id]);

@@ -86,6 +86,11 @@ export interface StoreOptions {
   /** Refuse every change with EROFS and never write to Redis. */
   readOnly?: boolean;
   /**
+   * A snapshot (made by snapshotFilesystem) opens read-only unless this is true, so that it
+   * keeps holding its point in time.
+   */
+  writeSnapshot?: boolean;
+  /**
    * Create the filesystem if the prefix holds none (default true unless readOnly).
    * When false, opening an empty prefix fails with ENOENT.
    */

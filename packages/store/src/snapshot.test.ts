@@ -1,0 +1,164 @@
+/**
+ * snapshotFilesystem / restoreFilesystem against a real redis-server, with the store writing to
+ * the source at the same time: the copy holds one point in time, and refusals touch nothing.
+ */
+import { createClient } from '@redis/client';
+import { keysFor } from '@redisfs/schema';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type StartedRedis } from '../../../e2e/helpers/redis-server.js';
+import { deleteFilesystem, listFilesystems } from './admin.js';
+import { openStore, type Store } from './index.js';
+import { restoreFilesystem, snapshotFilesystem } from './snapshot.js';
+
+let redis: StartedRedis;
+let raw: ReturnType<typeof createClient>;
+const opened: Store[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  raw = createClient({ url: redis.url });
+  await raw.connect();
+});
+afterAll(async () => {
+  await Promise.all(opened.map((s) => s.close()));
+  await raw?.close();
+  await redis?.stop();
+});
+
+async function open(prefix: string, options: { readOnly?: boolean; writeSnapshot?: boolean } = {}): Promise<Store> {
+  const warnings: string[] = [];
+  const store = await openStore({ url: redis.url, prefix, onWarning: (m) => warnings.push(m), ...options });
+  opened.push(store);
+  return Object.assign(store, { warnings });
+}
+
+const name = (what: string) => `${what}${++n}`;
+
+describe('snapshotFilesystem', () => {
+  it('holds one point in time while the source is being changed', async () => {
+    const [from, to] = [name('src'), name('snap')];
+    const s = await open(from);
+    await s.mkdirp('/left');
+    await s.mkdirp('/right');
+    const MOVERS = 60;
+    for (let i = 0; i < MOVERS; i++) await s.writeFile(`/left/m${i}`, `mover ${i}`);
+    // Bulk, so that the copy takes many batches.
+    for (let i = 0; i < 600; i++) await s.writeFile(`/bulk${i}`, Buffer.alloc(70_000, i % 251));
+    const big = await s.stat('/bulk0');
+
+    let stop = false;
+    let rounds = 0;
+    const writer = (async () => {
+      const side = new Array<string>(MOVERS).fill('left');
+      while (!stop) {
+        const i = rounds % MOVERS;
+        const other = side[i] === 'left' ? 'right' : 'left';
+        await s.move(`/${side[i]}/m${i}`, `/${other}/m${i}`);
+        side[i] = other;
+        await s.write(big.ino, 0, Buffer.alloc(70_000, rounds % 251)); // two blocks, one write
+        await s.writeFile(`/new${rounds}`, 'new');
+        rounds++;
+      }
+    })();
+    while (rounds < 5) await new Promise((r) => setImmediate(r));
+    const before = rounds;
+    const result = await snapshotFilesystem({ url: redis.url, from, to });
+    const during = rounds - before;
+    stop = true;
+    await writer;
+    expect(during).toBeGreaterThan(0);
+
+    const snap = await open(to);
+    expect(snap.readOnly).toBe(true);
+    const left = (await snap.list('/left')).map((e) => e.name);
+    const right = (await snap.list('/right')).map((e) => e.name);
+    expect(left.filter((x) => right.includes(x))).toEqual([]);
+    expect(left.length + right.length).toBe(MOVERS);
+    const data = await snap.readFile('/bulk0');
+    expect(data.length).toBe(70_000);
+    expect(data.every((b) => b === data[0])).toBe(true);
+    // Counters are those of the same moment as the tree.
+    const top = await snap.list('/');
+    const stats = await snap.statfs();
+    expect(stats.inodes).toBe(1 + 2 + MOVERS + top.filter((e) => e.type === 'file').length);
+    expect(result.atNs).toBeGreaterThan(0n);
+  });
+
+  it('marks the copy as a snapshot: listed with its source and time, opened read-only unless asked', async () => {
+    const [from, to] = [name('src'), name('snap')];
+    const s = await open(from);
+    await s.writeFile('/a', 'a');
+    const { atNs } = await snapshotFilesystem({ url: redis.url, from, to });
+    const listed = (await listFilesystems({ url: redis.url })).find((f) => f.prefix === to);
+    expect(listed).toMatchObject({ snapshot: { of: from, atNs }, inodes: 2, bytes: 1 });
+    const ro = (await open(to)) as Store & { warnings: string[] };
+    expect(ro.readOnly).toBe(true);
+    expect(ro.warnings.join('\n')).toMatch(/snapshot of .*read-only/);
+    await expect(ro.writeFile('/b', 'b')).rejects.toMatchObject({ code: 'EROFS' });
+    const rw = await open(to, { writeSnapshot: true });
+    await rw.writeFile('/b', 'b');
+    expect((await s.list('/')).map((e) => e.name)).toEqual(['a']); // the source is separate
+  });
+
+  it('restores a snapshot into a live prefix as an ordinary filesystem (force to replace one)', async () => {
+    const [from, to] = [name('src'), name('snap')];
+    const s = await open(from);
+    await s.writeFile('/kept', 'v1');
+    await snapshotFilesystem({ url: redis.url, from, to });
+    await s.writeFile('/kept', 'v2, longer');
+    await s.writeFile('/later', 'x');
+    await expect(restoreFilesystem({ url: redis.url, from: to, to: from })).rejects.toMatchObject({ code: 'EEXIST' });
+    expect((await s.readFile('/kept')).toString()).toBe('v2, longer'); // refusing touched nothing
+    await s.close();
+    await restoreFilesystem({ url: redis.url, from: to, to: from, force: true });
+    const back = await open(from);
+    expect(back.readOnly).toBe(false);
+    expect((await back.readFile('/kept')).toString()).toBe('v1');
+    await expect(back.stat('/later')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await listFilesystems({ url: redis.url })).find((f) => f.prefix === from)?.snapshot).toBeUndefined();
+  });
+
+  it('refuses a second snapshot of a source, or into a target, while one is in progress', async () => {
+    const [from, to, other] = [name('src'), name('snap'), name('other')];
+    await (await open(from)).writeFile('/a', 'a');
+    // A snapshot in progress, as another process would leave it mid-copy: its lease keys.
+    const k = keysFor(from);
+    await raw.hSet(k.snapshot, { to, id: 'someone' });
+    await raw.pExpire(k.snapshot, 30_000);
+    await raw.hSet(keysFor(to).snapshotLock, { from, id: 'someone' });
+    await raw.pExpire(keysFor(to).snapshotLock, 30_000);
+    await expect(snapshotFilesystem({ url: redis.url, from, to: other })).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(snapshotFilesystem({ url: redis.url, from: other, to })).rejects.toMatchObject({ code: 'ENOENT' });
+    await (await open(other)).writeFile('/o', 'o');
+    await expect(snapshotFilesystem({ url: redis.url, from: other, to })).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(deleteFilesystem({ url: redis.url, prefix: from })).rejects.toMatchObject({ code: 'EBUSY' });
+    // Nothing was left in the refused targets.
+    expect(await raw.exists(keysFor(other).snapshotLock)).toBe(0);
+    expect(await raw.hGet(keysFor(to).snapshotLock, 'id')).toBe('someone');
+    await raw.del([k.snapshot, keysFor(to).snapshotLock]);
+    await snapshotFilesystem({ url: redis.url, from, to });
+  });
+
+  it('gives up cleanly when its lease is lost mid-copy: no half snapshot stays', async () => {
+    const [from, to] = [name('src'), name('snap')];
+    const s = await open(from);
+    for (let i = 0; i < 500; i++) await s.writeFile(`/f${i}`, 'x'); // several batches
+    const k = keysFor(from);
+    // Another client removes the snapshot's lease as soon as it appears (as an expiry would).
+    const spoiler = (async () => {
+      while (!(await raw.exists(k.snapshot))) await new Promise((r) => setImmediate(r));
+      await raw.del(k.snapshot);
+    })();
+    await expect(snapshotFilesystem({ url: redis.url, from, to })).rejects.toMatchObject({ code: 'ESTALE' });
+    await spoiler;
+    expect((await listFilesystems({ url: redis.url })).some((f) => f.prefix === to)).toBe(false);
+    let left = 0;
+    for (const pattern of keysFor(to).scanPatterns) {
+      for await (const keys of raw.scanIterator({ MATCH: pattern })) left += keys.length;
+    }
+    expect(left).toBe(0);
+    await s.writeFile('/after', 'ok'); // the source is unharmed and no longer preserving
+    expect(await raw.exists(k.snapshotDone)).toBe(0);
+  });
+});
