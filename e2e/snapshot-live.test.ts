@@ -88,7 +88,11 @@ describe.skipIf(!ready)('a snapshot of a busy filesystem', () => {
     const out = new OutputTail(1 << 20).follow(writer.stdout);
     const err = new OutputTail().follow(writer.stderr);
     const synced = () => [...out.toString().matchAll(/^synced (L\d+)$/gm)].map((m) => m[1]!);
-    await waitFor(() => synced().length >= 20, { timeoutMs: 30_000, message: () => `writer: ${err}` });
+    await waitFor(() => synced().length >= 20, {
+      timeoutMs: 30_000,
+      what: 'the writer to finish 20 rounds',
+      bail: () => (writer.exitCode !== null ? new Error(`the writer died: ${err}`) : undefined),
+    });
 
     const admin = createClient({ url: redis.url });
     admin.on('error', () => undefined); // the server stops after the test; failures show in commands

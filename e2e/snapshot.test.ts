@@ -50,7 +50,7 @@ describe.skipIf(!ready)('redisfs-snapshot', () => {
     expect(first, first.stderr).toMatchObject({ code: 0 });
 
     {
-      await using copy = await mountRedisfs({ redis, prefix: to });
+      await using copy = await mountRedisfs({ redis, prefix: to, extraArgs: ['--read-write'] });
       expect(await diffTrees(src.path, copy.path('tree'))).toMatchObject({ code: 0, stdout: '' });
       expect(await describeTree(copy.path('tree'))).toEqual(want);
       // The copy is independent: change it, and the original stays as it was.
@@ -78,6 +78,58 @@ describe.skipIf(!ready)('redisfs-snapshot', () => {
     expect(await readdir(copy.dir)).toEqual(['tree']);
     expect(await diffTrees(src.path, copy.path('tree'))).toMatchObject({ code: 0, stdout: '' });
     expect(await describeTree(copy.path('tree'))).toEqual(want);
+  });
+
+  it('manages snapshots: list, mount read-only (or --read-write), restore into a live prefix, delete', async () => {
+    const [live, monday] = [uniquePrefix('managed'), uniquePrefix('managed.monday')];
+    {
+      await using mnt = await mountRedisfs({ redis, prefix: live });
+      await writeFile(mnt.path('notes.txt'), 'monday\n');
+    }
+    const taken = await snapshot('--from', live, '--to', monday);
+    expect(taken, taken.stderr).toMatchObject({ code: 0 });
+    expect(taken.stdout).toMatch(new RegExp(`snapshot of '${live}' as '${monday}' at \\d{4}-`));
+
+    // Listed with its source, time, size and inode count.
+    const listed = await snapshot('list', '--of', live);
+    expect(listed, listed.stderr).toMatchObject({ code: 0 });
+    const lines = listed.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^NAME\s+TIME\s+SIZE\s+INODES\s+SNAPSHOT OF$/);
+    expect(lines.slice(1)).toHaveLength(1);
+    expect(lines[1]!.split(/\s+/)).toEqual([monday, expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '7', '2', live]);
+
+    // Mounted directly: read-only unless asked otherwise.
+    {
+      await using snap = await mountRedisfs({ redis, prefix: monday });
+      expect(await readFile(snap.path('notes.txt'), 'utf8')).toBe('monday\n');
+      await expect(writeFile(snap.path('notes.txt'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
+      expect(snap.stderr()).toMatch(/snapshot of .* read-only/);
+    }
+
+    // Tuesday's change, then restore Monday into the live prefix (unmounted).
+    {
+      await using mnt = await mountRedisfs({ redis, prefix: live });
+      await writeFile(mnt.path('notes.txt'), 'tuesday, with a mistake\n');
+    }
+    const refused = await snapshot('restore', '--from', monday, '--to', live);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/--force/);
+    const restored = await snapshot('restore', '--from', monday, '--to', live, '--force');
+    expect(restored, restored.stderr).toMatchObject({ code: 0 });
+    {
+      await using mnt = await mountRedisfs({ redis, prefix: live });
+      expect(await readFile(mnt.path('notes.txt'), 'utf8')).toBe('monday\n');
+      await writeFile(mnt.path('after-restore'), 'writable'); // an ordinary filesystem again
+    }
+
+    // delete removes a snapshot; a live filesystem only with --force.
+    const refusedLive = await snapshot('delete', '--prefix', live);
+    expect(refusedLive.code).not.toBe(0);
+    expect(refusedLive.stderr).toMatch(/not a snapshot/);
+    const deleted = await snapshot('delete', '--prefix', monday);
+    expect(deleted, deleted.stderr).toMatchObject({ code: 0 });
+    expect((await snapshot('list', '--of', live)).stdout.trim().split('\n')).toHaveLength(1);
+    expect((await snapshot('list')).stdout).toContain(live);
   });
 
   it('fails when the source prefix holds no filesystem', async () => {

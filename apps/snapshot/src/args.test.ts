@@ -17,21 +17,26 @@ async function usageError(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
 const noTarget = { url: undefined, socket: undefined };
 
 describe('parseSnapshotArgs', () => {
-  it('copies by default', async () => {
+  it('takes a snapshot by default', async () => {
     expect(await parseSnapshotArgs(['--from', 'a', '--to', 'b'], {})).toEqual({
-      kind: 'copy', target: noTarget, from: 'a', to: 'b', force: false,
+      kind: 'snapshot', target: noTarget, from: 'a', to: 'b', force: false,
     });
     expect(await parseSnapshotArgs(['--from', 'a', '--to', 'b', '--force', '--port', '7000'], {})).toEqual({
-      kind: 'copy', target: { url: 'redis://127.0.0.1:7000', socket: undefined }, from: 'a', to: 'b', force: true,
+      kind: 'snapshot', target: { url: 'redis://127.0.0.1:7000', socket: undefined }, from: 'a', to: 'b', force: true,
     });
   });
 
-  it('has list and delete subcommands', async () => {
+  it('has list, delete and restore subcommands', async () => {
     expect(await parseSnapshotArgs(['list', '--socket', '/r.sock'], {})).toEqual({
-      kind: 'list', target: { url: undefined, socket: '/r.sock' },
+      kind: 'list', target: { url: undefined, socket: '/r.sock' }, of: undefined,
     });
+    expect(await parseSnapshotArgs(['list', '--of', 'a'], {})).toMatchObject({ kind: 'list', of: 'a' });
     expect(await parseSnapshotArgs(['delete', '--prefix', 'b'], { [URL_ENV]: 'redis://h:1' })).toEqual({
-      kind: 'delete', target: { url: 'redis://h:1', socket: undefined }, prefix: 'b',
+      kind: 'delete', target: { url: 'redis://h:1', socket: undefined }, prefix: 'b', force: false,
+    });
+    expect(await parseSnapshotArgs(['delete', '--prefix', 'b', '--force'], {})).toMatchObject({ force: true });
+    expect(await parseSnapshotArgs(['restore', '--from', 'b', '--to', 'a'], {})).toEqual({
+      kind: 'restore', target: noTarget, from: 'b', to: 'a', force: false,
     });
   });
 
@@ -39,6 +44,8 @@ describe('parseSnapshotArgs', () => {
     expect(await usageError(['--from', 'a'])).toMatch(/Missing required argument: to/);
     expect(await usageError(['--from', 'a', '--to', 'b', '--bogus'])).toMatch(/Unknown argument: bogus/);
     expect(await usageError(['list', '--from', 'a'])).toMatch(/Unknown argument/);
+    expect(await usageError(['restore', '--from', 'a'])).toMatch(/Missing required argument: to/);
+    expect(await usageError(['list', '--of', 'a:b'])).toMatch(/--of must be/);
     expect(await usageError(['delete'])).toMatch(/Missing required argument: prefix/);
     expect(await usageError(['--from', 'a', '--to', 'a'])).toMatch(/must differ/);
     expect(await usageError(['--from', 'a', '--to', '{b}'])).toMatch(/--to must be/);
@@ -54,14 +61,19 @@ describe('parseSnapshotArgs', () => {
 });
 
 describe('formatList', () => {
-  it('aligns a table', () => {
+  it('aligns a table: a snapshot shows its point in time and its source', () => {
     expect(formatList([
-      { prefix: 'skx', version: 1, createdNs: 1_700_000_000_123_000_000n, inodes: 12, bytes: 4096 },
+      { prefix: 'skx', version: 1, createdNs: 1_700_000_000_123_000_000n, inodes: 12, bytes: 4096, snapshotInProgress: true },
+      {
+        prefix: 'skx.monday', version: 1, createdNs: 1_700_000_000_123_000_000n, inodes: 10, bytes: 100,
+        snapshot: { of: 'skx', atNs: 1_700_100_000_000_000_000n },
+      },
       { prefix: 'broken', version: undefined, createdNs: undefined, inodes: 0, bytes: 0 },
     ])).toEqual([
-      'PREFIX  CREATED                   INODES  BYTES',
-      'skx     2023-11-14T22:13:20.123Z  12      4096',
-      'broken  (corrupt superblock)      0       0',
+      'NAME        TIME                      SIZE  INODES  SNAPSHOT OF',
+      'skx         2023-11-14T22:13:20.123Z  4096  12      - (now being snapshotted)',
+      'skx.monday  2023-11-16T02:00:00.000Z  100   10      skx',
+      'broken      (corrupt superblock)      0     0       -',
     ]);
   });
 });

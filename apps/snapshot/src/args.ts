@@ -2,9 +2,10 @@
  * The command line of `redisfs-snapshot`: yargs parses, zod validates, every problem is one
  * UsageError line (exit code 2). A --url is never echoed back (it may hold a password).
  *
- *   redisfs-snapshot --from A --to B [--force]   copy filesystem A to prefix B
- *   redisfs-snapshot list                        list the filesystems on the server
- *   redisfs-snapshot delete --prefix B           delete filesystem B
+ *   redisfs-snapshot --from A --to B [--force]          point-in-time snapshot of A, named B
+ *   redisfs-snapshot list [--of A]                      filesystems and snapshots on the server
+ *   redisfs-snapshot delete --prefix B [--force]        delete snapshot B (--force: any filesystem)
+ *   redisfs-snapshot restore --from B --to A [--force]  copy snapshot B into a live filesystem A
  */
 import { createRequire } from 'node:module';
 import yargs, { type Argv } from 'yargs';
@@ -12,9 +13,10 @@ import { z } from 'zod';
 import { prefixSchema, redisTargetSchema, resolveRedisTarget, URL_ENV, UsageError, type RedisTarget } from '@redisfs/cli-common';
 
 export type SnapshotCommand =
-  | { kind: 'copy'; target: RedisTarget; from: string; to: string; force: boolean }
-  | { kind: 'list'; target: RedisTarget }
-  | { kind: 'delete'; target: RedisTarget; prefix: string }
+  | { kind: 'snapshot'; target: RedisTarget; from: string; to: string; force: boolean }
+  | { kind: 'restore'; target: RedisTarget; from: string; to: string; force: boolean }
+  | { kind: 'list'; target: RedisTarget; of: string | undefined }
+  | { kind: 'delete'; target: RedisTarget; prefix: string; force: boolean }
   | { kind: 'done' };
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -35,17 +37,30 @@ function buildParser(args: string[]) {
   return withTarget(yargs(args))
     .scriptName('redisfs-snapshot')
     .locale('en')
-    .command('$0', 'copy filesystem --from to prefix --to, inside Redis', (y) =>
+    .command('$0', 'take a point-in-time snapshot of filesystem --from, named --to, inside Redis', (y) =>
       y
-        .option('from', { type: 'string', demandOption: true, describe: 'prefix of the filesystem to copy' })
-        .option('to', { type: 'string', demandOption: true, describe: 'prefix to copy it to (must be empty)' })
+        .option('from', { type: 'string', demandOption: true, describe: 'prefix of the filesystem (may be mounted and busy)' })
+        .option('to', { type: 'string', demandOption: true, describe: 'prefix of the new snapshot (must be empty)' })
         .option('force', { type: 'boolean', default: false, describe: 'delete what --to holds first' }),
     )
-    .command('list', 'list the filesystems on the server')
-    .command('delete', 'delete a filesystem (unmount it first)', (y) =>
-      y.option('prefix', { type: 'string', demandOption: true, describe: 'prefix of the filesystem to delete' }),
+    .command('list', 'list the filesystems and snapshots on the server', (y) =>
+      y.option('of', { type: 'string', describe: 'only the snapshots of this prefix' }),
     )
-    .epilogue('A copy is exact only when nothing writes to --from meanwhile (unmount it, or mount it --read-only).')
+    .command('delete', 'delete a snapshot', (y) =>
+      y
+        .option('prefix', { type: 'string', demandOption: true, describe: 'prefix of the snapshot to delete' })
+        .option('force', { type: 'boolean', default: false, describe: 'also delete a filesystem that is not a snapshot (unmount it first)' }),
+    )
+    .command('restore', 'copy snapshot --from into filesystem --to (an ordinary, writable filesystem)', (y) =>
+      y
+        .option('from', { type: 'string', demandOption: true, describe: 'prefix of the snapshot' })
+        .option('to', { type: 'string', demandOption: true, describe: 'prefix to restore into' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace the filesystem --to holds (unmount it first)' }),
+    )
+    .epilogue(
+      'A snapshot holds one point in time even while --from is mounted and written to. ' +
+        "Mount one with redisfs --prefix NAME (read-only unless --read-write). No root needed.",
+    )
     .strict()
     .help()
     .version(VERSION)
@@ -63,14 +78,15 @@ export async function parseSnapshotArgs(args: string[], env: NodeJS.ProcessEnv =
   const target = resolveRedisTarget(flags, env);
   switch (argv._[0]) {
     case 'list':
-      return { kind: 'list', target };
+      return { kind: 'list', target, of: argv.of === undefined ? undefined : check(prefixSchema('--of'), argv.of) };
     case 'delete':
-      return { kind: 'delete', target, prefix: check(prefixSchema('--prefix'), argv.prefix) };
+      return { kind: 'delete', target, prefix: check(prefixSchema('--prefix'), argv.prefix), force: check(z.boolean(), argv.force) };
     default: {
       const from = check(prefixSchema('--from'), argv.from);
       const to = check(prefixSchema('--to'), argv.to);
       if (from === to) throw new UsageError('--from and --to must differ');
-      return { kind: 'copy', target, from, to, force: check(z.boolean(), argv.force) };
+      const kind = argv._[0] === 'restore' ? 'restore' : 'snapshot';
+      return { kind, target, from, to, force: check(z.boolean(), argv.force) };
     }
   }
 }

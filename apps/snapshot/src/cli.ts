@@ -1,12 +1,13 @@
 /**
- * `redisfs-snapshot`: copy, list and delete redisfs filesystems inside one Redis server.
- * Errors are one line on stderr; exit code 1 on failure or refusal, 2 on a usage error.
+ * `redisfs-snapshot`: take, list, delete and restore point-in-time snapshots of redisfs
+ * filesystems inside one Redis server. Errors are one line on stderr; exit code 1 on failure or
+ * refusal, 2 on a usage error.
  */
 import { hideBin } from 'yargs/helpers';
-import { deleteFilesystem, listFilesystems, snapshotFilesystem } from '@redisfs/store';
+import { deleteFilesystem, listFilesystems, restoreFilesystem, snapshotFilesystem } from '@redisfs/store';
 import { exitCodeOf, scrubSecrets, secretsOfCommandLine } from '@redisfs/cli-common';
 import { parseSnapshotArgs } from './args.js';
-import { formatList } from './format.js';
+import { formatList, formatTime } from './format.js';
 
 async function main(args: string[]): Promise<number> {
   const secrets = secretsOfCommandLine(args);
@@ -16,22 +17,36 @@ async function main(args: string[]): Promise<number> {
     switch (command.kind) {
       case 'done':
         return 0;
-      case 'copy': {
-        const { copiedKeys, deletedKeys } = await snapshotFilesystem({
+      case 'snapshot':
+      case 'restore': {
+        const copy = command.kind === 'snapshot' ? snapshotFilesystem : restoreFilesystem;
+        const started = Date.now();
+        const { copiedKeys, deletedKeys, atNs } = await copy({
           ...command.target,
           from: command.from,
           to: command.to,
           force: command.force,
         });
         const replaced = deletedKeys > 0 ? `, after deleting ${deletedKeys} keys of '${command.to}'` : '';
-        out(`copied '${command.from}' to '${command.to}' (${copiedKeys} keys${replaced})`);
+        const verb = command.kind === 'snapshot' ? 'snapshot of' : 'restored';
+        out(
+          `${verb} '${command.from}' ${command.kind === 'snapshot' ? 'as' : 'into'} '${command.to}' at ${formatTime(atNs)} ` +
+            `(${copiedKeys} keys in ${((Date.now() - started) / 1000).toFixed(1)} s${replaced})`,
+        );
         return 0;
       }
-      case 'list':
-        for (const line of formatList(await listFilesystems(command.target))) out(line);
+      case 'list': {
+        const all = await listFilesystems(command.target);
+        const shown = command.of === undefined ? all : all.filter((fs) => fs.snapshot?.of === command.of);
+        for (const line of formatList(shown)) out(line);
         return 0;
+      }
       case 'delete': {
-        const { deletedKeys } = await deleteFilesystem({ ...command.target, prefix: command.prefix });
+        const { deletedKeys } = await deleteFilesystem({
+          ...command.target,
+          prefix: command.prefix,
+          onlySnapshot: !command.force,
+        });
         out(`deleted '${command.prefix}' (${deletedKeys} keys)`);
         return 0;
       }

@@ -1,16 +1,29 @@
-/** Output formatting of `redisfs-snapshot list`. */
+/** Output formatting of `redisfs-snapshot`. */
 import type { FilesystemInfo } from '@redisfs/store';
 
-/** A table: prefix, creation time (UTC), live inodes, bytes in files. */
+/** A time in ns since the epoch, as an ISO 8601 UTC string (millisecond precision). */
+export function formatTime(ns: bigint): string {
+  return new Date(Number(ns / 1_000_000n)).toISOString();
+}
+
+/**
+ * A table: name, the time it holds (a snapshot's point in time, else its creation), bytes in
+ * files, live inodes, and what it is a snapshot of ('-' for an ordinary filesystem).
+ */
 export function formatList(list: FilesystemInfo[]): string[] {
   const rows = [
-    ['PREFIX', 'CREATED', 'INODES', 'BYTES'],
-    ...list.map((fs) => [
-      fs.prefix,
-      fs.createdNs === undefined ? '(corrupt superblock)' : new Date(Number(fs.createdNs / 1_000_000n)).toISOString(),
-      String(fs.inodes),
-      String(fs.bytes),
-    ]),
+    ['NAME', 'TIME', 'SIZE', 'INODES', 'SNAPSHOT OF'],
+    ...list.map((fs) => {
+      const time = fs.snapshot?.atNs ?? fs.createdNs;
+      const of = fs.snapshot ? fs.snapshot.of : '-';
+      return [
+        fs.prefix,
+        time === undefined ? '(corrupt superblock)' : formatTime(time),
+        String(fs.bytes),
+        String(fs.inodes),
+        fs.snapshotInProgress ? `${of} (now being snapshotted)` : of,
+      ];
+    }),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));

@@ -67,14 +67,26 @@ export async function listFilesystems(target: AdminTarget = {}): Promise<Filesys
 
 /**
  * Deletes every key of filesystem `prefix` (superblock first, so a half-done delete is not
- * mountable). Returns the number of keys deleted; ENOENT when the prefix holds no key.
- * The caller must make sure the filesystem is not mounted.
+ * mountable). Returns the number of keys deleted; ENOENT when the prefix holds no key, EBUSY
+ * while a snapshot of it or a copy into it runs, EPERM with `onlySnapshot` when it is not a
+ * snapshot. The caller must make sure the filesystem is not mounted.
  */
-export async function deleteFilesystem(options: AdminTarget & { prefix: string }): Promise<{ deletedKeys: number }> {
+export async function deleteFilesystem(
+  options: AdminTarget & { prefix: string; onlySnapshot?: boolean },
+): Promise<{ deletedKeys: number }> {
   const layout = layoutOf(options.prefix);
   return withClient(options, `deleting '${layout.prefix}'`, async (client) => {
     if ((await client.exists([layout.snapshot, layout.snapshotLock])) > 0) {
       throw new FsError('EBUSY', `prefix '${layout.prefix}' is busy: a snapshot of it, or a copy into it, is in progress`);
+    }
+    if (options.onlySnapshot) {
+      const sb = await client.hGetAll(layout.superblock);
+      if (Object.keys(sb).length > 0 && sb.snapof === undefined) {
+        throw new FsError(
+          'EPERM',
+          `prefix '${layout.prefix}' is a filesystem, not a snapshot: unmount it and use --force (onlySnapshot: false) to delete it`,
+        );
+      }
     }
     const deletedKeys = await unlinkAll(client, layout);
     if (deletedKeys === 0) {
