@@ -1,0 +1,112 @@
+/**
+ * What a snapshot costs: time and Redis memory to snapshot a filesystem of FILES files and
+ * TOTAL bytes, as ratios to a plain server-side copy of the same keys (SCAN + COPY in pipelined
+ * batches, the cheapest copy Redis can do, but not point-in-time) measured in the same run on
+ * the same server.
+ *
+ *   pnpm bench:snapshot                 10,000 files, 1 GiB (needs ~4 GiB of RAM for Redis)
+ *   pnpm bench:snapshot --quick         1,000 files, 64 MiB
+ *
+ * Prints a table and, last, one JSON line.
+ */
+import { randomBytes } from 'node:crypto';
+import { createClient } from '@redis/client';
+import { keysFor } from '@redisfs/schema';
+import { deleteFilesystem, openStore, snapshotFilesystem } from '@redisfs/store';
+import { startRedis } from '../e2e/helpers/redis-server.js';
+
+const quick = process.argv.includes('--quick');
+const FILES = quick ? 1_000 : 10_000;
+const TOTAL = quick ? 64 * 2 ** 20 : 2 ** 30;
+const FILE_SIZE = Math.floor(TOTAL / FILES);
+const WRITERS = 16;
+
+const makeClient = (url: string) => createClient({ url });
+type Client = ReturnType<typeof makeClient>;
+
+async function usedMemory(client: Client): Promise<number> {
+  const info = await client.info('memory');
+  return Number(/^used_memory:(\d+)/m.exec(info)![1]);
+}
+
+/** SCAN + COPY of every key of `from` to `to`, 200 per pipelined MULTI: the baseline. */
+async function plainCopy(client: Client, from: string, to: string): Promise<number> {
+  const src = keysFor(from);
+  const dst = keysFor(to);
+  let n = 0;
+  for (const [i, pattern] of src.scanPatterns.entries()) {
+    const fromHead = pattern.slice(0, -1);
+    const toHead = dst.scanPatterns[i]!.slice(0, -1);
+    for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: 200 })) {
+      const multi = client.multi();
+      for (const k of keys) multi.copy(k, toHead + k.slice(fromHead.length));
+      n += (await multi.execAsPipeline()).length;
+    }
+  }
+  return n;
+}
+
+type Measured = { seconds: number; bytes: number };
+
+async function measure(client: Client, what: () => Promise<unknown>): Promise<Measured> {
+  const before = await usedMemory(client);
+  const start = process.hrtime.bigint();
+  await what();
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return { seconds, bytes: (await usedMemory(client)) - before };
+}
+
+await using redis = await startRedis({ args: ['--save', '', '--appendonly', 'no'] });
+const client = makeClient(redis.url);
+await client.connect();
+try {
+  const store = await openStore({ url: redis.url, prefix: 'fs' });
+  const started = Date.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: WRITERS }, async () => {
+      for (let i = next++; i < FILES; i = next++) {
+        const dir = `/d${i % 100}`;
+        if (i < 100) await store.mkdirp(dir);
+        else while (!(await store.stat(dir).catch(() => undefined))) await new Promise((r) => setTimeout(r, 5));
+        await store.writeFile(`${dir}/f${i}`, randomBytes(FILE_SIZE));
+      }
+    }),
+  );
+  await store.close();
+  const fill = (Date.now() - started) / 1000;
+  const dbsize = await client.dbSize();
+  const base = await usedMemory(client);
+
+  // Alternate the two, twice, and keep each one's best run: neither gains from going first.
+  const runs: { plain: Measured[]; snap: Measured[] } = { plain: [], snap: [] };
+  for (let round = 0; round < 2; round++) {
+    runs.plain.push(await measure(client, () => plainCopy(client, 'fs', 'plain')));
+    await deleteFilesystem({ url: redis.url, prefix: 'plain' });
+    runs.snap.push(await measure(client, () => snapshotFilesystem({ url: redis.url, from: 'fs', to: 'snap' })));
+    await deleteFilesystem({ url: redis.url, prefix: 'snap' });
+  }
+  const best = (ms: Measured[]) => ms.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  const plain = best(runs.plain);
+  const snap = best(runs.snap);
+
+  const result = {
+    files: FILES,
+    bytes: FILES * FILE_SIZE,
+    keys: dbsize,
+    fillSeconds: fill,
+    redisMemoryBytes: base,
+    plainCopy: plain,
+    snapshot: snap,
+    timeRatio: snap.seconds / plain.seconds,
+    memoryRatio: snap.bytes / plain.bytes,
+  };
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+  console.log(`filesystem: ${FILES} files, ${mib(result.bytes)} in ${dbsize} keys; Redis uses ${mib(base)} (filled in ${fill.toFixed(1)} s)`);
+  console.log(`plain SCAN+COPY : ${plain.seconds.toFixed(2)} s, +${mib(plain.bytes)}`);
+  console.log(`snapshot        : ${snap.seconds.toFixed(2)} s, +${mib(snap.bytes)}`);
+  console.log(`ratio           : time ${result.timeRatio.toFixed(2)}x, memory ${result.memoryRatio.toFixed(3)}x`);
+  console.log(JSON.stringify(result));
+} finally {
+  await client.close();
+}
