@@ -1,10 +1,65 @@
 /**
  * Two filesystems (prefixes) on one Redis, mounted at once by two processes: neither sees,
- * changes or removes anything of the other.
+ * changes or removes anything of the other, and their keys never overlap. A Redis ACL user given
+ * the line from packages/schema/README.md can use its own filesystem and nothing else.
  */
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  appendFile,
+  chmod,
+  link,
+  mkdir,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  stat,
+  statfs,
+  symlink,
+  truncate,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
+import { join } from 'node:path';
+import { createClient } from '@redis/client';
+import { ROOT_INO, keysFor, parseBlockKey } from '@redisfs/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mountRedisfs, requireFuse, requireRedis, runOk, startRedis, uniquePrefix, type StartedRedis } from './helpers/index.js';
+import {
+  MOUNT_CLI,
+  REPO_ROOT,
+  disposeWhenTestEnds,
+  findExecutable,
+  findFusermount,
+  forceUnmount,
+  isMounted,
+  mountRedisfs,
+  requireBuilt,
+  requireFuse,
+  requireRedis,
+  run,
+  runOk,
+  startRedis,
+  tempDir,
+  uniquePrefix,
+  waitFor,
+  type StartedRedis,
+} from './helpers/index.js';
+
+type Client = ReturnType<typeof createClient>;
+
+/** Every key on the server whose name contains `text`. */
+async function keysContaining(client: Client, text: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const batch of client.scanIterator({ MATCH: `*${text}*`, COUNT: 1000 })) keys.push(...batch);
+  return keys.sort();
+}
+
+/** Whether `key` is one of filesystem `prefix`'s keys, as the layout defines them. */
+function belongsTo(prefix: string, key: string): boolean {
+  const layout = keysFor(prefix);
+  return key.startsWith(layout.metaPrefix) || parseBlockKey(layout, key) !== undefined;
+}
 
 const ready = (await requireRedis()) && requireFuse();
 
@@ -52,4 +107,254 @@ describe.skipIf(!ready)('prefixes are separate filesystems', () => {
     await using a = await mountRedisfs({ redis, prefix: prefixA });
     expect(await readFile(a.path('mine'), 'utf8')).toBe('A keeps this');
   });
+
+  it('each key belongs to one prefix, even when one prefix name starts with the other', async () => {
+    const prefixA = uniquePrefix('iso-keys');
+    const prefixB = `${prefixA}.b`;
+    const client: Client = createClient({ url: redis.url });
+    await client.connect();
+    await using _client = { [Symbol.asyncDispose]: () => client.close() };
+    {
+      await using a = await mountRedisfs({ redis, prefix: prefixA });
+      await using b = await mountRedisfs({ redis, prefix: prefixB });
+      for (const m of [a, b]) {
+        await mkdir(m.path('d'));
+        await writeFile(m.path('d/data'), randomBytes(150 * 1024));
+      }
+    }
+    const keys = await keysContaining(client, prefixA);
+    const owners = keys.map((key) => ({ key, owners: [prefixA, prefixB].filter((p) => belongsTo(p, key)) }));
+    expect(owners.filter((k) => k.owners.length !== 1)).toEqual([]);
+    const ofA = owners.filter((k) => k.owners[0] === prefixA).map((k) => k.key);
+    const ofB = owners.filter((k) => k.owners[0] === prefixB).map((k) => k.key);
+    // Both have blocks and metadata, and each prefix's SCAN patterns find exactly its own keys.
+    for (const [prefix, own] of [[prefixA, ofA], [prefixB, ofB]] as const) {
+      expect(own.some((k) => parseBlockKey(keysFor(prefix), k))).toBe(true);
+      const scanned: string[] = [];
+      for (const pattern of keysFor(prefix).scanPatterns) {
+        for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 1000 })) scanned.push(...batch);
+      }
+      expect(scanned.sort()).toEqual(own);
+    }
+  });
 });
+
+/** The line users copy from packages/schema/README.md, for user `fsuser` and filesystem `skx`. */
+function documentedAclLine(): string[] {
+  const readme = readFileSync(join(REPO_ROOT, 'packages/schema/README.md'), 'utf8');
+  const lines = readme.split('\n').filter((line) => line.startsWith('ACL SETUSER fsuser '));
+  if (lines.length !== 1) throw new Error(`packages/schema/README.md should hold one "ACL SETUSER fsuser …" line, found ${lines.length}`);
+  return lines[0]!.trim().split(/\s+/);
+}
+
+/** A user of one filesystem, made with the documented line. */
+interface FsUser {
+  name: string;
+  password: string;
+  /** redis://name:password@host:port */
+  url: string;
+}
+
+describe.skipIf(!ready)('a Redis ACL user limited to one filesystem', () => {
+  let redis: StartedRedis;
+  /** The default user: creates the ACL users and looks at the keys. */
+  let admin: Client;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    admin = createClient({ url: redis.url });
+    admin.on('error', () => {});
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await admin?.close();
+    await redis?.stop();
+  });
+
+  /** Runs the README's ACL line for `prefix`, with a fresh user name and password. */
+  async function createFsUser(prefix: string): Promise<FsUser> {
+    const name = `fs-${randomBytes(4).toString('hex')}`;
+    const password = `pw-${randomBytes(12).toString('hex')}`;
+    const words = documentedAclLine().map((word) => {
+      if (word === 'fsuser') return name;
+      if (word === '>password') return `>${password}`;
+      return /^%?[RW]*~/.test(word) ? word.replaceAll('skx', prefix) : word; // key patterns
+    });
+    await admin.sendCommand(words);
+    const url = new URL(redis.url);
+    url.username = name;
+    url.password = password;
+    return { name, password, url: url.toString().replace(/\/$/, '') };
+  }
+
+  /** What Redis refused this user, by command or key (ACL LOG). */
+  async function refusedFor(user: FsUser): Promise<string[]> {
+    const log = await admin.aclLog();
+    return log.filter((entry) => entry.username === user.name).map((entry) => `${entry.reason} ${entry.object}`);
+  }
+
+  it('the root README gives the same line as packages/schema/README.md', () => {
+    const line = documentedAclLine().join(' ');
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    expect(readme.includes(line), `README.md should hold the line of packages/schema/README.md:\n${line}`).toBe(true);
+  });
+
+  it('mounts its filesystem and does everyday work there', async () => {
+    const prefix = uniquePrefix('acl-own');
+    const user = await createFsUser(prefix);
+    const data = randomBytes(300 * 1024);
+    {
+      await using m = await mountRedisfs({ redis: { url: user.url }, prefix });
+      await writeFile(m.path('hello.txt'), 'hello\n');
+      await appendFile(m.path('hello.txt'), 'again\n');
+      expect(await readFile(m.path('hello.txt'), 'utf8')).toBe('hello\nagain\n');
+      await mkdir(m.path('dir/sub'), { recursive: true });
+      await rename(m.path('hello.txt'), m.path('dir/sub/hello.txt'));
+      await writeFile(m.path('dir/data.bin'), data);
+      expect((await readFile(m.path('dir/data.bin'))).equals(data)).toBe(true);
+      await truncate(m.path('dir/data.bin'), 1000);
+      expect((await readFile(m.path('dir/data.bin'))).equals(data.subarray(0, 1000))).toBe(true);
+      await link(m.path('dir/sub/hello.txt'), m.path('hard'));
+      await symlink('dir/sub/hello.txt', m.path('soft'));
+      expect(await readlink(m.path('soft'))).toBe('dir/sub/hello.txt');
+      await chmod(m.path('hard'), 0o600);
+      await utimes(m.path('hard'), 1_000_000, 1_000_000);
+      const st = await stat(m.path('dir/sub/hello.txt'));
+      expect({ mode: st.mode & 0o777, nlink: st.nlink, mtimeMs: st.mtimeMs }).toEqual({ mode: 0o600, nlink: 2, mtimeMs: 1e9 });
+      if (findExecutable('python3')) {
+        // Node has no xattr calls; python3 makes the same system calls setfattr would.
+        const script = [
+          'import os, sys',
+          'p = sys.argv[1]',
+          "os.setxattr(p, 'user.origin', b'acl')",
+          "print(os.getxattr(p, 'user.origin').decode(), os.listxattr(p))",
+          "os.removexattr(p, 'user.origin')",
+          'print(os.listxattr(p))',
+        ].join('\n');
+        const xattrs = await runOk('python3', ['-c', script, m.path('hard')]);
+        expect(xattrs).toBe("acl ['user.origin']\n[]\n");
+      } else {
+        console.warn('[e2e] python3 is missing: xattrs under an ACL user are not checked');
+      }
+      expect((await statfs(m.dir)).bsize).toBeGreaterThan(0);
+      expect(await runOk('df', [m.dir])).toContain(m.dir);
+      expect((await readdir(m.dir)).sort()).toEqual(['dir', 'hard', 'soft']);
+      await runOk('rm', ['-r', m.path('dir'), m.path('soft')]);
+      expect(await readdir(m.dir)).toEqual(['hard']);
+      expect(m.stdout() + m.stderr()).not.toContain(user.password);
+    }
+    // Opened again, by the same user: the file is there.
+    await using again = await mountRedisfs({ redis: { url: user.url }, prefix });
+    expect(await readFile(again.path('hard'), 'utf8')).toBe('hello\nagain\n');
+    // The only thing Redis refused is CONFIG GET maxmemory, which statfs does without.
+    expect((await refusedFor(user)).filter((r) => r !== 'command config|get')).toEqual([]);
+  });
+
+  it('cannot mount or read another filesystem', async () => {
+    const mine = uniquePrefix('acl-mine');
+    // Its name starts with the user's own prefix: the patterns must still keep it out.
+    const other = `${mine}-other`;
+    const user = await createFsUser(mine);
+    {
+      await using o = await mountRedisfs({ redis, prefix: other });
+      await writeFile(o.path('secret'), 'not for this user\n'.repeat(5000));
+    }
+    const otherKeys = await keysContaining(admin, other);
+    const fresh = `${mine}-new`;
+
+    for (const [prefix, flags] of [[other, []], [other, ['--read-only']], [fresh, []]] as const) {
+      await using dir = await tempDir('acl-mnt');
+      // Disposed first: should the mount wrongly happen, it goes before the dir is removed.
+      await using _unmount = { [Symbol.asyncDispose]: () => forceUnmount(dir.path) };
+      const args = ['--url', user.url, '--prefix', prefix, '--mount', dir.path, ...flags];
+      const result = await run(process.execPath, [requireBuilt(MOUNT_CLI), ...args], { timeoutMs: 20_000 });
+      expect({ prefix, flags, code: result.code, stderr: result.stderr }).toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(/NOPERM|permission/i),
+      });
+      expect(result.stdout + result.stderr).not.toContain(user.password);
+      expect(await isMounted(dir.path)).toBe(false);
+    }
+    expect(await keysContaining(admin, other)).toEqual(otherKeys);
+    expect(await keysContaining(admin, fresh)).toEqual([]);
+
+    const raw = createClient({ url: user.url });
+    raw.on('error', () => {});
+    await raw.connect();
+    await using _raw = { [Symbol.asyncDispose]: () => raw.close() };
+    const otherKeysOf = keysFor(other);
+    const block = otherKeys.find((k) => parseBlockKey(otherKeysOf, k));
+    expect(block).toBeDefined();
+    const outcome = (p: Promise<unknown>) =>
+      p.then(
+        () => 'allowed',
+        (err: Error) => err.message.split(' ')[0],
+      );
+    expect({
+      'HGETALL superblock': await outcome(raw.hGetAll(otherKeysOf.superblock)),
+      'HGETALL root inode': await outcome(raw.hGetAll(otherKeysOf.inode(ROOT_INO))),
+      'GET a block': await outcome(raw.get(block!)),
+      'HSET an inode': await outcome(raw.hSet(otherKeysOf.inode(ROOT_INO), 'm', '0')),
+      'UNLINK a block': await outcome(raw.unlink(block!)),
+      'SCAN (lists every key name)': await outcome(raw.scan('0')),
+      'KEYS': await outcome(raw.keys('*')),
+    }).toEqual({
+      'HGETALL superblock': 'NOPERM',
+      'HGETALL root inode': 'NOPERM',
+      'GET a block': 'NOPERM',
+      'HSET an inode': 'NOPERM',
+      'UNLINK a block': 'NOPERM',
+      'SCAN (lists every key name)': 'NOPERM',
+      'KEYS': 'NOPERM',
+    });
+    // Nor from inside a script declared on its own keys.
+    await expect(
+      raw.eval("return redis.call('HGETALL', ARGV[1])", { keys: [keysFor(mine).superblock], arguments: [otherKeysOf.superblock] }),
+    ).rejects.toThrow(/can't access|NOPERM/);
+    expect(await keysContaining(admin, other)).toEqual(otherKeys);
+  });
+
+  it('its password shows neither in what the mount prints nor in ps', async () => {
+    const prefix = uniquePrefix('acl-ps');
+    const user = await createFsUser(prefix);
+    await using work = await tempDir('acl-ps');
+    const dir = work.join('mnt');
+    await mkdir(dir);
+    const logFile = work.join('redisfs.log');
+    // --daemon: the long-running process gets the URL through its environment, not its argv.
+    const daemon = { pid: 0 };
+    const release = async () => {
+      await forceUnmount(dir);
+      if (daemon.pid && isAlive(daemon.pid)) process.kill(daemon.pid, 'SIGKILL');
+    };
+    const cleanup = { [Symbol.asyncDispose]: release };
+    disposeWhenTestEnds(cleanup);
+    await using _daemon = cleanup;
+
+    const started = await run(process.execPath, [
+      requireBuilt(MOUNT_CLI), '--url', user.url, '--prefix', prefix, '--mount', dir, '--daemon', '--log-file', logFile,
+    ]);
+    expect(started).toMatchObject({ code: 0, stdout: expect.stringMatching(/\(pid \d+\)/) });
+    daemon.pid = Number(/\(pid (\d+)\)/.exec(started.stdout)![1]);
+    await writeFile(join(dir, 'file'), 'written through the daemon\n');
+    expect(await readFile(join(dir, 'file'), 'utf8')).toBe('written through the daemon\n');
+
+    const ps = await runOk('ps', ['-eo', 'pid,args']);
+    expect(ps).toMatch(new RegExp(`^\\s*${daemon.pid}\\s.*--mount`, 'm'));
+    expect(ps).not.toContain(user.password);
+    expect(readFileSync(`/proc/${daemon.pid}/cmdline`, 'utf8')).not.toContain(user.password);
+
+    await runOk(findFusermount() ?? 'fusermount', ['-u', dir]);
+    await waitFor(() => !isAlive(daemon.pid), { timeoutMs: 10_000, what: `the daemon (pid ${daemon.pid}) to exit after the unmount` });
+    expect(started.stdout + started.stderr + readFileSync(logFile, 'utf8')).not.toContain(user.password);
+  });
+});
+
+/** Whether `pid` runs (a zombie, exited and waiting to be reaped, does not count). */
+function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

@@ -11,6 +11,7 @@ import { FsError } from './errors.js';
 import type { StoreOptions } from './types.js';
 import { bufferView, connectClient, describeTarget, type RedisClient } from './internal/connect.js';
 import { ScriptRunner } from './internal/scripts.js';
+import { toFsError } from './internal/redis-errors.js';
 import { collectPendingGarbage } from './internal/data.js';
 import { nowNs } from './internal/attr.js';
 import type { StoreContext } from './internal/context.js';
@@ -98,6 +99,7 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
   } catch (err) {
     client.destroy();
     if (err instanceof FsError) throw err;
-    throw new FsError('EIO', `opening prefix '${prefix}' at ${target}: ${(err as Error).message}`, { cause: err });
+    // A refusal by the server keeps its meaning (NOPERM → EACCES, READONLY → EROFS, OOM → ENOSPC).
+    throw toFsError(err, `opening prefix '${prefix}' at ${target}`);
   }
 }

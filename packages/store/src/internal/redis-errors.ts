@@ -15,6 +15,9 @@ export function toFsError(err: unknown, what: string): FsError {
   // maxmemory reached with noeviction: the filesystem is full.
   if (/^OOM\b/.test(message)) return new FsError('ENOSPC', `${what}: Redis is out of memory (maxmemory)`, { cause: err });
   // An ACL that does not cover this filesystem's keys or commands.
-  if (/^NOPERM\b/.test(message)) return new FsError('EACCES', `${what}: ${message.split('\n')[0]}`, { cause: err });
+  // Inside a script, Redis 7.0 words the same refusal "The user executing the script can't …".
+  if (/^NOPERM\b|user executing the script can't/.test(message)) {
+    return new FsError('EACCES', `${what}: ${message.split('\n')[0]}`, { cause: err });
+  }
   return new FsError('EIO', `${what}: ${message.split('\n')[0]}`, { cause: err });
 }
