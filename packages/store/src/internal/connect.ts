@@ -60,6 +60,10 @@ export async function connectClient(opts: ConnectOptions): Promise<RedisClient> 
       // Already closed: the reconnect strategy gave up first.
     }
     const reason = err instanceof Error ? err.message.replace(url, describeTarget(opts)) : String(err);
+    // Reached, but the user or password was refused: say so, rather than "cannot reach".
+    if (/\b(WRONGPASS|NOAUTH|NOPERM)\b/.test(reason)) {
+      throw new FsError('EACCES', `Redis at ${describeTarget(opts)} refused the login: ${reason}`, { cause: err });
+    }
     throw new FsError('EIO', `cannot reach Redis at ${describeTarget(opts)}: ${reason}`, { cause: err });
   }
   connected = true;

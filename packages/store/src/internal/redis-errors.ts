@@ -16,7 +16,7 @@ export function toFsError(err: unknown, what: string): FsError {
   if (/^OOM\b/.test(message)) return new FsError('ENOSPC', `${what}: Redis is out of memory (maxmemory)`, { cause: err });
   // An ACL that does not cover this filesystem's keys or commands.
   // Inside a script, Redis 7.0 words the same refusal "The user executing the script can't …".
-  if (/^NOPERM\b|user executing the script can't/.test(message)) {
+  if (/^(NOPERM|NOAUTH|WRONGPASS)\b|user executing the script can't/.test(message)) {
     return new FsError('EACCES', `${what}: ${message.split('\n')[0]}`, { cause: err });
   }
   return new FsError('EIO', `${what}: ${message.split('\n')[0]}`, { cause: err });
