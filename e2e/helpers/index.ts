@@ -21,4 +21,5 @@ export { REPO_ROOT, MOUNT_CLI, SNAPSHOT_CLI, requireBuilt } from './paths.js';
 export { tempDir, uniquePrefix, setMtime, makeSourceTree, SOURCE_TREE_PATHS, type TempDir } from './fixtures.js';
 export { describeTree, diffTrees, sha256File, type TreeDescription, type TreeEntry, type DescribeOptions } from './tree.js';
 export { disposeWhenTestEnds } from './lifecycle.js';
+export { expectFsckClean, runFsck } from './fsck.js';
 export { exited, exitedWithin, stopChild, isRunning, OutputTail, type ChildExit } from './child.js';

@@ -1,11 +1,13 @@
 /**
  * `redisfs`: mount a redisfs filesystem. Parses and validates (args.ts), then mounts in the
  * foreground (run.ts) or through a detached child (daemon.ts). Errors are one line on stderr;
- * exit code 0 after a clean unmount, 1 on failure, 2 on a usage error.
+ * exit code 0 after a clean unmount, 1 on failure, 2 on a usage error. `redisfs fsck …` checks
+ * a filesystem instead (fsck.ts), with e2fsck's exit codes.
  */
 import { hideBin } from 'yargs/helpers';
 import { exitCodeOf, scrubSecrets, secretsOfCommandLine } from '@redisfs/cli-common';
 import { parseMountArgs } from './args.js';
+import { runFsckCommand } from './fsck.js';
 import { reportToParent, startDaemon } from './daemon.js';
 import { messageOf, runMount, type Output } from './run.js';
 
@@ -16,6 +18,8 @@ async function main(args: string[]): Promise<number> {
     out: (line) => process.stdout.write(`${scrubSecrets(line, secrets)}\n`),
     err: (line) => process.stderr.write(`${scrubSecrets(line, secrets)}\n`),
   };
+  // `redisfs fsck …`: a command of its own, with e2fsck's exit codes.
+  if (args[0] === 'fsck') return runFsckCommand(args.slice(1), io);
   try {
     const command = await parseMountArgs(args);
     if (command.kind === 'done') return 0;

@@ -18,7 +18,7 @@ export {
   DEFAULT_PREFIX,
   PREFIX_PATTERN,
 } from './limits.js';
-export { keysFor, assertPrefix, parseBlockKey, LUA_KEY_FUNCTIONS, type KeyLayout } from './layout.js';
+export { keysFor, assertPrefix, parseBlockKey, parseInodeKey, LUA_KEY_FUNCTIONS, type KeyLayout, type InodeKeyKind } from './layout.js';
 export {
   INODE_FIELDS,
   FILE_TYPE_CODES,

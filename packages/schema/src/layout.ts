@@ -3,9 +3,10 @@
  *
  * Every key of filesystem P is listed here; nothing else is written. Metadata keys carry the hash
  * tag `{P}`, so every key one atomic operation (a Lua script) touches lives in one Redis Cluster
- * slot. Data blocks carry no tag, so they could spread across slots; they are written before the
- * metadata that exposes them, and removed after the metadata that referenced them, so a crash
- * leaves at worst unreferenced blocks (listed in `{P}:gc` where known, found by fsck otherwise).
+ * slot. Data blocks carry no tag: a write stores its blocks and the size that exposes them in
+ * one script (fine on one server; Redis Cluster would need them in the inode's slot). Blocks are
+ * removed after the metadata that referenced them, so a crash leaves at worst unreferenced
+ * blocks (listed in `{P}:gc` where known, found by fsck otherwise).
  *
  * | key                 | type   | contents                                                              |
  * |---------------------|--------|-----------------------------------------------------------------------|

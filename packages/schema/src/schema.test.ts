@@ -11,6 +11,7 @@ import {
   joinBlock,
   keysFor,
   parseBlockKey,
+  parseInodeKey,
   splitBlock,
   superblockSchema,
   type InodeRecord,
@@ -26,6 +27,16 @@ describe('key layout', () => {
     expect(parseBlockKey(k, 'skx:b:42:3')).toEqual({ ino: 42, index: 3 });
     expect(parseBlockKey(k, 'skx2:b:42:3')).toBeUndefined();
     expect(k.scanPatterns).toEqual(['{skx}:*', 'skx:b:*']);
+  });
+
+  it('parses inode, directory and xattr keys back, only in their canonical form', () => {
+    const k = keysFor('skx');
+    expect(parseInodeKey(k, k.inode(42))).toEqual({ kind: 'inode', ino: 42 });
+    expect(parseInodeKey(k, k.dir(1))).toEqual({ kind: 'dir', ino: 1 });
+    expect(parseInodeKey(k, k.xattr(7))).toEqual({ kind: 'xattr', ino: 7 });
+    for (const other of [k.superblock, k.stats, k.gc, k.inoCounter, k.block(42, 0), '{skx}:i:07', '{skx}:i:0', '{skx}:i:', '{skx}:i:1:2', '{skx2}:i:1', '{skx}:q:1']) {
+      expect(parseInodeKey(k, other)).toBeUndefined();
+    }
   });
 
   it('refuses prefixes that could overlap another filesystem or break hash tags', () => {

@@ -20,6 +20,17 @@ export type {
 export { redactUrl, describeTarget } from './internal/connect.js';
 export { listFilesystems, deleteFilesystem, type AdminTarget, type FilesystemInfo } from './admin.js';
 export {
+  checkFilesystem,
+  FSCK_PROBLEM_KINDS,
+  type FsckOptions,
+  type FsckReport,
+  type FsckProblem,
+  type FsckProblemKind,
+  type FsckRepair,
+  type FsckCounts,
+  type FsckProgress,
+} from './fsck.js';
+export {
   snapshotFilesystem,
   restoreFilesystem,
   copyFilesystem,

@@ -1,0 +1,99 @@
+/**
+ * The command line of `redisfs fsck` (the arguments after `fsck`): yargs parses, a zod schema
+ * validates, and every problem becomes one UsageError line. Values are never echoed back: a
+ * --url may hold a password.
+ */
+import { createRequire } from 'node:module';
+import yargs from 'yargs';
+import { z } from 'zod';
+import { prefixSchema, redisTargetShape, resolveRedisTarget, URL_ENV, UsageError } from '@redisfs/cli-common';
+
+/** A validated fsck command line. */
+export interface FsckConfig {
+  prefix: string;
+  /** Fix what can be fixed; without it nothing is written. */
+  repair: boolean;
+  /** Print the whole report as JSON instead of lines. */
+  json: boolean;
+  /** Redis URL from --url, --host/--port or REDISFS_URL; undefined with the socket or the default server. */
+  url: string | undefined;
+  socket: string | undefined;
+}
+
+/** What the command line asks for: a check, or nothing more (help or version was printed). */
+export type FsckCommand = { kind: 'fsck'; config: FsckConfig } | { kind: 'done' };
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+const argsSchema = z.object({
+  prefix: prefixSchema('--prefix'),
+  ...redisTargetShape,
+  repair: z.boolean({ error: '--repair may be given only once' }),
+  json: z.boolean({ error: '--json may be given only once' }),
+});
+
+function buildParser(args: string[]) {
+  return yargs(args)
+    .scriptName('redisfs fsck')
+    .usage(
+      '$0 --prefix P [--repair] [--json] [options]\n\n' +
+        'Check the consistency of the redisfs filesystem under --prefix: every entry names a live inode, ' +
+        'every link count matches its entries, no orphan inode, stray key or block. Read-only unless --repair.',
+    )
+    .locale('en')
+    .option('prefix', { type: 'string', demandOption: true, describe: 'filesystem prefix in Redis' })
+    .option('repair', { type: 'boolean', default: false, describe: 'fix what can be fixed (only on a filesystem nobody writes)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+    .option('host', { type: 'string', describe: 'Redis host [default: 127.0.0.1]' })
+    .option('port', { type: 'string', describe: 'Redis port [default: 6379]' })
+    .option('url', {
+      type: 'string',
+      describe: `redis://[user:pass@]host:port/db (rediss:// for TLS); or set ${URL_ENV}`,
+      conflicts: ['host', 'port'],
+    })
+    .option('socket', { type: 'string', describe: 'Redis unix socket path', conflicts: ['host', 'port'] })
+    .epilogue(
+      'Exit codes, as e2fsck: 0 clean, 1 problems found and all repaired, 4 problems left (found without ' +
+        '--repair, or not all fixed), 8 operational error (Redis unreachable, no filesystem at --prefix), ' +
+        '16 usage error. A check of a filesystem being written may report transient problems; run --repair ' +
+        'only on a quiet one (unmounted, or mounted --read-only everywhere).',
+    )
+    .strict()
+    .help()
+    .version(VERSION)
+    .exitProcess(false)
+    .fail((message, err) => {
+      throw new UsageError(`${message ?? err?.message ?? 'invalid arguments'} (see redisfs fsck --help)`);
+    });
+}
+
+/**
+ * Parses and validates the arguments of `redisfs fsck` (those after `fsck`). Help and version
+ * are printed by yargs and give `{ kind: 'done' }`. Every problem is a one-line UsageError.
+ */
+export async function parseFsckArgs(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<FsckCommand> {
+  const argv = await buildParser(args).parseAsync();
+  if (argv.help || argv.version) return { kind: 'done' };
+  const parsed = argsSchema.safeParse({
+    prefix: argv.prefix,
+    host: argv.host,
+    port: argv.port,
+    url: argv.url,
+    socket: argv.socket,
+    repair: argv.repair,
+    json: argv.json,
+  });
+  if (!parsed.success) throw new UsageError(firstIssue(parsed.error));
+  const a = parsed.data;
+  const { url, socket } = resolveRedisTarget(a, env);
+  return { kind: 'fsck', config: { prefix: a.prefix, repair: a.repair, json: a.json, url, socket } };
+}
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid arguments';
+  // Our messages name their flag; zod's own ones get the flag put in front.
+  return issue.code === 'custom' || issue.message.includes('--') || issue.message.includes(URL_ENV)
+    ? issue.message
+    : `--${issue.path.join('.')}: ${issue.message}`;
+}

@@ -1,0 +1,83 @@
+/**
+ * `redisfs fsck`: parses (fsck-args.ts), runs the store's checkFilesystem, prints the report and
+ * maps it to an exit code, as e2fsck does. All checking lives in @redisfs/store.
+ */
+import { UsageError } from '@redisfs/cli-common';
+import { checkFilesystem, describeTarget, type FsckProblem, type FsckReport } from '@redisfs/store';
+import { parseFsckArgs, type FsckConfig } from './fsck-args.js';
+
+/** No problem found. */
+export const FSCK_EXIT_CLEAN = 0;
+/** Problems found, and all of them repaired. */
+export const FSCK_EXIT_REPAIRED = 1;
+/** Problems left: found without --repair, or not all fixed. */
+export const FSCK_EXIT_PROBLEMS_LEFT = 4;
+/** The check could not run: Redis unreachable or failing, no filesystem at the prefix. */
+export const FSCK_EXIT_OPERATIONAL = 8;
+/** Bad command line. */
+export const FSCK_EXIT_USAGE = 16;
+
+/** Where output goes; the caller scrubs secrets from every line. */
+export interface FsckOutput {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/** Runs `redisfs fsck <args>` (the arguments after `fsck`) and returns the exit code. */
+export async function runFsckCommand(args: string[], io: FsckOutput, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let config: FsckConfig;
+  try {
+    const command = await parseFsckArgs(args, env);
+    if (command.kind === 'done') return FSCK_EXIT_CLEAN;
+    config = command.config;
+  } catch (err) {
+    io.err(`redisfs fsck: ${messageOf(err)}`);
+    return err instanceof UsageError ? FSCK_EXIT_USAGE : FSCK_EXIT_OPERATIONAL;
+  }
+  let report: FsckReport;
+  try {
+    report = await checkFilesystem({ url: config.url, socket: config.socket, prefix: config.prefix, repair: config.repair });
+  } catch (err) {
+    io.err(`redisfs fsck: ${messageOf(err)}`);
+    return FSCK_EXIT_OPERATIONAL;
+  }
+  if (config.json) io.out(JSON.stringify(report, null, 2));
+  else for (const line of formatReport(report, { where: describeTarget(config), repair: config.repair })) io.out(line);
+  return fsckExitCode(report);
+}
+
+/** The e2fsck-style exit code of a report. */
+export function fsckExitCode(report: FsckReport): number {
+  if (report.problems.length === 0) return FSCK_EXIT_CLEAN;
+  // Without repair, `remaining` is `problems`.
+  return report.remaining.length === 0 ? FSCK_EXIT_REPAIRED : FSCK_EXIT_PROBLEMS_LEFT;
+}
+
+/** One line per problem (then per repair and per problem left), and a summary line. */
+export function formatReport(report: FsckReport, options: { where: string; repair: boolean }): string[] {
+  const lines = report.problems.map(problemLine);
+  for (const r of report.repaired) lines.push(`fixed: ${r.message}`);
+  if (options.repair) for (const p of report.remaining) lines.push(`left: ${problemLine(p)}`);
+  const { inodes, directories, entries, blocks } = report.counts;
+  const found = `${count(report.problems.length, 'problem')} found`;
+  let verdict: string;
+  if (report.problems.length === 0) verdict = 'clean';
+  else if (report.fatal) verdict = `${found} (fatal: nothing else was checked)`;
+  else if (options.repair) verdict = `${found}, ${count(report.repaired.length, 'repair')} made, ${report.remaining.length} left`;
+  else verdict = report.problems.some((p) => p.repairable) ? `${found}; run with --repair on a quiet filesystem to fix` : found;
+  const seen = `${count(inodes, 'inode')} (${count(directories, 'directory', 'directories')}), ${count(entries, 'entry', 'entries')}, ${count(blocks, 'block')}`;
+  lines.push(`${report.prefix} on ${options.where}: ${seen}: ${verdict}`);
+  return lines;
+}
+
+function problemLine(p: FsckProblem): string {
+  return `${p.kind}: ${p.message}${p.repairable ? '' : ' (not repairable)'}`;
+}
+
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}

@@ -1,0 +1,391 @@
+/**
+ * fsck, judging: turns the image the scan read into findings, each a problem and (when fsck
+ * knows a safe fix) the repair action for it. No I/O here.
+ *
+ * Reachability decides what is live: a breadth-first walk from the root over the entries of
+ * live directories. A directory's one true name is the entry through which the walk reached it
+ * (a spanning tree, so keeping exactly those names never disconnects anything); the walk takes
+ * a name in the directory the child's `p` records before any other, so the name rename(2) last
+ * gave it wins. Other names of it are extra. A non-directory is live when a reachable directory names it.
+ * Link counts only count entries of reachable directories: what will remain once orphans go.
+ */
+import {
+  FILE_TYPE_CODES,
+  ROOT_INO,
+  decodeGcEntry,
+  encodeDirEntry,
+  isSupportedLayout,
+  superblockSchema,
+  type FileType,
+  type KeyLayout,
+} from '@redisfs/schema';
+import { FsError } from '../errors.js';
+import type { FsckCounts, FsckProblem, FsckProblemKind } from '../fsck.js';
+import type { InodeImage, MetaImage } from './fsck-scan.js';
+
+/** A change that fixes one problem; each is applied atomically by fsck-repair.ts. */
+export type RepairAction =
+  | { op: 'remove-entry'; dir: number; name: string; value: string }
+  | { op: 'set-entry'; dir: number; name: string; value: string; newValue: string }
+  | { op: 'set-nlink'; ino: number; from: string; to: number }
+  | { op: 'set-parent'; ino: number; from: string; to: number }
+  | { op: 'delete-inode'; ino: number; nlink: string; ctime: string; blocks: number[] }
+  | { op: 'delete-hash'; which: 'dir' | 'xattr'; ino: number }
+  | { op: 'delete-block'; ino: number; index: number }
+  | { op: 'create-root'; nlink: number }
+  | { op: 'set-stats'; from: { inodes: string; bytes: string }; to: { inodes: number; bytes: string } }
+  | { op: 'raise-counter'; to: number };
+
+/** A problem and, when fsck can fix it, how. */
+export interface Finding {
+  problem: FsckProblem;
+  action?: RepairAction | undefined;
+}
+
+type Refs = Partial<Pick<FsckProblem, 'ino' | 'dir' | 'name' | 'key'>>;
+
+/** An entry naming an inode, in a reachable directory. */
+interface EntryRef {
+  dir: number;
+  name: string;
+  value: string;
+}
+
+const TYPE_OF_CODE = new Map<string, FileType>(Object.entries(FILE_TYPE_CODES).map(([t, c]) => [c, t as FileType]));
+
+/** Checks a scanned image; blocks are fed in afterwards with {@link ImageCheck.block}. */
+export function checkImage(image: MetaImage, layout: KeyLayout): ImageCheck {
+  return new ImageCheck(image, layout);
+}
+
+export class ImageCheck {
+  /** The superblock is missing or corrupt, or the root is not a directory: nothing else is checked. */
+  readonly fatal: boolean;
+  readonly blockSize: number;
+  private readonly found: Finding[] = [];
+  private readonly blockFindings: Finding[] = [];
+  private readonly flaggedKeys = new Set<string>();
+  private readonly orphans = new Map<number, { node: InodeImage; blocks: Set<number> }>();
+  private readonly gc = new Map<number, [number, number][]>();
+  private maxIno = ROOT_INO;
+
+  constructor(
+    private readonly image: MetaImage,
+    private readonly layout: KeyLayout,
+  ) {
+    this.blockSize = this.checkSuperblock();
+    this.fatal = this.blockSize === 0 || this.checkRootType();
+    if (this.fatal) return;
+    for (const member of image.gc) {
+      const e = decodeGcEntry(member);
+      if (!e) continue;
+      const ranges = this.gc.get(e.ino);
+      if (ranges) ranges.push([e.from, e.to]);
+      else this.gc.set(e.ino, [[e.from, e.to]]);
+    }
+    for (const [key, why] of image.unexpected) this.unexpected(key, why);
+    for (const ino of [...image.inodes.keys(), ...image.dirs.keys(), ...image.xattrs]) this.maxIno = Math.max(this.maxIno, ino);
+    this.checkTree();
+    this.checkStrayHashes();
+  }
+
+  /** Judges one data block (called for every block key the scan finds). */
+  block(ino: number, index: number, key: string): void {
+    this.maxIno = Math.max(this.maxIno, ino);
+    const orphan = this.orphans.get(ino);
+    if (orphan) {
+      orphan.blocks.add(index);
+      return;
+    }
+    const node = this.image.inodes.get(ino);
+    // Pending deletion (an unlink or truncate lists its blocks in {P}:gc, deletes them after).
+    if ((node && !node.readable) || this.pendingDeletion(ino, index)) return;
+    const where = `block ${index} of inode ${ino}`;
+    let message: string | undefined;
+    let kind: FsckProblemKind = 'stray-block';
+    if (!node) message = `${where}: the inode does not exist`;
+    else if (node.type !== 'file') message = `${where}: the inode is a ${node.type}, not a regular file`;
+    else if (index >= Math.ceil(node.size / this.blockSize)) {
+      kind = 'block-past-eof';
+      message = `${where} lies past the end of the file (size ${node.size}, ${Math.ceil(node.size / this.blockSize)} block(s))`;
+    }
+    if (message === undefined || this.flaggedKeys.has(key)) return;
+    this.flaggedKeys.add(key);
+    this.blockFindings.push(finding(kind, message, { ino, key }, { op: 'delete-block', ino, index }));
+  }
+
+  /** Records a key the layout does not define (never repaired: fsck does not know what it is). */
+  unexpected(key: string, why: string): void {
+    if (this.flaggedKeys.has(key)) return;
+    this.flaggedKeys.add(key);
+    this.found.push(finding('unexpected-key', `key ${key} ${why}`, { key }));
+  }
+
+  /** Every finding, once all blocks were fed in. */
+  findings(): Finding[] {
+    if (this.fatal) return this.found;
+    const orphans = [...this.orphans.values()].map(({ node, blocks }) =>
+      finding(
+        'orphan-inode',
+        `inode ${node.ino} (${node.type}${node.type === 'file' ? `, ${node.size} bytes, ${blocks.size} block(s)` : ''}) is not reachable from the root: no entry of a reachable directory names it`,
+        { ino: node.ino, key: this.layout.inode(node.ino) },
+        { op: 'delete-inode', ino: node.ino, nlink: node.rawNlink, ctime: node.rawCtime, blocks: [...blocks].sort((a, b) => a - b) },
+      ),
+    );
+    return [...this.found, ...orphans, ...this.blockFindings, ...this.totals()];
+  }
+
+  counts(blocks: number): FsckCounts {
+    let directories = 0;
+    let entries = 0;
+    for (const node of this.image.inodes.values()) if (node.type === 'dir') directories++;
+    for (const dir of this.image.dirs.values()) entries += dir.size;
+    return { inodes: this.image.inodes.size, directories, entries, blocks };
+  }
+
+  private add(kind: FsckProblemKind, message: string, refs: Refs, action?: RepairAction): void {
+    this.found.push(finding(kind, message, refs, action));
+  }
+
+  /** Returns the block size, or 0 when the superblock is missing or corrupt (fatal). */
+  private checkSuperblock(): number {
+    const sb = this.image.superblock;
+    const key = this.layout.superblock;
+    if (sb === undefined) {
+      this.add('superblock-missing', `no superblock ${key}, but the prefix holds other keys (a half-deleted or half-copied filesystem?)`, { key });
+      return 0;
+    }
+    const version = Number(sb.version);
+    if (/^\d+$/.test(sb.version ?? '') && !isSupportedLayout(version)) {
+      throw new FsError('EINVAL', `prefix '${this.layout.prefix}' holds layout version ${version}, which this redisfs cannot check`);
+    }
+    const parsed = superblockSchema.safeParse(sb);
+    if (!parsed.success) {
+      const fields = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? '?')))].join(', ');
+      this.add('superblock-corrupt', `superblock ${key} is corrupt (field ${fields})`, { key });
+      return 0;
+    }
+    return parsed.data.bsize;
+  }
+
+  /** A root that is a file or symlink cannot be repaired safely: true (fatal). */
+  private checkRootType(): boolean {
+    const root = this.image.inodes.get(ROOT_INO);
+    if (!root?.readable || root.type === 'dir') return false;
+    this.add('root-missing', `inode ${ROOT_INO}, the root, is a ${root.type}, not a directory`, { ino: ROOT_INO, key: this.layout.inode(ROOT_INO) });
+    return true;
+  }
+
+  /** Walks the tree from the root, then judges every inode against what the walk saw. */
+  private checkTree(): void {
+    const { inodes, dirs } = this.image;
+    const names = new Map<number, EntryRef[]>();
+    const subdirs = new Map<number, number>();
+    const treeParent = new Map<number, EntryRef>();
+    const visited = new Set<number>([ROOT_INO]);
+    const queue = [ROOT_INO];
+    // Directories reached through a name their `p` disagrees with wait here: a name in the
+    // directory `p` records, found later, is preferred.
+    const detours: { ino: number; ref: EntryRef }[] = [];
+    const visit = (ino: number, ref: EntryRef) => {
+      visited.add(ino);
+      treeParent.set(ino, ref);
+      queue.push(ino);
+    };
+    for (let q = 0, d = 0; ; q++) {
+      if (q === queue.length) {
+        while (d < detours.length && visited.has(detours[d]!.ino)) d++;
+        const detour = detours[d];
+        if (!detour) break;
+        visit(detour.ino, detour.ref);
+      }
+      const dir = queue[q]!;
+      const entries = dirs.get(dir);
+      if (!entries) continue;
+      for (const name of [...entries.keys()].sort()) {
+        const ref: EntryRef = { dir, name, value: entries.get(name)! };
+        const ino = entryIno(ref.value);
+        const at = { dir, name, key: this.layout.dir(dir) };
+        if (ino === undefined) {
+          this.add('entry-corrupt', `entry '${name}' of directory ${dir} holds ${JSON.stringify(ref.value)}, not a type and an inode number`, at, { op: 'remove-entry', ...ref });
+          continue;
+        }
+        const target = inodes.get(ino);
+        if (!target) {
+          this.add('entry-dangling', `entry '${name}' of directory ${dir} names inode ${ino}, which does not exist`, { ino, ...at }, { op: 'remove-entry', ...ref });
+          continue;
+        }
+        if (target.readable && target.type && ref.value.charAt(0) !== FILE_TYPE_CODES[target.type]) {
+          const says = TYPE_OF_CODE.get(ref.value.charAt(0)) ?? `an unknown type '${ref.value.charAt(0)}'`;
+          this.add(
+            'entry-type-mismatch',
+            `entry '${name}' of directory ${dir} says ${says}, but inode ${ino} is a ${target.type}`,
+            { ino, ...at },
+            { op: 'set-entry', ...ref, newValue: encodeDirEntry(target.type, ino) },
+          );
+        }
+        const named = names.get(ino);
+        if (named) named.push(ref);
+        else names.set(ino, [ref]);
+        if (target.readable && target.type === 'dir') subdirs.set(dir, (subdirs.get(dir) ?? 0) + 1);
+        // An unreadable inode with an entries hash may be a directory: walk it, so that its
+        // children are not taken for orphans.
+        const walk = target.readable ? target.type === 'dir' : dirs.has(ino);
+        if (!walk || visited.has(ino)) continue;
+        if (target.readable && target.rawParent === String(dir)) visit(ino, ref);
+        else detours.push({ ino, ref });
+      }
+    }
+    this.checkRoot(names.get(ROOT_INO) ?? [], subdirs.get(ROOT_INO) ?? 0);
+    for (const ino of [...inodes.keys()].sort((a, b) => a - b)) {
+      const node = inodes.get(ino)!;
+      if (!node.readable) {
+        this.add('inode-unreadable', `inode ${ino} cannot be read: ${node.reason}`, { ino, key: this.layout.inode(ino) });
+        continue;
+      }
+      if (ino === ROOT_INO) continue;
+      const refs = names.get(ino) ?? [];
+      const reachable = node.type === 'dir' ? visited.has(ino) : refs.length > 0;
+      if (!reachable) {
+        this.orphans.set(ino, { node, blocks: new Set() });
+        continue;
+      }
+      let expected = refs.length;
+      let why = `${refs.length} entr${refs.length === 1 ? 'y names' : 'ies name'} it`;
+      if (node.type === 'dir') {
+        const kept = treeParent.get(ino)!;
+        for (const ref of refs.filter((r) => r !== kept)) {
+          this.add(
+            'dir-multiple-names',
+            `directory ${ino} is also named '${ref.name}' in directory ${ref.dir} (its name is '${kept.name}' in directory ${kept.dir})`,
+            { ino, dir: ref.dir, name: ref.name, key: this.layout.dir(ref.dir) },
+            { op: 'remove-entry', ...ref },
+          );
+        }
+        this.checkParent(node, kept.dir, `is named '${kept.name}' in directory ${kept.dir}`);
+        expected = 2 + (subdirs.get(ino) ?? 0);
+        why = `it has ${expected - 2} subdirector${expected === 3 ? 'y' : 'ies'}`;
+      }
+      this.checkNlink(node, expected, why);
+    }
+  }
+
+  private checkRoot(names: EntryRef[], subdirs: number): void {
+    const root = this.image.inodes.get(ROOT_INO);
+    if (!root) {
+      this.add('root-missing', `the root directory (inode ${ROOT_INO}) is missing`, { ino: ROOT_INO, key: this.layout.inode(ROOT_INO) }, {
+        op: 'create-root',
+        nlink: 2 + subdirs,
+      });
+    }
+    for (const ref of names) {
+      this.add(
+        'dir-multiple-names',
+        `the root directory is named '${ref.name}' in directory ${ref.dir}`,
+        { ino: ROOT_INO, dir: ref.dir, name: ref.name, key: this.layout.dir(ref.dir) },
+        { op: 'remove-entry', ...ref },
+      );
+    }
+    if (!root?.readable) return;
+    this.checkParent(root, ROOT_INO, 'is the root');
+    this.checkNlink(root, 2 + subdirs, `it has ${subdirs} subdirector${subdirs === 1 ? 'y' : 'ies'}`);
+  }
+
+  private checkParent(node: InodeImage, parent: number, why: string): void {
+    if (node.rawParent === String(parent)) return;
+    const recorded = node.parent === undefined ? 'no parent' : `parent ${node.parent}`;
+    this.add('dir-parent-wrong', `directory ${node.ino} records ${recorded} but ${why}`, { ino: node.ino, key: this.layout.inode(node.ino) }, {
+      op: 'set-parent',
+      ino: node.ino,
+      from: node.rawParent,
+      to: parent,
+    });
+  }
+
+  private checkNlink(node: InodeImage, expected: number, why: string): void {
+    if (node.nlink === expected) return;
+    this.add('nlink-wrong', `inode ${node.ino} (${node.type}) has nlink ${node.nlink}, expected ${expected}: ${why}`, { ino: node.ino, key: this.layout.inode(node.ino) }, {
+      op: 'set-nlink',
+      ino: node.ino,
+      from: node.rawNlink,
+      to: expected,
+    });
+  }
+
+  /** Entries and xattr hashes of inodes that are gone (or, for entries, not directories). */
+  private checkStrayHashes(): void {
+    const { inodes, dirs, xattrs } = this.image;
+    for (const ino of [...dirs.keys()].sort((a, b) => a - b)) {
+      const node = inodes.get(ino);
+      if (ino === ROOT_INO || (node && (!node.readable || node.type === 'dir'))) continue;
+      const why = node ? `inode ${ino} is a ${node.type}, not a directory` : `inode ${ino} does not exist`;
+      this.add('stray-dir-hash', `entries hash ${this.layout.dir(ino)} (${dirs.get(ino)!.size} entries): ${why}`, { ino, key: this.layout.dir(ino) }, {
+        op: 'delete-hash',
+        which: 'dir',
+        ino,
+      });
+    }
+    for (const ino of [...xattrs].sort((a, b) => a - b)) {
+      if (inodes.has(ino)) continue;
+      this.add('stray-xattr-hash', `xattr hash ${this.layout.xattr(ino)}: inode ${ino} does not exist`, { ino, key: this.layout.xattr(ino) }, {
+        op: 'delete-hash',
+        which: 'xattr',
+        ino,
+      });
+    }
+  }
+
+  /** `{P}:st` against what was counted, and `{P}:ino` against the highest inode number seen. */
+  private totals(): Finding[] {
+    const out: Finding[] = [];
+    let bytes = 0n;
+    // An unreadable inode of unknown type may or may not be a file: its bytes cannot be judged.
+    let bytesKnown = true;
+    for (const node of this.image.inodes.values()) {
+      if (node.type === 'file') bytes += BigInt(node.size);
+      if (node.type === undefined) bytesKnown = false;
+    }
+    const inodes = this.image.inodes.size;
+    const st = this.image.stats ?? {};
+    const same = (raw: string | undefined, want: bigint) => raw !== undefined && /^\d+$/.test(raw) && BigInt(raw) === want;
+    if (!bytesKnown && st.bytes !== undefined && /^\d+$/.test(st.bytes)) bytes = BigInt(st.bytes);
+    if (!this.flaggedKeys.has(this.layout.stats) && (!same(st.inodes, BigInt(inodes)) || !same(st.bytes, bytes))) {
+      const says = this.image.stats ? `says ${st.inodes ?? '?'} inodes and ${st.bytes ?? '?'} bytes` : 'is missing';
+      out.push(
+        finding('stats-mismatch', `usage counters ${this.layout.stats} ${says}; counted ${inodes} inodes and ${bytes} bytes`, { key: this.layout.stats }, {
+          op: 'set-stats',
+          from: { inodes: st.inodes ?? '', bytes: st.bytes ?? '' },
+          to: { inodes, bytes: bytes.toString() },
+        }),
+      );
+    }
+    const counter = this.image.counter;
+    const value = counter !== undefined && /^\d+$/.test(counter) ? Number(counter) : undefined;
+    if (!this.flaggedKeys.has(this.layout.inoCounter) && (value === undefined || value < this.maxIno)) {
+      const says = counter === undefined ? 'is missing' : `is ${JSON.stringify(counter)}`;
+      out.push(
+        finding('inode-counter-behind', `inode counter ${this.layout.inoCounter} ${says}, but inode ${this.maxIno} is in use`, { key: this.layout.inoCounter }, {
+          op: 'raise-counter',
+          to: this.maxIno,
+        }),
+      );
+    }
+    return out;
+  }
+
+  private pendingDeletion(ino: number, index: number): boolean {
+    return (this.gc.get(ino) ?? []).some(([from, to]) => index >= from && index < to);
+  }
+}
+
+function finding(kind: FsckProblemKind, message: string, refs: Refs, action?: RepairAction): Finding {
+  return { problem: { kind, message, ...refs, repairable: action !== undefined }, action };
+}
+
+/** The inode number of an entry value (type char + decimal ino); undefined when corrupt. */
+function entryIno(value: string): number | undefined {
+  const digits = value.slice(1);
+  if (!/^[1-9]\d{0,15}$/.test(digits)) return undefined;
+  const ino = Number(digits);
+  return Number.isSafeInteger(ino) ? ino : undefined;
+}
