@@ -7,6 +7,7 @@ import { keysFor, statsSchema, superblockSchema } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget } from './internal/connect.js';
 import { SCAN_COUNT, layoutOf, unlinkAll, withClient, type AdminTarget } from './internal/admin-client.js';
+import { assertNotOpen } from './internal/clients.js';
 
 export type { AdminTarget } from './internal/admin-client.js';
 
@@ -69,7 +70,7 @@ export async function listFilesystems(target: AdminTarget = {}): Promise<Filesys
  * Deletes every key of filesystem `prefix` (superblock first, so a half-done delete is not
  * mountable). Returns the number of keys deleted; ENOENT when the prefix holds no key, EBUSY
  * while a snapshot of it or a copy into it runs, EPERM with `onlySnapshot` when it is not a
- * snapshot. The caller must make sure the filesystem is not mounted.
+ * snapshot; EBUSY while a store (a mount) has it open, as far as CLIENT LIST tells this user.
  */
 export async function deleteFilesystem(
   options: AdminTarget & { prefix: string; onlySnapshot?: boolean },
@@ -79,6 +80,7 @@ export async function deleteFilesystem(
     if ((await client.exists([layout.snapshot, layout.snapshotLock])) > 0) {
       throw new FsError('EBUSY', `prefix '${layout.prefix}' is busy: a snapshot of it, or a copy into it, is in progress`);
     }
+    await assertNotOpen(client, layout.prefix, `delete '${layout.prefix}'`);
     if (options.onlySnapshot) {
       const sb = await client.hGetAll(layout.superblock);
       if (Object.keys(sb).length > 0 && sb.snapof === undefined) {

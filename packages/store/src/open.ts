@@ -11,6 +11,7 @@ import { FsError } from './errors.js';
 import type { StoreOptions } from './types.js';
 import { bufferView, connectClient, describeTarget, type RedisClient } from './internal/connect.js';
 import { ScriptRunner } from './internal/scripts.js';
+import { mountClientName } from './internal/clients.js';
 import { toFsError } from './internal/redis-errors.js';
 import { collectPendingGarbage } from './internal/data.js';
 import { nowNs } from './internal/attr.js';
@@ -39,7 +40,7 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
   }
   let readOnly = options.readOnly ?? false;
   const target = describeTarget(options);
-  const client = await connectClient(options);
+  const client = await connectClient({ ...options, clientName: mountClientName(prefix, readOnly) });
   try {
     if (!readOnly && (await isReplica(client))) {
       throw new FsError(

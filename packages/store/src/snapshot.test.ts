@@ -162,3 +162,33 @@ describe('snapshotFilesystem', () => {
     expect(await raw.exists(k.snapshotDone)).toBe(0);
   });
 });
+
+describe('filesystems in use', () => {
+  it('are not replaced or deleted while a store has them open', async () => {
+    const [live, snap] = [name('live'), name('snap')];
+    const s = await open(live);
+    await s.writeFile('/x', 'x');
+    await snapshotFilesystem({ url: redis.url, from: live, to: snap });
+    const viewer = await open(snap);
+    await expect(restoreFilesystem({ url: redis.url, from: snap, to: live, force: true })).rejects.toMatchObject({
+      code: 'EBUSY',
+      message: expect.stringMatching(/in use by 1 connection/),
+    });
+    await expect(deleteFilesystem({ url: redis.url, prefix: snap })).rejects.toMatchObject({ code: 'EBUSY' });
+    expect((await s.readFile('/x')).toString()).toBe('x');
+    await s.close();
+    await viewer.close();
+    await restoreFilesystem({ url: redis.url, from: snap, to: live, force: true });
+    await deleteFilesystem({ url: redis.url, prefix: snap });
+  });
+
+  it('still open for a user whose ACL forbids naming the connection (unnamed, then)', async () => {
+    const prefix = name('acl');
+    await raw.sendCommand(['ACL', 'SETUSER', 'nonamer', 'reset', 'on', '>pw', '~*', '+@all', '-client']);
+    const url = redis.url.replace('redis://', 'redis://nonamer:pw@');
+    const store = await openStore({ url, prefix });
+    opened.push(store);
+    await store.writeFile('/x', 'works');
+    expect((await store.readFile('/x')).toString()).toBe('works');
+  });
+});

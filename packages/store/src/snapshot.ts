@@ -26,6 +26,7 @@ import {
   assertCopySupported, holdsAnyKey, layoutOf, scanKeys, unlinkAll, withClient, type AdminTarget,
 } from './internal/admin-client.js';
 import { ScriptRunner } from './internal/scripts.js';
+import { assertNotOpen } from './internal/clients.js';
 
 /** How long a snapshot holds its locks without renewing them (each batch renews them). */
 const LEASE_MS = 30_000;
@@ -64,7 +65,7 @@ export function snapshotFilesystem(options: CopyFilesystemOptions): Promise<Copy
 /**
  * Copies filesystem `from` (typically a snapshot) into `to` as an ordinary, writable filesystem:
  * restores a snapshot into a live prefix. An existing `to` is replaced only with `force`, and
- * must not be mounted meanwhile. Point-in-time, and fails like {@link snapshotFilesystem}.
+ * not while a store (a mount) has it open (EBUSY). Point-in-time, and fails like {@link snapshotFilesystem}.
  */
 export function restoreFilesystem(options: CopyFilesystemOptions): Promise<CopyResult> {
   return pointInTimeCopy(options, false);
@@ -96,6 +97,7 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
       let deletedKeys = 0;
       if (Number(existed) === 1 || (await holdsAnyKey(client, dst, [dst.snapshotLock]))) {
         if (!options.force) throw new FsError('EEXIST', existsMessage(dst.prefix, where));
+        await assertNotOpen(client, dst.prefix, `replace '${dst.prefix}'`);
         deletedKeys = await unlinkAll(client, dst, [dst.snapshotLock]);
       }
       targetIsOurs = true;

@@ -11,6 +11,8 @@ export interface ConnectOptions {
   url?: string | undefined;
   socket?: string | undefined;
   connectTimeoutMs?: number | undefined;
+  /** CLIENT SETNAME on every (re)connection, so admin tools can tell who is connected. */
+  clientName?: string | undefined;
 }
 
 export const DEFAULT_URL = 'redis://127.0.0.1:6379';
@@ -48,6 +50,7 @@ export async function connectClient(opts: ConnectOptions): Promise<RedisClient> 
       reconnectStrategy: (retries: number) => (connected ? Math.min(50 * 2 ** retries, 1000) : false),
     },
     ...(opts.socket && url !== DEFAULT_URL ? urlCredentials(url) : {}),
+    ...(opts.clientName ? { name: opts.clientName } : {}),
   });
   // node-redis emits 'error' on every failed reconnect; without a listener it would throw.
   client.on('error', () => {});
@@ -60,6 +63,10 @@ export async function connectClient(opts: ConnectOptions): Promise<RedisClient> 
       // Already closed: the reconnect strategy gave up first.
     }
     const reason = err instanceof Error ? err.message.replace(url, describeTarget(opts)) : String(err);
+    // An ACL without `client|setname`: connect unnamed (admin tools then cannot see this client).
+    if (opts.clientName && /\bNOPERM\b.*\bclient\|setname\b/i.test(reason)) {
+      return connectClient({ ...opts, clientName: undefined });
+    }
     // Reached, but the user or password was refused: say so, rather than "cannot reach".
     if (/\b(WRONGPASS|NOAUTH|NOPERM)\b/.test(reason)) {
       throw new FsError('EACCES', `Redis at ${describeTarget(opts)} refused the login: ${reason}`, { cause: err });
