@@ -41,8 +41,8 @@ async function usageError(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
 describe('parseMountArgs', () => {
   it('fills defaults', async () => {
     expect(await config(['--mount', empty])).toEqual({
-      mountpoint: empty, prefix: 'skx', readOnly: false, debug: false, daemon: false, allowOther: false,
-      logFile: undefined, url: undefined, socket: undefined,
+      mountpoint: empty, prefix: 'skx', readOnly: false, readWrite: false, debug: false, daemon: false, allowOther: false,
+      logFile: undefined, url: undefined, socket: undefined, cacheTimeoutMs: 1000,
     });
   });
 
@@ -55,6 +55,11 @@ describe('parseMountArgs', () => {
   it('takes the flags of the original', async () => {
     const c = await config(['--mount', empty, '--prefix', 'home', '--read-only', '--debug', '--allow-other', '--socket', '/run/r.sock']);
     expect(c).toMatchObject({ prefix: 'home', readOnly: true, debug: true, allowOther: true, socket: '/run/r.sock' });
+  });
+
+  it('takes --read-write (for snapshots), not together with --read-only', async () => {
+    expect((await config(['--mount', empty, '--read-write'])).readWrite).toBe(true);
+    expect(await usageError(['--mount', empty, '--read-write', '--read-only'])).toMatch(/mutually exclusive/);
   });
 
   it.each([['0'], ['65536'], ['abc'], ['6379.5'], ['-1'], ['']])('rejects --port %j', async (port) => {
@@ -108,6 +113,34 @@ describe('parseMountArgs', () => {
     expect(await usageError(['--mount', empty], { [URL_ENV]: 'nope' })).toMatch(new RegExp(`^${URL_ENV} `));
   });
 
+  it.each([
+    ['0', 0],
+    ['0.25', 250],
+    ['.5', 500],
+    ['2', 2000],
+    ['1.0005', 1001],
+    ['3600', 3_600_000],
+  ])('takes --cache-timeout %j seconds as %d ms', async (seconds, ms) => {
+    expect((await config(['--mount', empty, '--cache-timeout', seconds])).cacheTimeoutMs).toBe(ms);
+    expect((await config(['--mount', empty, `--cache-timeout=${seconds}`])).cacheTimeoutMs).toBe(ms);
+  });
+
+  it.each([['-1'], ['abc'], [''], ['1e3'], ['3600.5'], ['86400'], ['1,5'], ['Infinity'], ['NaN'], [' 1']])(
+    'rejects --cache-timeout %j',
+    async (seconds) => {
+      expect(await usageError(['--mount', empty, `--cache-timeout=${seconds}`])).toBe(
+        '--cache-timeout must be a number of seconds from 0 to 3600',
+      );
+    },
+  );
+
+  it('rejects --cache-timeout without a value, or given twice', async () => {
+    expect(await usageError(['--mount', empty, '--cache-timeout'])).toMatch(/^--cache-timeout must be a number of seconds/);
+    expect(await usageError(['--mount', empty, '--cache-timeout', '1', '--cache-timeout', '2'])).toMatch(
+      /--cache-timeout may be given only once/,
+    );
+  });
+
   it('accepts --log-file only with --daemon', async () => {
     expect(await usageError(['--mount', empty, '--log-file', join(root, 'log')])).toMatch(/only used with --daemon/);
     expect((await config(['--mount', empty, '--daemon', '--log-file', join(root, 'log')])).logFile).toBe(join(root, 'log'));
@@ -116,9 +149,14 @@ describe('parseMountArgs', () => {
   it('gives the daemon child the same mount, the URL in its environment', async () => {
     const c = await config(['--mount', empty, '--daemon', '--url', 'redis://:pw@h:1', '--read-only']);
     const child = daemonChildArgs(c);
-    expect(child.args).toEqual(['--mount', empty, '--prefix', 'skx', '--read-only']);
+    expect(child.args).toEqual(['--mount', empty, '--prefix', 'skx', '--read-only', '--cache-timeout', '1']);
     expect(child.args.join(' ')).not.toContain('pw');
     expect(await config(child.args, child.env)).toEqual({ ...c, daemon: false });
+    for (const seconds of ['0', '0.25', '30']) {
+      const strict = await config(['--mount', empty, '--daemon', '--cache-timeout', seconds]);
+      const again = daemonChildArgs(strict);
+      expect(await config(again.args, again.env)).toEqual({ ...strict, daemon: false });
+    }
   });
 });
 

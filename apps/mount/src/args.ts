@@ -16,6 +16,8 @@ export interface MountConfig {
   mountpoint: string;
   prefix: string;
   readOnly: boolean;
+  /** --read-write: a snapshot is mounted read-only unless this is set. */
+  readWrite: boolean;
   debug: boolean;
   daemon: boolean;
   allowOther: boolean;
@@ -25,10 +27,18 @@ export interface MountConfig {
   url: string | undefined;
   /** Unix socket from --socket. url and socket both undefined: find or start a server. */
   socket: string | undefined;
+  /** --cache-timeout in ms: how long attributes and entries are cached (0: no cache). */
+  cacheTimeoutMs: number;
 }
 
 /** What the command line asks for: a mount, or nothing more (help or version was printed). */
 export type MountCommand = { kind: 'mount'; config: MountConfig } | { kind: 'done' };
+
+/** Default of --cache-timeout, in seconds (the adapter's DEFAULT_CACHE_TIMEOUT_MS). */
+export const DEFAULT_CACHE_TIMEOUT_S = 1;
+/** Largest --cache-timeout, in seconds: beyond an hour, another host's changes would look lost. */
+export const MAX_CACHE_TIMEOUT_S = 3600;
+const CACHE_TIMEOUT_MESSAGE = `--cache-timeout must be a number of seconds from 0 to ${MAX_CACHE_TIMEOUT_S}`;
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -36,9 +46,19 @@ const argsSchema = z.object({
   prefix: prefixSchema('--prefix'),
   ...redisTargetShape,
   readOnly: z.boolean(),
+  readWrite: z.boolean(),
   debug: z.boolean(),
   daemon: z.boolean(),
   allowOther: z.boolean(),
+  // A string, as the parser gives it (yargs would turn 'abc' into NaN and '' into 0); no parser
+  // default, or a bare `--cache-timeout` would silently mean the default.
+  cacheTimeout: z
+    .string({ error: stringFlagError('--cache-timeout') })
+    .regex(/^\d+(\.\d+)?$|^\.\d+$/, CACHE_TIMEOUT_MESSAGE)
+    .transform(Number)
+    .refine((s) => s <= MAX_CACHE_TIMEOUT_S, CACHE_TIMEOUT_MESSAGE)
+    .transform((s) => Math.round(s * 1000))
+    .default(DEFAULT_CACHE_TIMEOUT_S * 1000),
   logFile: z.string({ error: stringFlagError('--log-file') }).min(1).transform((f) => resolve(f)).optional(),
   // Last: the disk is looked at only when the flags are right.
   mount: z
@@ -67,14 +87,24 @@ function buildParser(args: string[]) {
     })
     .option('socket', { type: 'string', describe: 'Redis unix socket path', conflicts: ['host', 'port'] })
     .option('read-only', { type: 'boolean', default: false, describe: 'mount read-only (needed for a replica)' })
+    .option('read-write', {
+      type: 'boolean',
+      default: false,
+      describe: 'allow changes to a snapshot (snapshots mount read-only otherwise)',
+    })
     .option('debug', { type: 'boolean', default: false, describe: 'log every operation to stderr' })
     .option('daemon', { type: 'boolean', default: false, describe: 'run in the background once mounted' })
     .option('log-file', { type: 'string', describe: 'with --daemon: append output to this file' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount' })
+    .option('cache-timeout', {
+      type: 'string',
+      describe: `seconds that attributes and names are cached: other hosts' changes show within it; 0 = strict [default: ${DEFAULT_CACHE_TIMEOUT_S}]`,
+    })
     .epilogue(
       'Without --url/--host/--port/--socket, redisfs uses Redis at 127.0.0.1:6379, or, when nothing ' +
         'answers there, starts a private redis-server storing its data under ' +
-        '$XDG_DATA_HOME/redisfs/redis (default ~/.local/share/redisfs/redis).',
+        '$XDG_DATA_HOME/redisfs/redis (default ~/.local/share/redisfs/redis). ' +
+        'To check a filesystem: redisfs fsck --prefix P [--repair] (see redisfs fsck --help).',
     )
     .strict()
     .help()
@@ -100,13 +130,16 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
     url: argv.url,
     socket: argv.socket,
     readOnly: argv['read-only'],
+    readWrite: argv['read-write'],
     debug: argv.debug,
     daemon: argv.daemon,
     allowOther: argv['allow-other'],
+    cacheTimeout: argv['cache-timeout'],
     logFile: argv['log-file'],
   });
   if (!parsed.success) throw new UsageError(firstIssue(parsed.error));
   const a = parsed.data;
+  if (a.readOnly && a.readWrite) throw new UsageError('--read-only and --read-write are mutually exclusive');
   if (a.logFile !== undefined && !a.daemon) throw new UsageError('--log-file is only used with --daemon');
   const { url, socket } = resolveRedisTarget(a, env);
   return {
@@ -115,12 +148,14 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
       mountpoint: a.mount,
       prefix: a.prefix,
       readOnly: a.readOnly,
+      readWrite: a.readWrite,
       debug: a.debug,
       daemon: a.daemon,
       allowOther: a.allowOther,
       logFile: a.logFile,
       url,
       socket,
+      cacheTimeoutMs: a.cacheTimeout,
     },
   };
 }
@@ -133,8 +168,10 @@ export function daemonChildArgs(config: MountConfig): { args: string[]; env: Rec
   const args = ['--mount', config.mountpoint, '--prefix', config.prefix];
   if (config.socket) args.push('--socket', config.socket);
   if (config.readOnly) args.push('--read-only');
+  if (config.readWrite) args.push('--read-write');
   if (config.debug) args.push('--debug');
   if (config.allowOther) args.push('--allow-other');
+  args.push('--cache-timeout', String(config.cacheTimeoutMs / 1000));
   return { args, env: config.url ? { [URL_ENV]: config.url } : {} };
 }
 

@@ -41,6 +41,7 @@ export async function runMount(config: MountConfig, io: Output): Promise<number>
       socket,
       prefix: config.prefix,
       readOnly: config.readOnly,
+      writeSnapshot: config.readWrite,
       onWarning: (message) => io.err(`redisfs: warning: ${message}`),
     });
     signals.throwIfSignalled();
@@ -49,7 +50,8 @@ export async function runMount(config: MountConfig, io: Output): Promise<number>
       mountpoint: config.mountpoint,
       debug: config.debug,
       allowOther: config.allowOther,
-      readOnly: config.readOnly,
+      readOnly: store.readOnly,
+      cacheTimeoutMs: config.cacheTimeoutMs,
       log: (line) => io.err(line),
     });
     io.out(`mounted ${config.prefix} at ${config.mountpoint}`);

@@ -29,7 +29,9 @@ export interface MountFsOptions {
   readOnly?: boolean;
   /**
    * How long attributes and directory entries may be cached, in ms: attributes and entries by
-   * this adapter, entries by the kernel. Changes made through other clients show after at most this long. Default 1000; 0 = off.
+   * this adapter, entries by the kernel. Changes made through other clients show after at most
+   * this long; an open always reads the file's attributes afresh (close-to-open). Default 1000;
+   * 0 = no cache (strict).
    */
   cacheTimeoutMs?: number;
   /** Where log lines go; default: stderr with a "redisfs: " prefix. */
@@ -91,6 +93,9 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     // would show a stale size or nlink through the other names. The in-process cache answers instead.
     attrTimeout: 0,
     entryTimeout: seconds,
+    // 0 whatever the cache timeout: with a cached "no such name", open(O_CREAT) of a name another
+    // host created meanwhile goes straight to create, which then fails with EEXIST (fuse-native's
+    // create gets no flags, so it cannot fall back to opening when O_EXCL is not set).
     negativeTimeout: 0,
     defaultPermissions: true,
     allowOther: options.allowOther === true,

@@ -83,6 +83,24 @@ describe('AttrCache', () => {
     expect(cache.getByIno(2)?.size).toBe(9);
   });
 
+  it('refresh gives fresh attributes to the path and every other path of the inode', () => {
+    const cache = new AttrCache(1000);
+    cache.set('/a', attr(2, { size: 1 }));
+    cache.set('/b', attr(2, { size: 1 }));
+    cache.refresh('/c', attr(2, { size: 7 }), cache.epoch);
+    expect([cache.get('/a')?.size, cache.get('/b')?.size, cache.get('/c')?.size]).toEqual([7, 7, 7]);
+  });
+
+  it('refresh forgets the inode instead when the cache changed during the lookup', () => {
+    const cache = new AttrCache(1000);
+    cache.set('/a', attr(2, { size: 1 }));
+    const epoch = cache.epoch;
+    cache.invalidatePath('/other');
+    cache.refresh('/b', attr(2, { size: 7 }), epoch);
+    expect(cache.get('/a')).toBeUndefined();
+    expect(cache.get('/b')).toBeUndefined();
+  });
+
   it('drops the oldest entries beyond its bound', () => {
     const cache = new AttrCache(1000, Date.now, 2);
     cache.set('/a', attr(2));

@@ -76,6 +76,20 @@ export class AttrCache {
     }
   }
 
+  /**
+   * Caches `attr`, just read from the store for `path`, and gives it to every other cached path
+   * of the same inode (close-to-open: none of them may keep an older size). When the cache
+   * changed since `epoch`, `attr` may already be stale: the inode's paths are forgotten instead.
+   */
+  refresh(path: string, attr: Attr, epoch: number): void {
+    if (epoch !== this.changes) {
+      this.invalidateIno(attr.ino);
+      return;
+    }
+    this.update(attr);
+    this.set(path, attr);
+  }
+
   /** Replaces the attributes of every cached path of `attr.ino` (after a setattr). */
   update(attr: Attr): void {
     this.changes++;

@@ -75,6 +75,20 @@ export class FsState {
     return attr;
   }
 
+  /**
+   * Attributes of `path` fresh from the store, never from the cache, which they then refresh
+   * (for every name of the inode). Used on open: like NFS's close-to-open consistency, a file
+   * another host wrote and closed opens here with that host's size, even if this mount cached
+   * the file's attributes a moment before.
+   */
+  async refresh(path: string): Promise<Attr> {
+    this.cache.invalidatePath(path);
+    const epoch = this.cache.epoch;
+    const attr = await this.store.resolve(path);
+    this.cache.refresh(path, attr, epoch);
+    return attr;
+  }
+
   /** The directory that holds `path`, and the last component's name. */
   async resolveParent(path: string): Promise<{ dirPath: string; dir: Attr; name: string }> {
     const dirPath = posix.dirname(path);

@@ -1,7 +1,8 @@
 /**
  * Handlers for file I/O: open, create, read, write, flush, fsync, release. Writes go to the open
  * file's write buffer (write-buffer.ts); reads first store the buffered writes of the same inode
- * (from any handle), so a reader always sees what was written through this mount.
+ * (from any handle), so a reader always sees what was written through this mount. open reads
+ * the file's attributes from the store, not the cache (close-to-open: see FsState.refresh).
  *
  * fuse-native hands read/write a Buffer over libfuse's memory that is detached once answered:
  * write data is copied before the first await, read data is copied in before answering.
@@ -26,7 +27,10 @@ export function ioOps(s: FsState): Fuse.Ops {
       s.run('open', () => `${path} 0x${flags.toString(16)}`, valueReply(cb), async () => {
         const writable = isWritable(flags);
         if (writable || flags & O_TRUNC) s.assertWritable('open for writing');
-        const attr = await s.resolve(path);
+        // Close-to-open: fresh attributes (another host may have rewritten the file), so the
+        // getattr the kernel sends next (fstat, or a read past its old i_size) sees the new size.
+        // The kernel drops its page cache of the file on this open (the reply sets no keep_cache).
+        const attr = await s.refresh(path);
         if (writable && attr.type === 'dir') throw new FuseOpError('EISDIR', path);
         // libfuse 2 sends O_TRUNC as a truncate before open; honour it anyway if it arrives.
         if (writable && flags & O_TRUNC && attr.size > 0) await s.setattr(attr.ino, { size: 0 });

@@ -108,6 +108,15 @@ class FakeStore {
     this.dir(sp).entries.delete(sn);
     this.dir(dp).entries.set(dn, ino);
   }
+  async link(ino: number, parent: number, name: string): Promise<Attr> {
+    this.calls.push(`link ${ino} ${name}`);
+    const d = this.dir(parent);
+    if (d.entries.has(name)) throw new FsError('EEXIST', name);
+    const n = this.node(ino);
+    d.entries.set(name, ino);
+    n.attr.nlink++;
+    return this.snap(n);
+  }
   async unlink(parent: number, name: string): Promise<void> {
     this.calls.push(`unlink ${name}`);
     if (!this.dir(parent).entries.delete(name)) throw new FsError('ENOENT', name);
@@ -154,13 +163,13 @@ class FakeStore {
   }
 }
 
-function setup(options: { readOnly?: boolean; store?: object } = {}) {
+function setup(options: { readOnly?: boolean; store?: object; cacheTimeoutMs?: number } = {}) {
   const fake = new FakeStore();
   const lines: string[] = [];
   const state = new FsState({
     store: (options.store ?? fake) as unknown as Store,
     readOnly: options.readOnly ?? false,
-    cacheTimeoutMs: 1000,
+    cacheTimeoutMs: options.cacheTimeoutMs ?? 1000,
     env: { debug: false, watchdogMs: 0, log: (l) => lines.push(l) },
     caller: () => ({ uid: 1000, gid: 100, pid: 42 }),
   });
@@ -231,6 +240,72 @@ describe('file I/O', () => {
   it('answers EBADF for an unknown handle', async () => {
     const { ops } = setup();
     expect(await call(ops.read, '/f', 99, Buffer.alloc(4), 4, 0)).toEqual([-E.EBADF]);
+  });
+});
+
+describe('sharing one store with other clients', () => {
+  /** Changes the file behind the adapter's back, as another host would (same inode, new size). */
+  async function rewriteElsewhere(fake: FakeStore, ino: number, text: string): Promise<void> {
+    await fake.setattr(ino, { size: 0 });
+    await fake.write(ino, 0, Buffer.from(text));
+  }
+
+  async function sizeOf(ops: Required<Fuse.Ops>, path: string): Promise<number> {
+    const [err, stat] = (await call(ops.getattr, path)) as [number, Fuse.Stat];
+    expect(err).toBe(0);
+    return stat.size;
+  }
+
+  it('open reads the attributes afresh (close-to-open), for every name of the file', async () => {
+    const { ops, fake } = setup();
+    const [, wfd] = await call(ops.create, '/f', 0o100644);
+    await call(ops.write, '/f', wfd, Buffer.from('short'), 5, 0);
+    await call(ops.release, '/f', wfd);
+    expect(await call(ops.link, '/f', '/g')).toEqual([0]);
+    expect([await sizeOf(ops, '/f'), await sizeOf(ops, '/g')]).toEqual([5, 5]);
+
+    await rewriteElsewhere(fake, 2, 'a longer text');
+    expect(await sizeOf(ops, '/f')).toBe(5); // cached: other clients' changes show within the TTL
+
+    fake.calls.length = 0;
+    const [err, fd] = await call(ops.open, '/f', fsConstants.O_RDONLY);
+    expect(err).toBe(0);
+    expect(fake.calls).toEqual(['resolve /f']);
+    // What the kernel asks next (fstat, or getattr after a read past its old size): the new size.
+    const [, fstat] = (await call(ops.fgetattr, '/f', fd)) as [number, Fuse.Stat];
+    expect(fstat.size).toBe(13);
+    expect([await sizeOf(ops, '/f'), await sizeOf(ops, '/g')]).toEqual([13, 13]);
+    const out = Buffer.alloc(64);
+    expect(await call(ops.read, '/f', fd, out, 64, 0)).toEqual([13]);
+    expect(out.subarray(0, 13).toString()).toBe('a longer text');
+    expect(await call(ops.release, '/f', fd)).toEqual([0]);
+  });
+
+  it('open for writing sees the size another client stored; a file removed there is gone',  async () => {
+    const { ops, fake } = setup();
+    const [, wfd] = await call(ops.create, '/f', 0o100644);
+    await call(ops.release, '/f', wfd);
+    expect(await sizeOf(ops, '/f')).toBe(0);
+    await rewriteElsewhere(fake, 2, 'abc');
+    const [, fd] = await call(ops.open, '/f', fsConstants.O_WRONLY);
+    const [, fstat] = (await call(ops.fgetattr, '/f', fd)) as [number, Fuse.Stat];
+    expect(fstat.size).toBe(3); // where the kernel appends (O_APPEND)
+    await call(ops.write, '/f', fd, Buffer.from('Z'), 1, 3);
+    await call(ops.release, '/f', fd);
+    expect((await fake.read(2, 0, 100)).toString()).toBe('abcZ');
+
+    await fake.unlink(1, 'f');
+    expect((await call(ops.open, '/f', fsConstants.O_RDONLY))[0]).toBe(-E.ENOENT);
+    expect((await call(ops.getattr, '/f'))[0]).toBe(-E.ENOENT);
+  });
+
+  it('with a cache timeout of 0, every getattr asks the store', async () => {
+    const { ops, fake } = setup({ cacheTimeoutMs: 0 });
+    await call(ops.mkdir, '/d', 0o755);
+    fake.calls.length = 0;
+    await call(ops.getattr, '/d');
+    await call(ops.getattr, '/d');
+    expect(fake.calls).toEqual(['resolve /d', 'resolve /d']);
   });
 });
 
