@@ -132,6 +132,23 @@ describe.skipIf(!ready)('redisfs-snapshot', () => {
     expect((await snapshot('list')).stdout).toContain(live);
   });
 
+  it.skipIf(process.getuid?.() !== 0)('needs no root: an ordinary user snapshots, lists, restores and deletes', async () => {
+    const [live, snap] = [uniquePrefix('user'), uniquePrefix('user.snap')];
+    {
+      await using mnt = await mountRedisfs({ redis, prefix: live });
+      await writeFile(mnt.path('a'), 'as root\n');
+    }
+    const cli = requireBuilt(SNAPSHOT_CLI);
+    const asUser = (...args: string[]) =>
+      run('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', process.execPath, cli, '--url', redis.url, ...args]);
+    expect(await asUser('--from', live, '--to', snap)).toMatchObject({ code: 0 });
+    expect((await asUser('list', '--of', live)).stdout).toContain(snap);
+    expect(await asUser('restore', '--from', snap, '--to', live, '--force')).toMatchObject({ code: 0 });
+    expect(await asUser('delete', '--prefix', snap)).toMatchObject({ code: 0 });
+    await using mnt = await mountRedisfs({ redis, prefix: live });
+    expect(await readFile(mnt.path('a'), 'utf8')).toBe('as root\n');
+  });
+
   it('fails when the source prefix holds no filesystem', async () => {
     const result = await snapshot('--from', uniquePrefix('snap-none'), '--to', uniquePrefix('snap-none-to'));
     expect(result.code).not.toBe(0);
