@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import yargs from 'yargs';
 import { z } from 'zod';
-import { prefixSchema, redisTargetShape, resolveRedisTarget, stringFlagError, URL_ENV, UsageError } from '@redisfs/cli-common';
+import { REDIS_TARGET_OPTIONS, prefixSchema, redisTargetShape, resolveRedisTarget, stringFlagError, URL_ENV, UsageError } from '@redisfs/cli-common';
 import { DEFAULT_PREFIX } from '@redisfs/schema';
 import { mountpointProblem } from './mountpoint.js';
 
@@ -78,14 +78,7 @@ function buildParser(args: string[]) {
     .locale('en')
     .option('mount', { type: 'string', demandOption: true, describe: 'empty directory to mount on' })
     .option('prefix', { type: 'string', default: DEFAULT_PREFIX, describe: 'filesystem prefix in Redis' })
-    .option('host', { type: 'string', describe: 'Redis host [default: 127.0.0.1]' })
-    .option('port', { type: 'string', describe: 'Redis port [default: 6379]' })
-    .option('url', {
-      type: 'string',
-      describe: `redis://[user:pass@]host:port/db (rediss:// for TLS); or set ${URL_ENV}`,
-      conflicts: ['host', 'port'],
-    })
-    .option('socket', { type: 'string', describe: 'Redis unix socket path', conflicts: ['host', 'port'] })
+    .options(REDIS_TARGET_OPTIONS)
     .option('read-only', { type: 'boolean', default: false, describe: 'mount read-only (needed for a replica)' })
     .option('read-write', {
       type: 'boolean',

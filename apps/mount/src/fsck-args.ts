@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import yargs from 'yargs';
 import { z } from 'zod';
-import { prefixSchema, redisTargetShape, resolveRedisTarget, URL_ENV, UsageError } from '@redisfs/cli-common';
+import { REDIS_TARGET_OPTIONS, prefixSchema, redisTargetShape, resolveRedisTarget, URL_ENV, UsageError } from '@redisfs/cli-common';
 
 /** A validated fsck command line. */
 export interface FsckConfig {
@@ -44,14 +44,7 @@ function buildParser(args: string[]) {
     .option('prefix', { type: 'string', demandOption: true, describe: 'filesystem prefix in Redis' })
     .option('repair', { type: 'boolean', default: false, describe: 'fix what can be fixed (only on a filesystem nobody writes)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
-    .option('host', { type: 'string', describe: 'Redis host [default: 127.0.0.1]' })
-    .option('port', { type: 'string', describe: 'Redis port [default: 6379]' })
-    .option('url', {
-      type: 'string',
-      describe: `redis://[user:pass@]host:port/db (rediss:// for TLS); or set ${URL_ENV}`,
-      conflicts: ['host', 'port'],
-    })
-    .option('socket', { type: 'string', describe: 'Redis unix socket path', conflicts: ['host', 'port'] })
+    .options(REDIS_TARGET_OPTIONS)
     .epilogue(
       'Exit codes, as e2fsck: 0 clean, 1 problems found and all repaired, 4 problems left (found without ' +
         '--repair, or not all fixed), 8 operational error (Redis unreachable, no filesystem at --prefix), ' +

@@ -8,9 +8,9 @@
  *   redisfs-snapshot restore --from B --to A [--force]  copy snapshot B into a live filesystem A
  */
 import { createRequire } from 'node:module';
-import yargs, { type Argv } from 'yargs';
+import yargs from 'yargs';
 import { z } from 'zod';
-import { prefixSchema, redisTargetSchema, resolveRedisTarget, URL_ENV, UsageError, type RedisTarget } from '@redisfs/cli-common';
+import { REDIS_TARGET_OPTIONS, prefixSchema, redisTargetSchema, resolveRedisTarget, UsageError, type RedisTarget } from '@redisfs/cli-common';
 
 export type SnapshotCommand =
   | { kind: 'snapshot'; target: RedisTarget; from: string; to: string; force: boolean }
@@ -21,20 +21,9 @@ export type SnapshotCommand =
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
-function withTarget<T>(y: Argv<T>) {
-  return y
-    .option('url', {
-      type: 'string',
-      describe: `redis://[user:pass@]host:port/db (rediss:// for TLS); or set ${URL_ENV}`,
-      conflicts: ['host', 'port'],
-    })
-    .option('host', { type: 'string', describe: 'Redis host [default: 127.0.0.1]' })
-    .option('port', { type: 'string', describe: 'Redis port [default: 6379]' })
-    .option('socket', { type: 'string', describe: 'Redis unix socket path', conflicts: ['host', 'port'] });
-}
-
 function buildParser(args: string[]) {
-  return withTarget(yargs(args))
+  return yargs(args)
+    .options(REDIS_TARGET_OPTIONS)
     .scriptName('redisfs-snapshot')
     .locale('en')
     .command('$0', 'take a point-in-time snapshot of filesystem --from, named --to, inside Redis', (y) =>

@@ -10,6 +10,7 @@ export {
   redisUrlSchema,
   redisTargetShape,
   redisTargetSchema,
+  REDIS_TARGET_OPTIONS,
   resolveRedisTarget,
   type RedisTargetFlags,
   type RedisTarget,

@@ -79,3 +79,19 @@ export function resolveRedisTarget(flags: RedisTargetFlags, env: NodeJS.ProcessE
   }
   return { url, socket: flags.socket };
 }
+
+/**
+ * The parser options of the Redis address flags (--url, --host, --port, --socket), in the form
+ * yargs' `.options()` takes, so that every CLI describes them alike. Values are strings: the
+ * zod schemas above validate them.
+ */
+export const REDIS_TARGET_OPTIONS = {
+  url: {
+    type: 'string',
+    describe: `redis://[user:pass@]host:port/db (rediss:// for TLS); or set ${URL_ENV}`,
+    conflicts: ['host', 'port'],
+  },
+  host: { type: 'string', describe: 'Redis host [default: 127.0.0.1]' },
+  port: { type: 'string', describe: 'Redis port [default: 6379]' },
+  socket: { type: 'string', describe: 'Redis unix socket path', conflicts: ['host', 'port'] },
+} as const;
