@@ -5,23 +5,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync } from 'node:fs';
-import { connect } from 'node:net';
-import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { UsageError } from '@redisfs/cli-common';
+import { UsageError, embeddedDataDir, pingRedis } from '@redisfs/cli-common';
 import { waitFor } from './wait-for.js';
-
-/** The default Redis address redisfs looks at before starting its own. */
-export const DEFAULT_REDIS = { host: '127.0.0.1', port: 6379 } as const;
 
 /** Linux sun_path holds 108 bytes including the final NUL. */
 const SOCKET_PATH_MAX = 107;
-
-/** `$XDG_DATA_HOME/redisfs/redis`, default `~/.local/share/redisfs/redis`. */
-export function embeddedDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_DATA_HOME && env.XDG_DATA_HOME.startsWith('/') ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
-  return join(base, 'redisfs', 'redis');
-}
 
 /** The first executable `name` on PATH, or undefined. */
 export function findExecutable(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -36,35 +25,6 @@ export function findExecutable(name: string, env: NodeJS.ProcessEnv = process.en
     }
   }
   return undefined;
-}
-
-/** Where to probe: a TCP address or a unix socket. */
-export type ProbeAddress = { host: string; port: number } | { path: string };
-
-/**
- * What answers a PING at `address` within `timeoutMs`: 'pong' (a ready Redis), 'other' (some
- * other reply: a Redis that is loading or wants a password), 'none' (nothing listening or no reply).
- * Speaks the inline protocol over a raw socket: only the store package uses a Redis client.
- */
-export async function pingRedis(address: ProbeAddress, timeoutMs = 500): Promise<'pong' | 'other' | 'none'> {
-  return new Promise((resolvePing) => {
-    const socket = 'path' in address ? connect(address.path) : connect(address.port, address.host);
-    let reply = '';
-    const finish = (result: 'pong' | 'other' | 'none') => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolvePing(result);
-    };
-    const timer = setTimeout(() => finish(reply ? 'other' : 'none'), timeoutMs);
-    socket.setEncoding('utf8');
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk: string) => {
-      reply += chunk;
-      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG') ? 'pong' : 'other');
-    });
-    socket.once('error', () => finish('none'));
-    socket.once('close', () => finish(reply ? 'other' : 'none'));
-  });
 }
 
 /** A private redis-server, running. */

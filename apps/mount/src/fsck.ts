@@ -2,7 +2,7 @@
  * `redisfs fsck`: parses (fsck-args.ts), runs the store's checkFilesystem, prints the report and
  * maps it to an exit code, as e2fsck does. All checking lives in @redisfs/store.
  */
-import { UsageError } from '@redisfs/cli-common';
+import { UsageError, findPrivateRedis } from '@redisfs/cli-common';
 import { checkFilesystem, describeTarget, type FsckProblem, type FsckReport } from '@redisfs/store';
 import { parseFsckArgs, type FsckConfig } from './fsck-args.js';
 
@@ -36,7 +36,9 @@ export async function runFsckCommand(args: string[], io: FsckOutput, env: NodeJS
   }
   let report: FsckReport;
   try {
-    report = await checkFilesystem({ url: config.url, socket: config.socket, prefix: config.prefix, repair: config.repair });
+    // Told nothing: the default address, or the private server `redisfs` starts when that is silent.
+    const socket = config.socket ?? (config.url === undefined ? await findPrivateRedis() : undefined);
+    report = await checkFilesystem({ url: config.url, socket, prefix: config.prefix, repair: config.repair });
   } catch (err) {
     io.err(`redisfs fsck: ${messageOf(err)}`);
     return FSCK_EXIT_OPERATIONAL;

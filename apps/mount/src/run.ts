@@ -8,7 +8,8 @@ import type { MountedFs } from '@redisfs/fuse';
 import { openStore, type Store } from '@redisfs/store';
 import type { MountConfig } from './args.js';
 import { reportToParent } from './daemon.js';
-import { DEFAULT_REDIS, pingRedis, startEmbeddedRedis, type StartedEmbeddedRedis } from './embedded-redis.js';
+import { DEFAULT_REDIS, pingRedis } from '@redisfs/cli-common';
+import { startEmbeddedRedis, type StartedEmbeddedRedis } from './embedded-redis.js';
 
 /** Where output goes; lines are scrubbed of secrets by the caller. */
 export interface Output {

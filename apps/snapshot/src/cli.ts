@@ -5,7 +5,7 @@
  */
 import { hideBin } from 'yargs/helpers';
 import { deleteFilesystem, listFilesystems, restoreFilesystem, snapshotFilesystem } from '@redisfs/store';
-import { exitCodeOf, scrubSecrets, secretsOfCommandLine } from '@redisfs/cli-common';
+import { exitCodeOf, findPrivateRedis, scrubSecrets, secretsOfCommandLine } from '@redisfs/cli-common';
 import { parseSnapshotArgs } from './args.js';
 import { formatList, formatTime } from './format.js';
 
@@ -14,6 +14,10 @@ async function main(args: string[]): Promise<number> {
   const out = (line: string) => process.stdout.write(`${scrubSecrets(line, secrets)}\n`);
   try {
     const command = await parseSnapshotArgs(args);
+    // Told nothing: the default address, or the private server `redisfs` starts when that is silent.
+    if (command.kind !== 'done' && command.target.url === undefined && command.target.socket === undefined) {
+      command.target.socket = await findPrivateRedis();
+    }
     switch (command.kind) {
       case 'done':
         return 0;

@@ -15,3 +15,11 @@ export {
   type RedisTargetFlags,
   type RedisTarget,
 } from './redis-target.js';
+export {
+  DEFAULT_REDIS,
+  embeddedDataDir,
+  embeddedSocket,
+  pingRedis,
+  findPrivateRedis,
+  type ProbeAddress,
+} from './local-redis.js';
