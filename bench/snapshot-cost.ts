@@ -62,15 +62,11 @@ await client.connect();
 try {
   const store = await openStore({ url: redis.url, prefix: 'fs' });
   const started = Date.now();
+  for (let d = 0; d < 100; d++) await store.mkdirp(`/d${d}`);
   let next = 0;
   await Promise.all(
     Array.from({ length: WRITERS }, async () => {
-      for (let i = next++; i < FILES; i = next++) {
-        const dir = `/d${i % 100}`;
-        if (i < 100) await store.mkdirp(dir);
-        else while (!(await store.stat(dir).catch(() => undefined))) await new Promise((r) => setTimeout(r, 5));
-        await store.writeFile(`${dir}/f${i}`, randomBytes(FILE_SIZE));
-      }
+      for (let i = next++; i < FILES; i = next++) await store.writeFile(`/d${i % 100}/f${i}`, randomBytes(FILE_SIZE));
     }),
   );
   await store.close();

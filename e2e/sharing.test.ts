@@ -7,9 +7,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  OutputTail,
+  exited,
   expectFsckClean,
   mountRedisfs,
   requireFuse,
@@ -49,10 +52,45 @@ function text(size: number): string {
     .slice(0, size);
 }
 
-/** Runs `script` with node (CommonJS, `process.argv.slice(1)` = args) and expects exit 0. */
-function nodeScript(script: string, args: string[]): Promise<RunResult> {
-  return run(process.execPath, ['-e', script, ...args], { timeoutMs: 60_000 });
+/**
+ * Runs node scripts (CommonJS, `process.argv.slice(1)` = args) side by side and starts them
+ * together: each prints "ready" and waits for a line on stdin, which goes to all of them once
+ * all are ready. Resolves with each one's exit and output (stdout without the "ready" line).
+ */
+async function runTogether<const J extends readonly { script: string; args: string[] }[]>(
+  jobs: J,
+): Promise<{ [K in keyof J]: RunResult }> {
+  const children = jobs.map(({ script, args }) =>
+    spawn(process.execPath, ['-e', `${BARRIER}\n${script}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }),
+  );
+  try {
+    const outs = children.map((c) => new OutputTail(1 << 20).follow(c.stdout));
+    const errs = children.map((c) => new OutputTail().follow(c.stderr));
+    const ends = children.map((c) => exited(c));
+    await waitFor(() => outs.every((o) => o.toString().startsWith('ready\n')), {
+      timeoutMs: 30_000,
+      what: 'the scripts to be ready',
+      bail: () => {
+        const i = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
+        return i < 0 ? undefined : new Error(`script ${i} ended before starting: ${errs[i]}`);
+      },
+    });
+    for (const c of children) c.stdin.end('go\n');
+    const results: RunResult[] = [];
+    for (const [i, end] of ends.entries()) {
+      const { code, signal } = await end;
+      results.push({ code, signal, stdout: outs[i]!.toString().replace(/^ready\n/, ''), stderr: errs[i]!.toString() });
+    }
+    return results as { [K in keyof J]: RunResult };
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
 }
+
+/** Prepended to every script of runTogether: `start(fn)` runs fn once the parent says go. */
+const BARRIER = `
+const start = (fn) => { process.stdout.write('ready\\n'); process.stdin.once('data', () => fn()); };
+`;
 
 function expectExit0(result: RunResult, who: string): void {
   expect(result.code, `${who} exited ${result.code} (${result.signal ?? 'no signal'}):\n${result.stderr}${result.stdout}`).toBe(0);
@@ -60,12 +98,12 @@ function expectExit0(result: RunResult, who: string): void {
 
 /**
  * Creates `count` files `<tag>-<i>` (content `<tag> <i>`) in a directory, 8 at a time, with
- * O_EXCL, starting at the wall-clock time `startAt` so that two processes start together.
+ * O_EXCL (run with runTogether, so that two processes start together).
  */
 const CREATE_SCRIPT = `
 const { writeFile } = require('node:fs/promises');
-const [dir, tag, count, startAt] = process.argv.slice(1);
-setTimeout(async () => {
+const [dir, tag, count] = process.argv.slice(1);
+start(async () => {
   let next = 0;
   const worker = async () => {
     while (next < Number(count)) {
@@ -74,19 +112,19 @@ setTimeout(async () => {
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
-}, Math.max(0, Number(startAt) - Date.now()));
+});
 `;
 
 /**
  * Random renames (of files and directories, across directories, over existing names), unlinks,
  * hard links, creates, writes, mkdirs and rmdirs among a small shared set of names under `root`,
- * 4 at a time, from a seeded generator, starting at `startAt`. Errors the race makes legitimate
+ * 4 at a time, from a seeded generator (run with runTogether). Errors the race makes legitimate
  * (ENOENT, EEXIST, ENOTEMPTY, EINVAL for a directory into itself...) are counted; any other
  * makes the script exit 1. Prints `{ ok, failed }` counts as JSON.
  */
 const RACE_SCRIPT = `
 const fs = require('node:fs/promises');
-const [root, seedArg, opsArg, startAt] = process.argv.slice(1);
+const [root, seedArg, opsArg] = process.argv.slice(1);
 let seed = Number(seedArg);
 const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return Math.floor((seed / 2147483648) * n); };
 const top = () => root + '/d' + rnd(4);
@@ -109,7 +147,7 @@ const pick = () => { let r = rnd(TOTAL); for (const [w, op] of OPS) { if (r < w)
 const EXPECTED = new Set(['ENOENT', 'EEXIST', 'ENOTEMPTY', 'EINVAL', 'EISDIR', 'ENOTDIR']);
 const counts = { ok: 0, failed: {} };
 const unexpected = [];
-setTimeout(async () => {
+start(async () => {
   let left = Number(opsArg);
   const worker = async () => {
     while (left-- > 0) {
@@ -128,7 +166,7 @@ setTimeout(async () => {
     console.error(unexpected.slice(0, 20).join('\\n'));
     process.exit(1);
   }
-}, Math.max(0, Number(startAt) - Date.now()));
+});
 `;
 
 /** What a mount shows of one entry. */
@@ -306,10 +344,9 @@ describe.skipIf(!ready)('several hosts on one Redis', () => {
     await waitFor(() => exists(b.path('d')), { timeoutMs: CACHE_TIMEOUT_MS + MARGIN_MS, what: 'B to see d' });
     const baseline = await inodesInUse(a);
 
-    const startAt = String(Date.now() + 300);
-    const [ra, rb] = await Promise.all([
-      nodeScript(CREATE_SCRIPT, [a.path('d'), 'a', '1000', startAt]),
-      nodeScript(CREATE_SCRIPT, [b.path('d'), 'b', '1000', startAt]),
+    const [ra, rb] = await runTogether([
+      { script: CREATE_SCRIPT, args: [a.path('d'), 'a', '1000'] },
+      { script: CREATE_SCRIPT, args: [b.path('d'), 'b', '1000'] },
     ]);
     expectExit0(ra, 'the creator on A');
     expectExit0(rb, 'the creator on B');
@@ -356,10 +393,9 @@ describe.skipIf(!ready)('several hosts on one Redis', () => {
       what: 'B to see the seeded tree',
     });
 
-    const startAt = String(Date.now() + 300);
-    const [ra, rb] = await Promise.all([
-      nodeScript(RACE_SCRIPT, [a.path('race'), '1', '1500', startAt]),
-      nodeScript(RACE_SCRIPT, [b.path('race'), '2', '1500', startAt]),
+    const [ra, rb] = await runTogether([
+      { script: RACE_SCRIPT, args: [a.path('race'), '1', '1500'] },
+      { script: RACE_SCRIPT, args: [b.path('race'), '2', '1500'] },
     ]);
     expectExit0(ra, 'the racer on A');
     expectExit0(rb, 'the racer on B');

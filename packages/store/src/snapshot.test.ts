@@ -6,6 +6,7 @@ import { createClient } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type StartedRedis } from '../../../e2e/helpers/redis-server.js';
+import { waitFor } from '../../../e2e/helpers/wait-for.js';
 import { deleteFilesystem, listFilesystems } from './admin.js';
 import { openStore, type Store } from './index.js';
 import { restoreFilesystem, snapshotFilesystem } from './snapshot.js';
@@ -61,7 +62,7 @@ describe('snapshotFilesystem', () => {
         rounds++;
       }
     })();
-    while (rounds < 5) await new Promise((r) => setImmediate(r));
+    await waitFor(() => rounds >= 5, { timeoutMs: 10_000, intervalMs: 1, what: 'the writer to get going' });
     const before = rounds;
     const result = await snapshotFilesystem({ url: redis.url, from, to });
     const during = rounds - before;
@@ -147,7 +148,7 @@ describe('snapshotFilesystem', () => {
     const k = keysFor(from);
     // Another client removes the snapshot's lease as soon as it appears (as an expiry would).
     const spoiler = (async () => {
-      while (!(await raw.exists(k.snapshot))) await new Promise((r) => setImmediate(r));
+      await waitFor(async () => (await raw.exists(k.snapshot)) === 1, { timeoutMs: 10_000, intervalMs: 0, what: 'the snapshot to start' });
       await raw.del(k.snapshot);
     })();
     await expect(snapshotFilesystem({ url: redis.url, from, to })).rejects.toMatchObject({ code: 'ESTALE' });
