@@ -30,15 +30,15 @@ export async function runFsckCommand(args: string[], io: FsckOutput, env: NodeJS
     const command = await parseFsckArgs(args, env);
     if (command.kind === 'done') return FSCK_EXIT_CLEAN;
     config = command.config;
+    // Told nothing: the default address, or the private server `redisfs` starts when that is silent.
+    if (config.url === undefined && config.socket === undefined) config = { ...config, socket: await findPrivateRedis() };
   } catch (err) {
     io.err(`redisfs fsck: ${messageOf(err)}`);
     return err instanceof UsageError ? FSCK_EXIT_USAGE : FSCK_EXIT_OPERATIONAL;
   }
   let report: FsckReport;
   try {
-    // Told nothing: the default address, or the private server `redisfs` starts when that is silent.
-    const socket = config.socket ?? (config.url === undefined ? await findPrivateRedis() : undefined);
-    report = await checkFilesystem({ url: config.url, socket, prefix: config.prefix, repair: config.repair });
+    report = await checkFilesystem({ url: config.url, socket: config.socket, prefix: config.prefix, repair: config.repair });
   } catch (err) {
     io.err(`redisfs fsck: ${messageOf(err)}`);
     return FSCK_EXIT_OPERATIONAL;
