@@ -193,3 +193,33 @@ describe('filesystems in use', () => {
     expect((await store.readFile('/x')).toString()).toBe('works');
   });
 });
+
+describe('a server that goes away mid-copy', () => {
+  it('fails the snapshot with EIO instead of hanging', async () => {
+    await using doomed = await startRedis();
+    const s = await openStore({ url: doomed.url, prefix: 'a' });
+    for (let i = 0; i < 2000; i++) await s.writeFile(`/f${i}`, 'x');
+    await s.close();
+    const watcher = createClient({ url: doomed.url });
+    watcher.on('error', () => undefined);
+    await watcher.connect();
+    let settled = false;
+    const outcome = snapshotFilesystem({ url: doomed.url, from: 'a', to: 'b' }).then(
+      () => 'finished',
+      (err: unknown) => err,
+    ).finally(() => {
+      settled = true;
+    });
+    await waitFor(async () => settled || (await watcher.exists(keysFor('a').snapshot)) === 1, {
+      timeoutMs: 10_000,
+      intervalMs: 0,
+      what: 'the snapshot to start',
+    });
+    expect(settled).toBe(false);
+    // Hold the copy mid-way (its next batch waits on the paused server), then take the server away.
+    await watcher.sendCommand(['CLIENT', 'PAUSE', '30000', 'ALL']);
+    watcher.destroy();
+    await doomed.stop();
+    expect(await outcome).toMatchObject({ code: 'EIO' });
+  });
+});

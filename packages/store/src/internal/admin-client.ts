@@ -77,7 +77,8 @@ export async function assertCopySupported(client: RedisClient, target: AdminTarg
 
 /** Runs `fn` with a fresh client, closed after; every failure becomes an FsError. */
 export async function withClient<T>(target: AdminTarget, what: string, fn: (client: RedisClient) => Promise<T>): Promise<T> {
-  const client = await connectClient(target);
+  // No reconnecting: a server that goes away mid-copy fails the command instead of hanging it.
+  const client = await connectClient({ ...target, reconnect: false });
   try {
     return await fn(client);
   } catch (err) {
@@ -86,7 +87,11 @@ export async function withClient<T>(target: AdminTarget, what: string, fn: (clie
     try {
       await client.close();
     } catch {
-      client.destroy();
+      try {
+        client.destroy();
+      } catch {
+        // already closed: the server went away
+      }
     }
   }
 }

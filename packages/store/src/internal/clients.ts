@@ -42,9 +42,21 @@ export async function openClientsOf(client: RedisClient, prefix: string): Promis
   return out;
 }
 
-/** EBUSY when stores are open on `prefix` (as far as this user may know: see openClientsOf). */
+/** How long a just-unmounted filesystem's connections get to close before it counts as open. */
+const CLOSE_GRACE_MS = 3000;
+
+/**
+ * EBUSY when stores are open on `prefix` (as far as this user may know: see openClientsOf).
+ * `fusermount -u` returns before the mount's process has closed its connection, so connections
+ * get a short grace to go away first.
+ */
 export async function assertNotOpen(client: RedisClient, prefix: string, doing: string): Promise<void> {
-  const open = await openClientsOf(client, prefix);
+  const deadline = Date.now() + CLOSE_GRACE_MS;
+  let open = await openClientsOf(client, prefix);
+  while (open && open.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    open = await openClientsOf(client, prefix);
+  }
   if (!open || open.length === 0) return;
   const addrs = [...new Set(open.map((c) => c.addr.replace(/:\d+$/, '')))].join(', ');
   throw new FsError(

@@ -11,6 +11,8 @@ export interface ConnectOptions {
   url?: string | undefined;
   socket?: string | undefined;
   connectTimeoutMs?: number | undefined;
+  /** Reconnect after a drop (a mount: yes, default); no for one-shot tools, whose commands then fail. */
+  reconnect?: boolean | undefined;
   /** CLIENT SETNAME on every (re)connection, so admin tools can tell who is connected. */
   clientName?: string | undefined;
 }
@@ -47,7 +49,8 @@ export async function connectClient(opts: ConnectOptions): Promise<RedisClient> 
       ...(opts.socket ? { path: opts.socket } : {}),
       connectTimeout: timeout,
       // Before the first connection: give up (openStore reports it). After: back off, up to 1 s.
-      reconnectStrategy: (retries: number) => (connected ? Math.min(50 * 2 ** retries, 1000) : false),
+      reconnectStrategy: (retries: number) =>
+        connected && opts.reconnect !== false ? Math.min(50 * 2 ** retries, 1000) : false,
     },
     ...(opts.socket && url !== DEFAULT_URL ? urlCredentials(url) : {}),
     ...(opts.clientName ? { name: opts.clientName } : {}),
