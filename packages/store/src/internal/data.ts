@@ -30,8 +30,10 @@ const EMPTY = Buffer.alloc(0);
 
 /** Stores blocks (index, payload) of `ino`; with `end`, also commits the size. Returns the size. */
 async function storeBlocks(ctx: StoreContext, ino: Ino, blocks: [number, Buffer][], end?: number): Promise<number> {
+  // Compressed side by side: zlib runs on the libuv thread pool.
+  const encoded = await Promise.all(blocks.map(([, payload]) => encodeForStore(ctx, payload)));
   const args: (string | Buffer)[] = [String(ino), end === undefined ? '' : String(end), nowNs()];
-  for (const [index, payload] of blocks) args.push(String(index), await encodeForStore(ctx, payload));
+  blocks.forEach(([index], i) => args.push(String(index), encoded[i]!));
   const reply = await ctx.scripts.run('writeBlocks', ctx.keys.metaPrefix, args);
   return Number(reply);
 }
