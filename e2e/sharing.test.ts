@@ -169,6 +169,24 @@ start(async () => {
 });
 `;
 
+/**
+ * Writes the 1 KiB pieces `parity`, `parity + 2`, … of a file of `count` pieces in place, each
+ * with an fsync, so that every piece goes to Redis by itself (run with runTogether).
+ */
+const PIECES_SCRIPT = `
+const fs = require('node:fs');
+const [file, parity, count] = process.argv.slice(1);
+const piece = (i) => Buffer.alloc(1024, i % 2 === 0 ? 0x41 + (i % 26) : 0x61 + (i % 26));
+start(() => {
+  const fd = fs.openSync(file, 'r+');
+  for (let i = Number(parity); i < Number(count); i += 2) {
+    fs.writeSync(fd, piece(i), 0, 1024, i * 1024);
+    fs.fsyncSync(fd);
+  }
+  fs.closeSync(fd);
+});
+`;
+
 /** What a mount shows of one entry. */
 interface Seen {
   path: string;
@@ -377,6 +395,27 @@ describe.skipIf(!ready)('several hosts on one Redis', () => {
   // other host has just removed or moved, the kernel still sends the rename, and libfuse 2.9's
   // high-level API write-locks the same path twice for it and hangs that mount for good (seen
   // about every other run). README.md, "Several hosts on one Redis", says so.
+  it('A and B writing different bytes of the same blocks of one file at once keep both', async () => {
+    const prefix = uniquePrefix('pieces');
+    await using a = await mountRedisfs({ redis, prefix });
+    await using b = await mountRedisfs({ redis, prefix });
+    const COUNT = 256; // 256 KiB: 4 blocks, 64 pieces each, A's and B's interleaved
+    await writeFile(a.path('shared'), Buffer.alloc(COUNT * 1024));
+    await waitFor(() => exists(b.path('shared')), { timeoutMs: CACHE_TIMEOUT_MS + MARGIN_MS, what: 'B to see the file' });
+    const [ra, rb] = await runTogether([
+      { script: PIECES_SCRIPT, args: [a.path('shared'), '0', String(COUNT)] },
+      { script: PIECES_SCRIPT, args: [b.path('shared'), '1', String(COUNT)] },
+    ]);
+    expectExit0(ra, 'the writer on A');
+    expectExit0(rb, 'the writer on B');
+    const piece = (i: number) => Buffer.alloc(1024, i % 2 === 0 ? 0x41 + (i % 26) : 0x61 + (i % 26));
+    for (const m of [a, b]) {
+      const data = await readFile(m.path('shared'));
+      const lost = [...Array(COUNT).keys()].filter((i) => !data.subarray(i * 1024, (i + 1) * 1024).equals(piece(i)));
+      expect(lost, `pieces lost, read through ${m === a ? 'A' : 'B'}`).toEqual([]);
+    }
+  });
+
   it('racing renames, links and unlinks from A and B leave one consistent tree', async () => {
     const prefix = uniquePrefix('race');
     await using a = await mountRedisfs({ redis, prefix });

@@ -341,3 +341,23 @@ describe('opening and safety', () => {
     expect((await a.statfs()).inodes).toBe(401);
   });
 });
+
+describe('two clients writing one file', () => {
+  it('keep both writes when they change different bytes of the same blocks at once', async () => {
+    const prefix = `t${++n}`;
+    const [a, b] = [await fresh({ prefix }), await openStore({ url: redis.url, prefix })];
+    open.push(b);
+    const f = await a.mknod(a.rootIno, 'shared', 0o644, owner);
+    // 200 KiB in 1 KiB pieces: A writes the even ones, B the odd ones, all at the same time, so
+    // most writes read-modify-write a block the other client is changing too.
+    const PIECES = 200;
+    const piece = (i: number) => Buffer.alloc(1024, i % 2 === 0 ? 0x41 + (i % 26) : 0x61 + (i % 26));
+    await Promise.all([
+      Promise.all([...Array(PIECES / 2).keys()].map((k) => a.write(f.ino, 2 * k * 1024, piece(2 * k)))),
+      Promise.all([...Array(PIECES / 2).keys()].map((k) => b.write(f.ino, (2 * k + 1) * 1024, piece(2 * k + 1)))),
+    ]);
+    const data = await a.read(f.ino, 0, PIECES * 1024);
+    const lost = [...Array(PIECES).keys()].filter((i) => !data.subarray(i * 1024, (i + 1) * 1024).equals(piece(i)));
+    expect(lost).toEqual([]);
+  });
+});

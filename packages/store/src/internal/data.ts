@@ -2,8 +2,11 @@
  * File data: reads and writes at any offset over fixed-size compressed blocks. A write touches
  * only the blocks it covers (read-modify-write for partial ones) and stores them together with
  * the new size and times in one script: a write is in Redis whole or not at all, and a snapshot
- * in progress preserves the blocks it replaces (see lua.ts, w()).
+ * in progress preserves the blocks it replaces (see lua.ts, w()). A partial block is stored only
+ * if it has not changed since it was read (compare-and-set on its SHA-1), so that two clients
+ * writing different bytes of one block both keep their bytes.
  */
+import { createHash } from 'node:crypto';
 import { MAX_FILE_SIZE, decodeGcEntry } from '@redisfs/schema';
 import { FsError } from '../errors.js';
 import type { Ino } from '../types.js';
@@ -11,15 +14,27 @@ import { decodeBlock, encodeBlock, isAllZero } from './codec.js';
 import type { StoreContext } from './context.js';
 import { nowNs } from './attr.js';
 
-async function loadBlock(ctx: StoreContext, ino: Ino, index: number): Promise<Buffer | undefined> {
+/** A block as read for a read-modify-write: its payload and the version the write must find. */
+interface ReadBlock {
+  payload: Buffer | undefined;
+  /** '-' when absent, else the SHA-1 (hex) of the stored bytes, as Lua's redis.sha1hex gives it. */
+  version: string;
+}
+
+async function readBlock(ctx: StoreContext, ino: Ino, index: number, withVersion = true): Promise<ReadBlock> {
   const stored = (await ctx.bin.get(ctx.keys.block(ino, index))) as Buffer | null;
-  if (!stored) return undefined;
+  if (!stored) return { payload: undefined, version: '-' };
+  const version = withVersion ? createHash('sha1').update(stored).digest('hex') : '';
   try {
-    return await decodeBlock(stored);
+    return { payload: await decodeBlock(stored), version };
   } catch (err) {
     ctx.warn(`corrupt block ${index} of inode ${ino}`, err);
     throw new FsError('EIO', `corrupt block ${index} of inode ${ino}`, { cause: err });
   }
+}
+
+async function loadBlock(ctx: StoreContext, ino: Ino, index: number): Promise<Buffer | undefined> {
+  return (await readBlock(ctx, ino, index, false)).payload;
 }
 
 /** A block payload as stored; empty for an all-zero payload, which the scripts store as a hole. */
@@ -28,14 +43,34 @@ async function encodeForStore(ctx: StoreContext, payload: Buffer): Promise<Buffe
 }
 const EMPTY = Buffer.alloc(0);
 
-/** Stores blocks (index, payload) of `ino`; with `end`, also commits the size. Returns the size. */
-async function storeBlocks(ctx: StoreContext, ino: Ino, blocks: [number, Buffer][], end?: number): Promise<number> {
-  // Compressed side by side: zlib runs on the libuv thread pool.
-  const encoded = await Promise.all(blocks.map(([, payload]) => encodeForStore(ctx, payload)));
-  const args: (string | Buffer)[] = [String(ino), end === undefined ? '' : String(end), nowNs()];
-  blocks.forEach(([index], i) => args.push(String(index), encoded[i]!));
-  const reply = await ctx.scripts.run('writeBlocks', ctx.keys.metaPrefix, args);
-  return Number(reply);
+/** A block to store; `expect` is the version it was read at (read-modify-write), if any. */
+interface BlockWrite {
+  index: number;
+  payload: Buffer;
+  expect?: string;
+}
+
+/** How many times a read-modify-write is redone when other clients keep changing its blocks. */
+const MAX_TRIES = 50;
+
+/**
+ * Stores the blocks `build` makes (with `end`, also commits the size; returns the size). When a
+ * block read for a read-modify-write changed before the store (another client wrote it), builds
+ * and tries again, so that concurrent writes to different bytes of one block both stay.
+ */
+async function storeBlocks(ctx: StoreContext, ino: Ino, build: () => Promise<BlockWrite[]>, end?: number): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const blocks = await build();
+    // Compressed side by side: zlib runs on the libuv thread pool.
+    const encoded = await Promise.all(blocks.map((b) => encodeForStore(ctx, b.payload)));
+    const args: (string | Buffer)[] = [String(ino), end === undefined ? '' : String(end), nowNs()];
+    blocks.forEach((b, i) => args.push(String(b.index), encoded[i]!, b.expect ?? ''));
+    const reply = await ctx.scripts.run('writeBlocks', ctx.keys.metaPrefix, args);
+    if (reply !== 'RETRY') return Number(reply);
+    if (attempt >= MAX_TRIES) {
+      throw new FsError('EIO', `inode ${ino}: its blocks kept changing under ${MAX_TRIES} attempts to write them`);
+    }
+  }
 }
 
 /** Reads up to `length` bytes at `offset` of a regular file; one round trip. */
@@ -70,32 +105,36 @@ export async function writeData(ctx: StoreContext, ino: Ino, offset: number, dat
   const end = offset + data.length;
   if (end > MAX_FILE_SIZE) throw new FsError('EFBIG', `files are limited to ${MAX_FILE_SIZE} bytes`);
   const bs = ctx.blockSize;
-  const jobs: Promise<[number, Buffer]>[] = [];
-  if (data.length > 0) {
-    const first = Math.floor(offset / bs);
-    const last = Math.floor((end - 1) / bs);
-    for (let i = first; i <= last; i++) jobs.push(blockAfterWrite(ctx, ino, i, offset, data));
-  }
-  return storeBlocks(ctx, ino, await Promise.all(jobs), end);
+  const build = () => {
+    const jobs: Promise<BlockWrite>[] = [];
+    if (data.length > 0) {
+      const first = Math.floor(offset / bs);
+      const last = Math.floor((end - 1) / bs);
+      for (let i = first; i <= last; i++) jobs.push(blockAfterWrite(ctx, ino, i, offset, data));
+    }
+    return Promise.all(jobs);
+  };
+  return storeBlocks(ctx, ino, build, end);
 }
 
-/** The payload of block `index` once `data` is written at `offset`. */
-async function blockAfterWrite(ctx: StoreContext, ino: Ino, index: number, offset: number, data: Buffer): Promise<[number, Buffer]> {
+/** Block `index` once `data` is written at `offset`. */
+async function blockAfterWrite(ctx: StoreContext, ino: Ino, index: number, offset: number, data: Buffer): Promise<BlockWrite> {
   const bs = ctx.blockSize;
   const blockStart = index * bs;
   const from = Math.max(offset, blockStart);
   const to = Math.min(offset + data.length, blockStart + bs);
   const slice = data.subarray(from - offset, to - offset);
-  if (from === blockStart && to === blockStart + bs) return [index, slice];
+  if (from === blockStart && to === blockStart + bs) return { index, payload: slice };
   // Size and block in one round trip. Bytes at or past the size are not file data (a truncate
   // interrupted by a crash may have left some): they are kept out, so they read as zeros.
-  const [sizeStr, old] = await Promise.all([ctx.client.hGet(ctx.keys.inode(ino), 's'), loadBlock(ctx, ino, index)]);
+  const [sizeStr, old] = await Promise.all([ctx.client.hGet(ctx.keys.inode(ino), 's'), readBlock(ctx, ino, index)]);
   if (sizeStr == null) throw new FsError('ENOENT', `inode ${ino}`);
-  const valid = old ? old.subarray(0, Math.max(0, Math.min(old.length, Number(sizeStr) - blockStart))) : undefined;
+  const stored = old.payload;
+  const valid = stored ? stored.subarray(0, Math.max(0, Math.min(stored.length, Number(sizeStr) - blockStart))) : undefined;
   const payload = Buffer.alloc(Math.max(valid?.length ?? 0, to - blockStart));
   valid?.copy(payload);
   slice.copy(payload, from - blockStart);
-  return [index, payload];
+  return { index, payload, expect: old.version };
 }
 
 /**
@@ -110,9 +149,19 @@ export async function clearPastEnd(ctx: StoreContext, ino: Ino, newSize: number)
   // Only a growing truncate exposes those bytes; a shrinking one trims its new tail afterwards.
   if (newSize <= size || size % ctx.blockSize === 0) return;
   const index = Math.floor(size / ctx.blockSize);
-  const payload = await loadBlock(ctx, ino, index);
-  const keep = size - index * ctx.blockSize;
-  if (payload && payload.length > keep) await storeBlocks(ctx, ino, [[index, payload.subarray(0, keep)]]);
+  await trimBlock(ctx, ino, index, size - index * ctx.blockSize);
+}
+
+/** Cuts block `index` to its first `keep` bytes (the rest reads as zeros), if it is longer. */
+async function trimBlock(ctx: StoreContext, ino: Ino, index: number, keep: number): Promise<void> {
+  const first = await readBlock(ctx, ino, index);
+  if (!first.payload || first.payload.length <= keep) return;
+  let read: ReadBlock | undefined = first;
+  await storeBlocks(ctx, ino, async () => {
+    const b = read ?? (await readBlock(ctx, ino, index));
+    read = undefined;
+    return b.payload && b.payload.length > keep ? [{ index, payload: b.payload.subarray(0, keep), expect: b.version }] : [];
+  });
 }
 
 /**
@@ -126,11 +175,7 @@ export async function finishTruncate(
   tailIndex: number,
   gcMember: string,
 ): Promise<void> {
-  if (tailIndex >= 0) {
-    const payload = await loadBlock(ctx, ino, tailIndex);
-    const keep = newSize - tailIndex * ctx.blockSize;
-    if (payload && payload.length > keep) await storeBlocks(ctx, ino, [[tailIndex, payload.subarray(0, keep)]]);
-  }
+  if (tailIndex >= 0) await trimBlock(ctx, ino, tailIndex, newSize - tailIndex * ctx.blockSize);
   if (gcMember) await collectGarbage(ctx, gcMember);
 }
 

@@ -255,8 +255,11 @@ return { redis.call('HGETALL', k), gc, tail }
 
 /**
  * Stores data blocks of a regular file and, unless `end` is '', commits its new size and times:
- * data and the size that exposes it in one step. ARGV: MP, ino, end, now, then pairs of block
- * index and stored block ('' = an all-zero block: delete it, a hole) → new size ('' if no commit).
+ * data and the size that exposes it in one step. ARGV: MP, ino, end, now, then triples of block
+ * index, stored block ('' = an all-zero block: delete it, a hole) and the version the writer
+ * read it at ('' = a whole block, no check; '-' = absent; else the SHA-1 of the stored bytes)
+ * → new size ('' if no commit), or 'RETRY' and no change when a block changed since it was read
+ * (another client wrote it: the writer reads it again, so neither write loses the other's bytes).
  */
 const WRITE_BLOCKS = `${COMMON}
 local ino, now = ARGV[2], ARGV[4]
@@ -265,7 +268,14 @@ local m = redis.call('HGET', k, 'm')
 if not m then fail('ENOENT') end
 if fmt(m) == S_IFDIR then fail('EISDIR') end
 if fmt(m) ~= S_IFREG then fail('EINVAL') end
-for i = 5, #ARGV, 2 do
+for i = 5, #ARGV, 3 do
+  local want = ARGV[i + 2]
+  if want ~= '' then
+    local cur = redis.call('GET', bkey(ino, ARGV[i]))
+    if (cur and redis.sha1hex(cur) or '-') ~= want then return 'RETRY' end
+  end
+end
+for i = 5, #ARGV, 3 do
   local key = w(bkey(ino, ARGV[i]))
   if #ARGV[i + 1] == 0 then redis.call('UNLINK', key) else redis.call('SET', key, ARGV[i + 1]) end
 end
