@@ -59,10 +59,15 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
         throw new FsError('EINVAL', `block size must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}`);
       }
       const sb = encodeSuperblock({ version: LAYOUT_VERSION, bsize, codec: 'zlib', created: BigInt(nowNs()), maxsize: MAX_FILE_SIZE });
-      await scripts.run('format', keys.metaPrefix, [
-        nowNs(), String(process.getuid?.() ?? 0), String(process.getgid?.() ?? 0),
-        ...Object.entries(sb).flat(),
-      ]);
+      await scripts
+        .run('format', keys.metaPrefix, [
+          nowNs(), String(process.getuid?.() ?? 0), String(process.getgid?.() ?? 0),
+          ...Object.entries(sb).flat(),
+        ])
+        .catch((err: unknown) => {
+          if (!String(err).includes('RFS:EBUSY')) throw err;
+          throw new FsError('EBUSY', `prefix '${prefix}' at ${target} is being written by a snapshot or restore in progress: mount it once that is done`);
+        });
       raw = await client.hGetAll(keys.superblock);
     }
     const version = Number(raw.version);

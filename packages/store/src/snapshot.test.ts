@@ -223,3 +223,16 @@ describe('a server that goes away mid-copy', () => {
     expect(await outcome).toMatchObject({ code: 'EIO' });
   });
 });
+
+describe('a prefix being written by a snapshot', () => {
+  it('cannot be opened (and so formatted) until the snapshot is done', async () => {
+    const [from, to] = [name('src'), name('snap')];
+    await (await open(from)).writeFile('/a', 'a');
+    await raw.hSet(keysFor(to).snapshotLock, { from, id: 'in-progress' });
+    await raw.pExpire(keysFor(to).snapshotLock, 30_000);
+    await expect(open(to)).rejects.toMatchObject({ code: 'EBUSY', message: expect.stringMatching(/snapshot or restore in progress/) });
+    await expect(open(to, { readOnly: true })).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await raw.exists(keysFor(to).superblock)).toBe(0);
+    await raw.del(keysFor(to).snapshotLock);
+  });
+});

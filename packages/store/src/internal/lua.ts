@@ -335,6 +335,8 @@ return 'OK'
  */
 const FORMAT = `${COMMON}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+-- A snapshot or restore is being written into this prefix: its superblock comes last.
+if redis.call('EXISTS', snap_lock_of(PFX)) == 1 then fail('EBUSY') end
 local now = ARGV[2]
 local sb = {}
 for i = 5, #ARGV do table.insert(sb, ARGV[i]) end
