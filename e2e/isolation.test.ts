@@ -250,6 +250,24 @@ describe.skipIf(!ready)('a Redis ACL user limited to one filesystem', () => {
     expect((await refusedFor(user)).filter((r) => r !== 'command config|get')).toEqual([]);
   });
 
+  it('with read-only key patterns (%R~), mounts --read-only and reads, and cannot write', async () => {
+    const prefix = uniquePrefix('acl-ro');
+    {
+      await using m = await mountRedisfs({ redis, prefix });
+      await mkdir(m.path('docs'));
+      await writeFile(m.path('docs/notes.txt'), 'read me\n');
+    }
+    const user = await createFsUser(prefix);
+    // The same line, but the key patterns grant reading only.
+    await admin.sendCommand(['ACL', 'SETUSER', user.name, 'resetkeys', `%R~{${prefix}}:*`, `%R~${prefix}:b:*`]);
+    await using m = await mountRedisfs({ redis: { url: user.url }, prefix, readOnly: true });
+    expect(await readFile(m.path('docs/notes.txt'), 'utf8')).toBe('read me\n');
+    expect((await stat(m.path('docs'))).isDirectory()).toBe(true);
+    expect(await readdir(m.path('docs'))).toEqual(['notes.txt']);
+    await expect(writeFile(m.path('docs/new'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
+    expect((await refusedFor(user)).filter((r) => r !== 'command config|get')).toEqual([]);
+  });
+
   it('cannot mount or read another filesystem', async () => {
     const mine = uniquePrefix('acl-mine');
     // Its name starts with the user's own prefix: the patterns must still keep it out.

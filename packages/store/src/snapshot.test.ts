@@ -183,6 +183,17 @@ describe('filesystems in use', () => {
     await deleteFilesystem({ url: redis.url, prefix: snap });
   });
 
+  it('look names up with plain EVALSHA for a user whose ACL lacks EVALSHA_RO', async () => {
+    const prefix = name('noro');
+    await raw.sendCommand(['ACL', 'SETUSER', 'noro', 'reset', 'on', '>pw', '~*', '+@all', '-evalsha_ro', '-eval_ro']);
+    const store = await openStore({ url: redis.url.replace('redis://', 'redis://noro:pw@'), prefix });
+    opened.push(store);
+    await store.mkdirp('/a/b');
+    await store.writeFile('/a/b/c', 'found');
+    expect((await store.readFile('/a/b/c')).toString()).toBe('found');
+    expect((await store.lookup(store.rootIno, 'a')).type).toBe('dir');
+  });
+
   it('still open for a user whose ACL forbids naming the connection (unnamed, then)', async () => {
     const prefix = name('acl');
     await raw.sendCommand(['ACL', 'SETUSER', 'nonamer', 'reset', 'on', '>pw', '~*', '+@all', '-client']);

@@ -1,4 +1,7 @@
-/** Runs the store's Lua scripts by SHA (EVALSHA), loading them again after a SCRIPT FLUSH or restart. */
+/**
+ * Runs the store's Lua scripts by SHA (EVALSHA, EVALSHA_RO for those that only read), loading
+ * them again after a SCRIPT FLUSH or restart.
+ */
 import { createHash } from 'node:crypto';
 import { SCRIPTS as FS_SCRIPTS } from './lua.js';
 import { SNAPSHOT_SCRIPTS } from './lua-snapshot.js';
@@ -8,6 +11,12 @@ type Arg = string | Buffer;
 
 const SCRIPTS = { ...FS_SCRIPTS, ...SNAPSHOT_SCRIPTS };
 export type ScriptName = keyof typeof SCRIPTS;
+
+/**
+ * Scripts that only read: run with EVALSHA_RO, so that Redis checks their keys for read access
+ * only (a user with read-only key patterns can mount --read-only) and lets them run anywhere.
+ */
+const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['resolve', 'lookup']);
 
 export class ScriptRunner {
   private readonly shas = new Map<ScriptName, string>();
@@ -21,15 +30,32 @@ export class ScriptRunner {
     }
   }
 
+  /** Whether the server knows EVALSHA_RO/EVAL_RO (Redis 7); cleared at the first refusal. */
+  private readOnlyCalls = true;
+
   /** Runs a script with ARGV = [metaPrefix, ...args]. */
   async run(name: ScriptName, metaPrefix: string, args: Arg[]): Promise<unknown> {
     const options = { keys: [this.routingKey], arguments: [metaPrefix, ...args] as string[] };
+    if (READ_ONLY_SCRIPTS.has(name) && this.readOnlyCalls) {
+      try {
+        return await this.call(name, options, true);
+      } catch (err) {
+        // Redis < 7, or an ACL that allows only the plain calls: those do the same.
+        if (!(err instanceof Error) || !/unknown command|NOPERM.*\beval(sha)?_ro\b/i.test(err.message)) throw err;
+        this.readOnlyCalls = false;
+      }
+    }
+    return this.call(name, options, false);
+  }
+
+  private async call(name: ScriptName, options: { keys: string[]; arguments: string[] }, readOnly: boolean): Promise<unknown> {
     try {
-      return await this.client.evalSha(this.shas.get(name)!, options);
+      const sha = this.shas.get(name)!;
+      return await (readOnly ? this.client.evalShaRo(sha, options) : this.client.evalSha(sha, options));
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       // EVAL also caches the script server-side, so later calls take the EVALSHA path again.
-      return await this.client.eval(SCRIPTS[name], options);
+      return await (readOnly ? this.client.evalRo(SCRIPTS[name], options) : this.client.eval(SCRIPTS[name], options));
     }
   }
 }
