@@ -65,7 +65,7 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
           ...Object.entries(sb).flat(),
         ])
         .catch((err: unknown) => {
-          if (!String(err).includes('RFS:EBUSY')) throw err;
+          if (toFsError(err, 'format').code !== 'EBUSY') throw err;
           throw new FsError('EBUSY', `prefix '${prefix}' at ${target} is being written by a snapshot or restore in progress: mount it once that is done`);
         });
       raw = await client.hGetAll(keys.superblock);

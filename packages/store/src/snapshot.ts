@@ -19,7 +19,7 @@
  * target (no superblock) is removed by the next copy to it with force.
  */
 import { randomUUID } from 'node:crypto';
-import { keysFor, superblockSchema } from '@redisfs/schema';
+import type { KeyLayout } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget, type RedisClient } from './internal/connect.js';
 import {
@@ -27,6 +27,7 @@ import {
 } from './internal/admin-client.js';
 import { ScriptRunner } from './internal/scripts.js';
 import { assertNotOpen } from './internal/clients.js';
+import { toFsError } from './internal/redis-errors.js';
 
 /** How long a snapshot holds its locks without renewing them (each batch renews them). */
 const LEASE_MS = 30_000;
@@ -132,9 +133,9 @@ async function explain<T>(p: Promise<T>, messages: Partial<Record<string, string
   try {
     return await p;
   } catch (err) {
-    const code = /RFS:(E[A-Z0-9]+)/.exec(err instanceof Error ? err.message : '')?.[1];
-    const message = code ? messages[code] : undefined;
-    if (code && message) throw new FsError(code as FsError['code'], message, { cause: err });
+    const { code } = toFsError(err, '');
+    const message = messages[code];
+    if (message) throw new FsError(code, message, { cause: err });
     throw err;
   }
 }
@@ -143,7 +144,7 @@ async function explain<T>(p: Promise<T>, messages: Partial<Record<string, string
 async function cleanUp(
   client: RedisClient,
   scripts: ScriptRunner,
-  c: { src: string; dst: string; id: string; started: boolean; targetIsOurs: boolean; target: ReturnType<typeof keysFor> },
+  c: { src: string; dst: string; id: string; started: boolean; targetIsOurs: boolean; target: KeyLayout },
 ): Promise<void> {
   try {
     if (c.started) await scripts.run('snapAbort', c.src, [c.id]);
@@ -155,11 +156,4 @@ async function cleanUp(
   } catch {
     // The lease expires by itself; a later copy with force removes what is left.
   }
-}
-
-/** Whether a superblock hash marks a snapshot, and of what. */
-export function snapshotInfo(superblock: Record<string, string>): { of: string; atNs: bigint } | undefined {
-  const sb = superblockSchema.safeParse(superblock);
-  if (!sb.success || sb.data.snapof === undefined || sb.data.snapat === undefined) return undefined;
-  return { of: sb.data.snapof, atNs: sb.data.snapat };
 }

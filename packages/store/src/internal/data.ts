@@ -61,6 +61,7 @@ const MAX_TRIES = 50;
 async function storeBlocks(ctx: StoreContext, ino: Ino, build: () => Promise<BlockWrite[]>, end?: number): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     const blocks = await build();
+    if (blocks.length === 0 && end === undefined) return 0; // nothing to store or commit
     // Compressed side by side: zlib runs on the libuv thread pool.
     const encoded = await Promise.all(blocks.map((b) => encodeForStore(ctx, b.payload)));
     const args: (string | Buffer)[] = [String(ino), end === undefined ? '' : String(end), nowNs()];
@@ -154,12 +155,8 @@ export async function clearPastEnd(ctx: StoreContext, ino: Ino, newSize: number)
 
 /** Cuts block `index` to its first `keep` bytes (the rest reads as zeros), if it is longer. */
 async function trimBlock(ctx: StoreContext, ino: Ino, index: number, keep: number): Promise<void> {
-  const first = await readBlock(ctx, ino, index);
-  if (!first.payload || first.payload.length <= keep) return;
-  let read: ReadBlock | undefined = first;
   await storeBlocks(ctx, ino, async () => {
-    const b = read ?? (await readBlock(ctx, ino, index));
-    read = undefined;
+    const b = await readBlock(ctx, ino, index);
     return b.payload && b.payload.length > keep ? [{ index, payload: b.payload.subarray(0, keep), expect: b.version }] : [];
   });
 }
