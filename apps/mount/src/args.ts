@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import yargs from 'yargs';
 import { z } from 'zod';
-import { REDIS_TARGET_OPTIONS, prefixSchema, redisTargetShape, resolveRedisTarget, stringFlagError, URL_ENV, UsageError } from '@redisfs/cli-common';
+import { REDIS_TARGET_OPTIONS, firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, stringFlagError, URL_ENV, UsageError } from '@redisfs/cli-common';
 import { DEFAULT_PREFIX } from '@redisfs/schema';
 import { mountpointProblem } from './mountpoint.js';
 
@@ -130,7 +130,7 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
     cacheTimeout: argv['cache-timeout'],
     logFile: argv['log-file'],
   });
-  if (!parsed.success) throw new UsageError(firstIssue(parsed.error));
+  if (!parsed.success) throw new UsageError(firstIssueMessage(parsed.error));
   const a = parsed.data;
   if (a.readOnly && a.readWrite) throw new UsageError('--read-only and --read-write are mutually exclusive');
   if (a.logFile !== undefined && !a.daemon) throw new UsageError('--log-file is only used with --daemon');
@@ -168,11 +168,3 @@ export function daemonChildArgs(config: MountConfig): { args: string[]; env: Rec
   return { args, env: config.url ? { [URL_ENV]: config.url } : {} };
 }
 
-function firstIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid arguments';
-  // Our messages name their flag; zod's own ones get the flag put in front.
-  return issue.code === 'custom' || issue.message.includes('--') || issue.message.includes(URL_ENV)
-    ? issue.message
-    : `--${issue.path.join('.')}: ${issue.message}`;
-}

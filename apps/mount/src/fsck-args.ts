@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import yargs from 'yargs';
 import { z } from 'zod';
-import { REDIS_TARGET_OPTIONS, prefixSchema, redisTargetShape, resolveRedisTarget, URL_ENV, UsageError } from '@redisfs/cli-common';
+import { REDIS_TARGET_OPTIONS, firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, UsageError } from '@redisfs/cli-common';
 
 /** A validated fsck command line. */
 export interface FsckConfig {
@@ -76,17 +76,9 @@ export async function parseFsckArgs(args: string[], env: NodeJS.ProcessEnv = pro
     repair: argv.repair,
     json: argv.json,
   });
-  if (!parsed.success) throw new UsageError(firstIssue(parsed.error));
+  if (!parsed.success) throw new UsageError(firstIssueMessage(parsed.error));
   const a = parsed.data;
   const { url, socket } = resolveRedisTarget(a, env);
   return { kind: 'fsck', config: { prefix: a.prefix, repair: a.repair, json: a.json, url, socket } };
 }
 
-function firstIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid arguments';
-  // Our messages name their flag; zod's own ones get the flag put in front.
-  return issue.code === 'custom' || issue.message.includes('--') || issue.message.includes(URL_ENV)
-    ? issue.message
-    : `--${issue.path.join('.')}: ${issue.message}`;
-}

@@ -5,6 +5,7 @@
 export { EXIT_OK, EXIT_FAILURE, EXIT_USAGE, UsageError, exitCodeOf } from './errors.js';
 export { scrubSecrets, secretsOfUrl, secretsOfCommandLine } from './secrets.js';
 export { stringFlagError, prefixSchema } from './flags.js';
+export { firstIssueMessage } from './usage.js';
 export {
   URL_ENV,
   redisUrlSchema,
