@@ -1,0 +1,188 @@
+/**
+ * The filesystems one bench run compares, each a directory the workloads run in:
+ *   tmpfs          a directory in /dev/shm: the local limit;
+ *   memfs          bench/src/memfs.ts, a plain in-memory filesystem on the same fuse-native
+ *                  binding and kernel options as redisfs: the binding's own floor;
+ *   redisfs-tcp    the built `redisfs` CLI on a local redis-server over TCP (127.0.0.1);
+ *   redisfs-unix   the same server over its unix socket.
+ * Every FUSE target runs in its own process (the workloads make blocking syscalls from this one).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from '@redis/client';
+import { own } from '../../e2e/helpers/child.js';
+import { OutputTail, isMounted, stopChild, waitFor, forceUnmount, freePort, pingRedis } from '../../e2e/helpers/index.js';
+import { MOUNT_CLI, REPO_ROOT, requireBuilt } from '../../e2e/helpers/paths.js';
+
+export type TargetName = 'tmpfs' | 'memfs' | 'redisfs-tcp' | 'redisfs-unix';
+export const ALL_TARGETS: readonly TargetName[] = ['tmpfs', 'memfs', 'redisfs-tcp', 'redisfs-unix'];
+
+const makeClient = (url: string) => createClient({ url });
+export type RedisClient = ReturnType<typeof makeClient>;
+
+/** A mounted (or plain) directory to run workloads in. */
+export interface Target {
+  readonly name: TargetName;
+  readonly dir: string;
+  /** A client of the Redis behind the target (redisfs only), for INFO. */
+  readonly redis?: RedisClient;
+  /** The filesystem's prefix in Redis (redisfs only). */
+  readonly prefix?: string;
+  /** FUSE calls so far by operation (memfs only). */
+  fuseCalls?(): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+/** A local redis-server listening on a free TCP port and a unix socket, persistence off. */
+export interface BenchRedis {
+  readonly port: number;
+  readonly socket: string;
+  readonly url: string;
+  readonly client: RedisClient;
+  stop(): Promise<void>;
+}
+
+export async function startBenchRedis(): Promise<BenchRedis> {
+  const dir = await mkdtemp(join(tmpdir(), 'redisfs-bench-redis-'));
+  const port = await freePort();
+  const socket = join(dir, 'redis.sock');
+  const logs = new OutputTail();
+  const child = own(
+    spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--unixsocket', socket, '--unixsocketperm', '700',
+        '--save', '', '--appendonly', 'no', '--dir', dir, '--maxmemory', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    ),
+  );
+  logs.follow(child.stdout).follow(child.stderr);
+  await waitFor(() => pingRedis({ host: '127.0.0.1', port }).catch(() => false), {
+    timeoutMs: 20_000,
+    what: `redis-server on port ${port}`,
+    bail: () => (child.exitCode !== null ? new Error(`redis-server exited:\n${logs}`) : undefined),
+  });
+  const url = `redis://127.0.0.1:${port}`;
+  const client = makeClient(url);
+  await client.connect();
+  return {
+    port,
+    socket,
+    url,
+    client,
+    async stop() {
+      await client.quit().catch(() => undefined);
+      await stopChild(child);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function newDir(base: string, label: string): Promise<string> {
+  return realpath(await mkdtemp(join(base, `redisfs-bench-${label}-`)));
+}
+
+export async function startTmpfs(): Promise<Target> {
+  if (!existsSync('/dev/shm')) throw new Error('/dev/shm (tmpfs) is missing');
+  const dir = await newDir('/dev/shm', 'tmpfs');
+  return {
+    name: 'tmpfs',
+    dir,
+    async stop() {
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Spawns a FUSE server process and waits until `dir` is mounted. */
+async function startFuseProcess(dir: string, command: string, args: string[], what: string): Promise<ChildProcess> {
+  const logs = new OutputTail();
+  const child = own(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT }));
+  logs.follow(child.stderr);
+  await waitFor(() => isMounted(dir), {
+    timeoutMs: 30_000,
+    what: `${what} to mount ${dir}`,
+    bail: () => (child.exitCode !== null ? new Error(`${what} exited before mounting:\n${logs}`) : undefined),
+  });
+  return child;
+}
+
+async function stopFuse(child: ChildProcess, dir: string): Promise<void> {
+  await stopChild(child, 'SIGTERM', 20_000);
+  await forceUnmount(dir);
+  await rm(dir, { recursive: true, force: true });
+}
+
+export async function startMemfs(): Promise<Target> {
+  const dir = await newDir(tmpdir(), 'memfs');
+  // One process (`tsx file` would run a child and not pass SIGUSR2 on).
+  const child = await startFuseProcess(dir, process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench/src/memfs.ts'), dir], 'memfs');
+  const stdout = child.stdout!;
+  stdout.setEncoding('utf8');
+  let buffered = '';
+  const lines: string[] = [];
+  const waiting: ((line: string) => void)[] = [];
+  stdout.on('data', (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (!line.startsWith('{')) continue;
+      const w = waiting.shift();
+      if (w) w(line);
+      else lines.push(line);
+    }
+  });
+  return {
+    name: 'memfs',
+    dir,
+    fuseCalls() {
+      return new Promise((resolve) => {
+        waiting.push((line) => resolve(JSON.parse(line) as Record<string, number>));
+        child.kill('SIGUSR2');
+      });
+    },
+    stop: () => stopFuse(child, dir),
+  };
+}
+
+export async function startRedisfs(redis: BenchRedis, via: 'tcp' | 'unix', prefix: string): Promise<Target> {
+  const dir = await newDir(tmpdir(), `redisfs-${via}`);
+  const target = via === 'tcp' ? ['--host', '127.0.0.1', '--port', String(redis.port)] : ['--socket', redis.socket];
+  const child = await startFuseProcess(
+    dir,
+    process.execPath,
+    [requireBuilt(MOUNT_CLI), ...target, '--prefix', prefix, '--mount', dir],
+    'redisfs',
+  );
+  return {
+    name: via === 'tcp' ? 'redisfs-tcp' : 'redisfs-unix',
+    dir,
+    redis: redis.client,
+    prefix,
+    stop: () => stopFuse(child, dir),
+  };
+}
+
+export async function startTarget(name: TargetName, redis: BenchRedis): Promise<Target> {
+  switch (name) {
+    case 'tmpfs':
+      return startTmpfs();
+    case 'memfs':
+      return startMemfs();
+    case 'redisfs-tcp':
+      return startRedisfs(redis, 'tcp', 'bench-tcp');
+    case 'redisfs-unix':
+      return startRedisfs(redis, 'unix', 'bench-unix');
+  }
+}
+
+/** A scratch directory on tmpfs for source data (tarballs, random bytes). */
+export async function scratchDir(): Promise<{ dir: string; stop(): Promise<void> }> {
+  const dir = await newDir(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'src');
+  await mkdir(dir, { recursive: true });
+  return { dir, stop: () => rm(dir, { recursive: true, force: true }) };
+}
