@@ -11,6 +11,16 @@ interface Entry {
   expires: number;
 }
 
+/**
+ * A copy of some entries kept elsewhere (the binding's C cache, which answers getattr without
+ * calling into JS). It is told synchronously about every entry dropped, so it never holds a
+ * path this cache no longer vouches for.
+ */
+export interface AttrMirror {
+  forget(path: string): void;
+  clear(): void;
+}
+
 /** Default bound on cached paths; the oldest are dropped first. */
 export const ATTR_CACHE_MAX_ENTRIES = 10_000;
 
@@ -18,6 +28,8 @@ export class AttrCache {
   private readonly byPath = new Map<string, Entry>();
   private readonly byIno = new Map<Ino, Set<string>>();
   private changes = 0;
+  /** Told about every dropped path (see AttrMirror). */
+  mirror: AttrMirror | undefined;
 
   /**
    * @param ttlMs how long an entry is trusted; 0 disables the cache
@@ -50,6 +62,17 @@ export class AttrCache {
       return undefined;
     }
     return entry.attr;
+  }
+
+  /** How long the entry of `path` stays fresh, in ms (0 when not cached). */
+  remainingMs(path: string): number {
+    const entry = this.byPath.get(path);
+    return entry ? Math.max(0, entry.expires - this.now()) : 0;
+  }
+
+  /** The cached paths of inode `ino`. */
+  pathsOf(ino: Ino): readonly string[] {
+    return [...(this.byIno.get(ino) ?? [])];
   }
 
   /** Fresh attributes of inode `ino` under any cached path. */
@@ -125,11 +148,13 @@ export class AttrCache {
     this.changes++;
     this.byPath.clear();
     this.byIno.clear();
+    this.mirror?.clear();
   }
 
   private drop(path: string): void {
     const entry = this.byPath.get(path);
     if (!entry) return;
+    this.mirror?.forget(path);
     this.byPath.delete(path);
     const paths = this.byIno.get(entry.attr.ino);
     paths?.delete(path);

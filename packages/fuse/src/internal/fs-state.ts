@@ -14,8 +14,14 @@ import { fsidOf, toStat } from './stat.js';
 import { WriteBuffer } from './write-buffer.js';
 import { XattrMissCache } from './xattr-miss-cache.js';
 
+/** The xattr the kernel asks for before every write(2) (to drop file capabilities). */
+const CAPABILITY = 'security.capability';
+
 /** set-group-ID bit: a directory that has it gives new entries its group (and subdirs the bit). */
 const S_ISGID = 0o2000;
+
+/** The binding's C attribute cache (fuse-native, patched). */
+export type NativeAttrCache = Pick<Fuse, 'cacheAttr' | 'uncacheAttr' | 'clearAttrCache'>;
 
 export interface FsStateOptions {
   store: Store;
@@ -35,6 +41,7 @@ export class FsState {
   readonly files = new OpenFiles();
   readonly fsid: number;
   private readonly callerOf: () => Fuse.Caller | null;
+  private native: NativeAttrCache | undefined;
 
   constructor(options: FsStateOptions) {
     this.store = options.store;
@@ -103,6 +110,47 @@ export class FsState {
     return this.cache.getByIno(ino) ?? (await this.store.getattr(ino));
   }
 
+  /**
+   * Lets the binding answer getattr of `path` with `stat` itself (in C, no call into JS) for as
+   * long as the cache trusts `attr` under `path`. Only what the cache holds is published, and
+   * the cache tells the binding when it drops it (AttrMirror), so the binding never serves
+   * attributes the cache would not.
+   */
+  publish(path: string, attr: Attr, stat: Fuse.Stat = this.stat(attr)): void {
+    if (!this.native || this.cache.get(path) !== attr) return;
+    const ttl = this.cache.remainingMs(path);
+    // security.capability, asked before every write(2), is answered in C too while it is known
+    // missing, and only that long.
+    const noCapFor = this.xattrMisses.missingForMs(attr.ino, CAPABILITY);
+    const noCapability = noCapFor > 0;
+    this.native.cacheAttr(path, stat, noCapability ? Math.min(ttl, noCapFor) : ttl, noCapability);
+  }
+
+  /** Publishes `path` again if it is cached (something publish depends on changed). */
+  republish(path: string): void {
+    const attr = this.cache.get(path);
+    if (attr) this.publish(path, attr);
+  }
+
+  /**
+   * Forgets what was published for inode `ino` (its stat changed without its attributes
+   * changing: buffered writes moved its size).
+   */
+  unpublish(ino: Ino): void {
+    if (!this.native) return;
+    for (const path of this.cache.pathsOf(ino)) this.native.uncacheAttr(path);
+  }
+
+  /** Connects the binding's attribute cache (see publish); undefined disconnects it. */
+  attachNative(native: NativeAttrCache | undefined): void {
+    this.native?.clearAttrCache();
+    this.native = native;
+    this.cache.mirror = native && {
+      forget: (path) => native.uncacheAttr(path),
+      clear: () => native.clearAttrCache(),
+    };
+  }
+
   /** stat of an inode as this mount sees it (including writes not stored yet). */
   stat(attr: Attr): Fuse.Stat {
     return toStat(attr, this.store.blockSize, this.files.pendingEnd(attr.ino));
@@ -115,12 +163,19 @@ export class FsState {
     return file;
   }
 
-  /** setattr after storing buffered writes of the inode (so a later store write cannot undo it). */
-  async setattr(ino: Ino, changes: AttrChanges): Promise<Attr> {
+  /**
+   * setattr after storing buffered writes of the inode (so a later store write cannot undo it).
+   * `path`, the name it was reached by, caches (and publishes) the new attributes under it.
+   */
+  async setattr(ino: Ino, changes: AttrChanges, path?: string): Promise<Attr> {
     await this.files.drainIno(ino);
     try {
       const attr = await this.store.setattr(ino, changes);
       this.cache.update(attr);
+      if (path !== undefined) {
+        this.cache.set(path, attr);
+        this.publish(path, attr);
+      }
       return attr;
     } catch (err) {
       this.cache.invalidateIno(ino);

@@ -109,6 +109,15 @@ declare module 'fuse-native' {
     /** The caller of the current request; only valid synchronously at the start of a handler. */
     readonly context: Fuse.Caller | null;
     mount(cb: (err: Error | null) => void): void;
+    /**
+     * Patched: getattr/fgetattr of `path` are answered in C with `stat` for `ttlMs`, without
+     * calling ops; with `noCapability`, getxattr(path, 'security.capability') too (ENODATA).
+     */
+    cacheAttr(path: string, stat: Fuse.Stat, ttlMs: number, noCapability?: boolean): void;
+    /** Patched: forgets what cacheAttr published for `path` (effective before it returns). */
+    uncacheAttr(path: string): void;
+    /** Patched: forgets every published path. */
+    clearAttrCache(): void;
     unmount(cb: (err: Error | null) => void): void;
     static unmount(mountpoint: string, cb: (err: Error | null) => void): void;
   }

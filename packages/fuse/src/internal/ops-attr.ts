@@ -32,20 +32,28 @@ export function attrOps(s: FsState): Fuse.Ops {
     },
 
     getattr(path, cb) {
-      s.run('getattr', path, valueReply(cb), async () => s.stat(await s.resolve(path)));
+      s.run('getattr', path, valueReply(cb), async () => {
+        const attr = await s.resolve(path);
+        const stat = s.stat(attr);
+        s.publish(path, attr, stat);
+        return stat;
+      });
     },
 
     fgetattr(path, fd, cb) {
       s.run('fgetattr', path, valueReply(cb), async () => {
         const file = s.files.get(fd);
-        return s.stat(file ? await s.attrOfIno(file.ino) : await s.resolve(path));
+        const attr = file ? await s.attrOfIno(file.ino) : await s.resolve(path);
+        const stat = s.stat(attr);
+        s.publish(path, attr, stat);
+        return stat;
       });
     },
 
     truncate(path, size, cb) {
       s.run('truncate', () => `${path} ${size}`, voidReply(cb), async () => {
         s.assertWritable('truncate');
-        await s.setattr((await s.resolve(path)).ino, { size });
+        await s.setattr((await s.resolve(path)).ino, { size }, path);
       });
     },
 
@@ -59,7 +67,7 @@ export function attrOps(s: FsState): Fuse.Ops {
     chmod(path, mode, cb) {
       s.run('chmod', () => `${path} ${mode.toString(8)}`, voidReply(cb), async () => {
         s.assertWritable('chmod');
-        await s.setattr((await s.resolve(path)).ino, { mode: mode & 0o7777 });
+        await s.setattr((await s.resolve(path)).ino, { mode: mode & 0o7777 }, path);
       });
     },
 
@@ -70,7 +78,7 @@ export function attrOps(s: FsState): Fuse.Ops {
         if (!isKeep(uid)) changes.uid = uid;
         if (!isKeep(gid)) changes.gid = gid;
         const attr = await s.resolve(path);
-        if (changes.uid !== undefined || changes.gid !== undefined) await s.setattr(attr.ino, changes);
+        if (changes.uid !== undefined || changes.gid !== undefined) await s.setattr(attr.ino, changes, path);
       });
     },
 
@@ -82,7 +90,7 @@ export function attrOps(s: FsState): Fuse.Ops {
         if (mtime !== undefined) changes.mtimeNs = mtime;
         const attr = await s.resolve(path);
         // Both UTIME_OMIT: nothing changes, not even ctime (utimensat(2)).
-        if (atime !== undefined || mtime !== undefined) await s.setattr(attr.ino, changes);
+        if (atime !== undefined || mtime !== undefined) await s.setattr(attr.ino, changes, path);
       });
     },
   };

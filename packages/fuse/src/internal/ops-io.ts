@@ -48,6 +48,7 @@ export function ioOps(s: FsState): Fuse.Ops {
         const attr = await s.store.mknod(dir.ino, name, entry.mode, entry.owner);
         s.cache.invalidatePath(dirPath);
         s.cache.set(path, attr);
+        s.publish(path, attr);
         return s.files.add({ ino: attr.ino, path, flags: O_RDWR, buffer: s.newBuffer(attr.ino) }).fd;
       });
     },
@@ -76,6 +77,9 @@ export function ioOps(s: FsState): Fuse.Ops {
           const file = s.file(fd);
           if (!file.buffer) throw new FuseOpError('EBADF', `${path} is not open for writing`);
           await file.buffer.write(pos, data);
+          // Its size as stat shows it may have grown: what the binding holds is outdated.
+          s.unpublish(file.ino);
+          s.republish(path);
           if (file.flags & (O_SYNC | O_DSYNC)) await file.buffer.flush();
           return len;
         },

@@ -53,7 +53,10 @@ export function xattrOps(s: FsState): Fuse.Ops {
         try {
           return await s.store.getxattr(ino, name);
         } catch (err) {
-          if (isFsError(err, 'ENODATA')) s.xattrMisses.noteMissing(ino, name);
+          if (isFsError(err, 'ENODATA')) {
+            s.xattrMisses.noteMissing(ino, name);
+            s.republish(path); // the binding may now answer this miss itself
+          }
           throw err;
         }
       });

@@ -30,6 +30,12 @@ export class XattrMissCache {
     return false;
   }
 
+  /** How long `name` stays known missing on `ino`, in ms (0: not known missing). */
+  missingForMs(ino: Ino, name: string): number {
+    const expires = this.misses.get(ino)?.get(name);
+    return expires === undefined ? 0 : Math.max(0, expires - this.now());
+  }
+
   /** Records that `ino` has no attribute `name`. */
   noteMissing(ino: Ino, name: string): void {
     if (this.ttlMs <= 0) return;
