@@ -52,7 +52,8 @@ try {
     try {
       for (const w of workloads) {
         const cmdBefore: CommandCounts | undefined = target.redis ? await commandCounts(target.redis) : undefined;
-        const fuseBefore = await target.fuseCalls?.();
+        // One SIGUSR2 answers both for redisfs (the probe shares a pending request).
+        const [fuseBefore, tripsBefore] = await Promise.all([target.fuseCalls?.(), target.redisCalls?.()]);
         let phases;
         try {
           phases = w.run(target.dir, fx);
@@ -63,9 +64,10 @@ try {
           continue;
         }
         const commands = cmdBefore ? diffCounts(cmdBefore, await commandCounts(target.redis!)) : undefined;
-        const fuseAfter = await target.fuseCalls?.();
+        const [fuseAfter, tripsAfter] = await Promise.all([target.fuseCalls?.(), target.redisCalls?.()]);
         const fuseCalls = fuseBefore && fuseAfter ? diffCounts(fuseBefore, fuseAfter) : undefined;
-        result.workloads.push({ id: w.id, name: w.name, phases, commands, fuseCalls });
+        const roundTrips = tripsBefore && tripsAfter ? diffCounts(tripsBefore, tripsAfter) : undefined;
+        result.workloads.push({ id: w.id, name: w.name, phases, commands, roundTrips, fuseCalls });
         log(`${name}: ${w.id} ${w.name}: ${phases.map((p) => `${p.name} ${p.seconds.toFixed(3)} s`).join(', ')}`);
       }
       result.headOfLine = await headOfLine(target, fx);

@@ -9,9 +9,17 @@ export interface WorkloadResult {
   name: string;
   phases: Phase[];
   error?: string;
-  /** Redis commands served during the workload (redisfs targets). */
+  /**
+   * Redis commands served during the workload, including those Lua scripts run inside Redis
+   * (INFO commandstats, whole server: redisfs targets).
+   */
   commands?: CommandCounts;
-  /** FUSE calls by operation during the workload (memfs: same kernel, same calls). */
+  /**
+   * Redis round trips redisfs made during the workload, by command, as its store counts them:
+   * a script call is one ("EVALSHA create") however many commands it runs inside.
+   */
+  roundTrips?: CommandCounts;
+  /** FUSE calls served during the workload, by operation, as the FUSE server counts them (memfs, redisfs). */
   fuseCalls?: CommandCounts;
 }
 
@@ -47,6 +55,11 @@ const METADATA_CHANGES = new Set([
   'create', 'mknod', 'mkdir', 'unlink', 'rmdir', 'rename', 'link', 'symlink', 'chmod', 'chown', 'truncate', 'ftruncate', 'utimens',
   'setxattr', 'removexattr',
 ]);
+
+/** FUSE calls among `calls` that change metadata. */
+function metadataChanges(calls: CommandCounts): number {
+  return Object.entries(calls).filter(([op]) => METADATA_CHANGES.has(op)).reduce((a, [, n]) => a + n, 0);
+}
 
 export function workloadSeconds(w: WorkloadResult): number {
   return w.phases.filter((p) => !isSubPhase(p)).reduce((a, p) => a + p.seconds, 0);
@@ -100,12 +113,19 @@ export function summarise(run: RunResult): NonNullable<RunResult['summary']> {
     const first = phaseOf(t, 7, 1);
     const last = phaseOf(t, 7, 2);
     if (first && last) add(t.target, 'huge dir: last creates / first', last.seconds / first.seconds, '≤ 1.5', last.seconds / first.seconds <= 1.5);
+    // redisfs's own counts on both sides: its store's round trips, the FUSE calls it served.
     const churn = t.workloads.find((w) => w.id === 6);
-    const churnCalls = memfs?.workloads.find((w) => w.id === 6)?.fuseCalls;
-    if (churn?.commands && churnCalls) {
-      const changes = Object.entries(churnCalls).filter(([op]) => METADATA_CHANGES.has(op)).reduce((a, [, n]) => a + n, 0);
-      const r = total(churn.commands) / changes;
-      add(t.target, 'churn: Redis commands / metadata-changing FUSE call', r, '≤ 1', r <= 1);
+    const changes = churn?.fuseCalls ? metadataChanges(churn.fuseCalls) : 0;
+    if (churn?.roundTrips && changes > 0) {
+      const r = total(churn.roundTrips) / changes;
+      add(t.target, 'churn: round trips / metadata-changing FUSE call', r, '≤ 1', r <= 1);
+    }
+    // readdir brings the names; a file may then cost one lookup for its attributes, and nothing
+    // else (repeated stats, xattr misses) should leave the caches.
+    const ls = t.workloads.find((w) => w.id === 2);
+    if (ls?.roundTrips && !ls.error && ls.phases[0]) {
+      const r = total(ls.roundTrips) / ls.phases[0].ops;
+      add(t.target, 'ls -lR: round trips / file', r, '≤ 1', r <= 1);
     }
     if (t.memory) {
       add(t.target, 'Redis bytes per empty file', t.memory.bytesPerEmptyFile, '≤ 200', t.memory.bytesPerEmptyFile <= 200);
@@ -177,7 +197,22 @@ export function printReport(run: RunResult): void {
     out.push(`  ${pad(`raw Redis ${c.via}`, 14)} ${lpad(c.writeMBps.toFixed(0), 6)} / ${lpad(c.readMBps.toFixed(0), 6)}   (node-redis SET/GET of 64 KiB values, 16 in flight)`);
   }
   out.push('');
-  out.push('Redis commands per workload (per file or operation of its first phase); FUSE calls as counted by memfs');
+  out.push("Redis round trips and FUSE calls per workload, redisfs's own counts (a script call is one round trip)");
+  out.push(`  ${pad('workload', 40)} ${pad('target', 13)} ${lpad('round trips', 11)} ${lpad('FUSE calls', 11)} ${lpad('trips/call', 11)} ${lpad('trips/unit', 14)}`);
+  for (const id of ids) {
+    for (const t of redisTargets) {
+      const w = t.workloads.find((x) => x.id === id);
+      if (!w?.roundTrips || !w.fuseCalls) continue;
+      const trips = total(w.roundTrips);
+      const calls = total(w.fuseCalls);
+      const perCall = calls > 0 ? (trips / calls).toFixed(2) : '-';
+      const perUnit = w.phases[0] ? perOp(trips, w.phases[0]) : '-';
+      out.push(`  ${pad(`${id}. ${w.name}`.slice(0, 40), 40)} ${pad(t.target, 13)} ${lpad(String(trips), 11)} ${lpad(String(calls), 11)} ${lpad(perCall, 11)} ${lpad(perUnit, 14)}`);
+      out.push(`       trips [${top(w.roundTrips)}]; FUSE [${top(w.fuseCalls)}]`);
+    }
+  }
+  out.push('');
+  out.push('Redis commands incl. those inside scripts (INFO commandstats) per workload, per file or operation of its first phase; FUSE calls as counted by memfs');
   for (const id of ids) {
     const parts: string[] = [];
     const calls = memfs?.workloads.find((w) => w.id === id)?.fuseCalls;
@@ -186,7 +221,7 @@ export function printReport(run: RunResult): void {
       const w = t.workloads.find((x) => x.id === id);
       if (!w?.commands) continue;
       const n = total(w.commands);
-      const per = w.phases[0] ? ` = ${(n / w.phases[0].ops).toFixed(n / w.phases[0].ops < 10 ? 2 : 0)}/${w.phases[0].unit.replace(/s$/, '')}` : '';
+      const per = w.phases[0] ? ` = ${perOp(n, w.phases[0])}` : '';
       parts.push(`${t.target} ${n}${per} [${top(w.commands)}]`);
     }
     if (parts.length > 0) out.push(`  ${id}. ${parts.join('; ')}`);
@@ -212,6 +247,13 @@ export function printReport(run: RunResult): void {
     out.push(`  ${c.ok ? 'met   ' : 'MISSED'} ${pad(c.target, 14)} ${pad(c.what, 52)} ${lpad(c.value.toFixed(2), 8)}  ${c.limit}`);
   }
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** `n` per file, write… of `phase` ("1.02/file"); per MiB when the phase counts bytes. */
+function perOp(n: number, phase: Phase): string {
+  const [ops, unit] = phase.unit === 'bytes' ? [phase.ops / MiB, 'MiB'] : [phase.ops, phase.unit.replace(/s$/, '')];
+  const x = n / ops;
+  return `${x.toFixed(x < 10 ? 2 : 0)}/${unit}`;
 }
 
 function top(counts: CommandCounts): string {

@@ -6,6 +6,8 @@
  *   redisfs-tcp    the built `redisfs` CLI on a local redis-server over TCP (127.0.0.1);
  *   redisfs-unix   the same server over its unix socket.
  * Every FUSE target runs in its own process (the workloads make blocking syscalls from this one).
+ * Both FUSE servers report their counters on SIGUSR2: memfs as a JSON line on stdout, redisfs
+ * as its `redisfs: stats {…}` line on stderr (FUSE calls served, Redis round trips made).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -31,8 +33,13 @@ export interface Target {
   readonly redis?: RedisClient;
   /** The filesystem's prefix in Redis (redisfs only). */
   readonly prefix?: string;
-  /** FUSE calls so far by operation (memfs only). */
+  /** FUSE calls served so far, by operation, as the FUSE server counts them (memfs, redisfs). */
   fuseCalls?(): Promise<Record<string, number>>;
+  /**
+   * Redis round trips redisfs has made so far, by command, as its store counts them: a script
+   * call is one ("EVALSHA create"), unlike INFO commandstats, which also counts what runs inside.
+   */
+  redisCalls?(): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -96,17 +103,82 @@ export async function startTmpfs(): Promise<Target> {
   };
 }
 
-/** Spawns a FUSE server process and waits until `dir` is mounted. */
-async function startFuseProcess(dir: string, command: string, args: string[], what: string): Promise<ChildProcess> {
+/** Spawns a FUSE server process and waits until `dir` is mounted; `onStderrLine` sees each line. */
+async function startFuseProcess(
+  dir: string,
+  command: string,
+  args: string[],
+  what: string,
+  onStderrLine?: (line: string) => void,
+): Promise<ChildProcess> {
   const logs = new OutputTail();
   const child = own(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT }));
   logs.follow(child.stderr);
+  if (onStderrLine) eachLine(child.stderr!, onStderrLine);
   await waitFor(() => isMounted(dir), {
     timeoutMs: 30_000,
     what: `${what} to mount ${dir}`,
     bail: () => (child.exitCode !== null ? new Error(`${what} exited before mounting:\n${logs}`) : undefined),
   });
   return child;
+}
+
+/** Calls `fn` with each complete line `stream` emits (OutputTail has set it to utf8). */
+function eachLine(stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
+  let buffered = '';
+  stream.on('data', (chunk: string | Buffer) => {
+    buffered += String(chunk);
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      fn(buffered.slice(0, nl));
+      buffered = buffered.slice(nl + 1);
+    }
+  });
+}
+
+/** What a redisfs mount reports on SIGUSR2 (apps/mount/src/run.ts). */
+interface RedisfsStats {
+  fuseCalls: Record<string, number>;
+  redisCommands: Record<string, number>;
+}
+
+const STATS_LINE = /^redisfs: stats (\{.*\})$/;
+const STATS_TIMEOUT_MS = 10_000;
+
+/**
+ * Asks a redisfs process for its counters. Requests made while one is pending share it: the
+ * kernel merges signals that arrive before the first is handled, so one signal, one line.
+ */
+class StatsProbe {
+  private pending: Promise<RedisfsStats> | undefined;
+  private deliver: ((stats: RedisfsStats) => void) | undefined;
+
+  constructor(private readonly child: ChildProcess) {}
+
+  /** Feed every stderr line of the process here. */
+  onLine(line: string): void {
+    const m = STATS_LINE.exec(line);
+    if (!m || !this.deliver) return;
+    this.deliver(JSON.parse(m[1]!) as RedisfsStats);
+  }
+
+  request(): Promise<RedisfsStats> {
+    this.pending ??= new Promise<RedisfsStats>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`redisfs (pid ${this.child.pid}) wrote no stats line within ${STATS_TIMEOUT_MS} ms of SIGUSR2`)),
+        STATS_TIMEOUT_MS,
+      );
+      this.deliver = (stats) => {
+        clearTimeout(timer);
+        resolve(stats);
+      };
+      this.child.kill('SIGUSR2');
+    }).finally(() => {
+      this.pending = undefined;
+      this.deliver = undefined;
+    });
+    return this.pending;
+  }
 }
 
 async function stopFuse(child: ChildProcess, dir: string): Promise<void> {
@@ -152,17 +224,23 @@ export async function startMemfs(): Promise<Target> {
 export async function startRedisfs(redis: BenchRedis, via: 'tcp' | 'unix', prefix: string): Promise<Target> {
   const dir = await newDir(tmpdir(), `redisfs-${via}`);
   const target = via === 'tcp' ? ['--host', '127.0.0.1', '--port', String(redis.port)] : ['--socket', redis.socket];
+  let probe: StatsProbe | undefined;
   const child = await startFuseProcess(
     dir,
     process.execPath,
     [requireBuilt(MOUNT_CLI), ...target, '--prefix', prefix, '--mount', dir],
     'redisfs',
+    (line) => probe?.onLine(line),
   );
+  probe = new StatsProbe(child);
+  const stats = probe;
   return {
     name: via === 'tcp' ? 'redisfs-tcp' : 'redisfs-unix',
     dir,
     redis: redis.client,
     prefix,
+    fuseCalls: async () => (await stats.request()).fuseCalls,
+    redisCalls: async () => (await stats.request()).redisCommands,
     stop: () => stopFuse(child, dir),
   };
 }

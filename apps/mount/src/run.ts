@@ -18,13 +18,22 @@ export interface Output {
 }
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** Asks for one stats line on stderr (see README); does not stop the mount. */
+const STATS_SIGNAL = 'SIGUSR2';
 
 /** Mounts and serves until unmounted. Returns the exit code; throws on a failure to mount. */
 export async function runMount(config: MountConfig, io: Output): Promise<number> {
   let embedded: StartedEmbeddedRedis | undefined;
   let store: Store | undefined;
+  let mounted: MountedFs | undefined;
   // From the start: a Ctrl-C during startup must not kill the process halfway through a mount.
   const signals = new SignalLatch();
+  // Also from the start: SIGUSR2's default action would end the process.
+  const printStats = (): void => {
+    const stats = { fuseCalls: mounted?.stats().fuseCalls ?? {}, redisCommands: store?.stats().commands ?? {} };
+    io.err(`redisfs: stats ${JSON.stringify(stats)}`);
+  };
+  process.on(STATS_SIGNAL, printStats);
   try {
     let { url, socket } = config;
     if (url === undefined && socket === undefined && (await pingRedis(DEFAULT_REDIS)) === 'none') {
@@ -46,7 +55,7 @@ export async function runMount(config: MountConfig, io: Output): Promise<number>
       onWarning: (message) => io.err(`redisfs: warning: ${message}`),
     });
     signals.throwIfSignalled();
-    const mounted = await mountFs({
+    mounted = await mountFs({
       store,
       mountpoint: config.mountpoint,
       debug: config.debug,
@@ -61,6 +70,7 @@ export async function runMount(config: MountConfig, io: Output): Promise<number>
     return EXIT_OK;
   } finally {
     signals.dispose();
+    process.off(STATS_SIGNAL, printStats);
     await store?.close();
     await embedded?.stop();
   }

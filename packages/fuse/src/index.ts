@@ -3,6 +3,6 @@
  * inodes (with a short attribute cache), writes are buffered per open file, store errors become
  * errno in one place. See README.md.
  */
-export { mountFs, DEFAULT_CACHE_TIMEOUT_MS, type MountFsOptions, type MountedFs } from './mount.js';
+export { mountFs, DEFAULT_CACHE_TIMEOUT_MS, type MountFsOptions, type MountedFs, type MountStats } from './mount.js';
 export { MountError, type MountErrorCode } from './errors.js';
 export { forceUnmount } from './unmount.js';

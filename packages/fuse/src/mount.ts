@@ -13,7 +13,7 @@ import { MountError } from './errors.js';
 import { FsState } from './internal/fs-state.js';
 import { checkMountpoint, isMountpoint, lazyUnmount, watchMount } from './internal/mountpoint.js';
 import { makeOps } from './internal/ops.js';
-import { describeError } from './internal/run-op.js';
+import { OpCounts, describeError } from './internal/run-op.js';
 
 /** Options of {@link mountFs}. */
 export interface MountFsOptions {
@@ -46,6 +46,17 @@ export interface MountedFs {
   unmount(): Promise<void>;
   /** Resolves once the filesystem is unmounted, by unmount() or from outside (`fusermount -u`). */
   readonly closed: Promise<void>;
+  /** FUSE calls served so far, by operation (a copy). */
+  stats(): MountStats;
+}
+
+/** What {@link MountedFs.stats} reports. */
+export interface MountStats {
+  /**
+   * Calls that reached this adapter's handlers, by operation ("getattr", "create", …); calls the
+   * kernel or the binding answered without a handler are not in it.
+   */
+  fuseCalls: Record<string, number>;
 }
 
 /** Default for {@link MountFsOptions.cacheTimeoutMs}. */
@@ -80,7 +91,7 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     store: options.store,
     readOnly,
     cacheTimeoutMs,
-    env: { debug: options.debug === true, log, watchdogMs: WATCHDOG_MS },
+    env: { debug: options.debug === true, log, watchdogMs: WATCHDOG_MS, counts: new OpCounts() },
     caller: () => fuse?.context ?? null,
   });
   const seconds = cacheTimeoutMs / 1000;
@@ -105,6 +116,8 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     autoUnmount: false,
   });
   await startFuse(fuse, mountpoint, options.allowOther === true);
+  // getattr of what the attribute cache holds is then answered in C (see FsState.publish).
+  if (cacheTimeoutMs > 0) state.attachNative(fuse);
   return new FuseMount(fuse, mountpoint, state, log);
 }
 
@@ -167,6 +180,10 @@ class FuseMount implements MountedFs {
       this.log(`${mountpoint} was unmounted from outside`);
       this.closing ??= this.finish(true);
     });
+  }
+
+  stats(): MountStats {
+    return { fuseCalls: this.state.env.counts?.snapshot() ?? {} };
   }
 
   unmount(): Promise<void> {

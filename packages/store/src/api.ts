@@ -1,5 +1,5 @@
 /** The public interface of an open store. */
-import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, XattrFlags } from './types.js';
+import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, StoreStats, XattrFlags } from './types.js';
 
 /**
  * Inode-level operations. Each changing operation is one atomic step in Redis (a Lua script):
@@ -62,4 +62,6 @@ export interface PathApi {
 /** An open filesystem. Close it to release the Redis connection. */
 export interface Store extends InodeApi, PathApi {
   close(): Promise<void>;
+  /** Redis round trips this store has made since it was opened, by command (see StoreStats). */
+  stats(): StoreStats;
 }

@@ -15,6 +15,7 @@ export type {
   Ino,
   Owner,
   StoreOptions,
+  StoreStats,
   XattrFlags,
 } from './types.js';
 export { redactUrl, describeTarget } from './internal/connect.js';

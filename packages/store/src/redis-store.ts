@@ -5,7 +5,8 @@
 import { InodeStore } from './inode-store.js';
 import type { Store } from './api.js';
 import { FsError, isFsError } from './errors.js';
-import type { Attr, DirEntry, Ino, Owner } from './types.js';
+import type { Attr, DirEntry, Ino, Owner, StoreStats } from './types.js';
+import { commandCounterOf } from './internal/stats.js';
 import { splitParent, splitPath } from './internal/names.js';
 
 function defaultOwner(): Owner {
@@ -102,6 +103,11 @@ export class RedisStore extends InodeStore implements Store {
   async removeDir(path: string): Promise<void> {
     const { dir, name } = await this.parentOf(path);
     await this.rmdir(dir, name);
+  }
+
+  /** Round trips so far (a copy; cheap enough to call often). */
+  stats(): StoreStats {
+    return { commands: commandCounterOf(this.ctx.client)?.snapshot() ?? {} };
   }
 
   async close(): Promise<void> {

@@ -69,6 +69,16 @@ export interface FsStats {
   nameMax: number;
 }
 
+/** What an open store has sent to Redis since it was opened (Store.stats). */
+export interface StoreStats {
+  /**
+   * Round trips by command: each command sent counts 1, and so does a script call however many
+   * commands it runs inside Redis (keyed "<COMMAND> <script>", e.g. "EVALSHA_RO lookup"); a
+   * MULTI or pipeline batch counts 1. Others by name ("HGETALL"). The handshake is not counted.
+   */
+  commands: Record<string, number>;
+}
+
 /** setxattr flags (Linux XATTR_CREATE / XATTR_REPLACE). */
 export interface XattrFlags {
   create?: boolean;

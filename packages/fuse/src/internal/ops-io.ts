@@ -48,6 +48,7 @@ export function ioOps(s: FsState): Fuse.Ops {
         const attr = await s.store.mknod(dir.ino, name, entry.mode, entry.owner);
         s.cache.invalidatePath(dirPath);
         s.cache.set(path, attr);
+        s.xattrMisses.noteEmpty(attr.ino); // so security.capability, asked at each write, is answered at once
         s.publish(path, attr);
         return s.files.add({ ino: attr.ino, path, flags: O_RDWR, buffer: s.newBuffer(attr.ino) }).fd;
       });

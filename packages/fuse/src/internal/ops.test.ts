@@ -417,7 +417,8 @@ describe('extended attributes', () => {
     await call(ops.create, '/f', 0o100644);
     expect(await call(ops.getxattr, '/f', 'security.capability', 0)).toEqual([-E.ENODATA]);
     expect(await call(ops.getxattr, '/f', 'security.capability', 0)).toEqual([-E.ENODATA]);
-    expect(fake.calls.filter((c) => c.startsWith('getxattr'))).toHaveLength(1);
+    // A file this mount just created has no xattrs: the misses cost no store call at all.
+    expect(fake.calls.filter((c) => c.startsWith('getxattr'))).toHaveLength(0);
 
     expect(await call(ops.setxattr, '/f', 'security.capability', Buffer.from('v'), 0, 1)).toEqual([0]);
     expect(fake.calls).toContain('setxattr security.capability {"create":true}');

@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { FsError } from '@redisfs/store';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runOp, valueReply, voidReply, type OpEnv } from './run-op.js';
+import { OpCounts, runOp, valueReply, voidReply, type OpEnv } from './run-op.js';
 
 const { EIO, ENOENT } = constants.errno;
 
@@ -138,5 +138,18 @@ describe('runOp details', () => {
     runOp(env(), 'op', () => `${++built}`, async () => 1, () => undefined);
     await new Promise((r) => setImmediate(r));
     expect(built).toBe(0);
+  });
+});
+
+describe('runOp counts', () => {
+  it('counts every call by name, whatever its outcome', async () => {
+    const counts = new OpCounts();
+    const e = env({ counts });
+    await replies(e, async () => 1);
+    await replies(e, async () => {
+      throw new FsError('ENOENT', 'x');
+    });
+    runOp(e, 'getattr', '/', () => 1, () => undefined);
+    expect(counts.snapshot()).toEqual({ op: 2, getattr: 1 });
   });
 });

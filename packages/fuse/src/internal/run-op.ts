@@ -14,6 +14,22 @@ export interface OpEnv {
   log: (line: string) => void;
   /** Answer EIO if an operation has not settled after this many ms (0 = never). */
   watchdogMs: number;
+  /** Where the operations run are counted (MountedFs.stats). */
+  counts?: OpCounts;
+}
+
+/** FUSE calls served, by operation name: one Map increment per call. */
+export class OpCounts {
+  private readonly counts = new Map<string, number>();
+
+  add(name: string): void {
+    this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+  }
+
+  /** A copy of the counts so far, largest first. */
+  snapshot(): Record<string, number> {
+    return Object.fromEntries([...this.counts].sort((a, b) => b[1] - a[1]));
+  }
 }
 
 /** What a log line says about an operation's arguments; a function is only called when logging. */
@@ -50,6 +66,7 @@ export function describeError(err: unknown): string {
  * and answers with `reply` exactly once, however `fn` ends: value, rejection or synchronous throw.
  */
 export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Promise<T> | T, reply: Reply<T>): void {
+  env.counts?.add(name);
   const started = performance.now();
   let labelText: string | undefined;
   // Built only when a line is logged; a failure to build it must not cost the answer.

@@ -10,6 +10,9 @@ import type { Ino } from '@redisfs/store';
 /** Default bound on inodes remembered; the oldest are dropped first. */
 export const XATTR_MISS_MAX_INODES = 10_000;
 
+/** Stands for every name (noteEmpty); xattr names are never empty, so it cannot clash. */
+const ALL = '';
+
 export class XattrMissCache {
   private readonly misses = new Map<Ino, Map<string, number>>();
 
@@ -21,19 +24,27 @@ export class XattrMissCache {
 
   /** Whether `name` was recently found missing on `ino`. */
   isMissing(ino: Ino, name: string): boolean {
-    const names = this.misses.get(ino);
-    const expires = names?.get(name);
-    if (expires === undefined) return false;
-    if (expires > this.now()) return true;
-    names!.delete(name);
-    if (names!.size === 0) this.misses.delete(ino);
-    return false;
+    return this.missingForMs(ino, name) > 0;
   }
 
   /** How long `name` stays known missing on `ino`, in ms (0: not known missing). */
   missingForMs(ino: Ino, name: string): number {
-    const expires = this.misses.get(ino)?.get(name);
-    return expires === undefined ? 0 : Math.max(0, expires - this.now());
+    const names = this.misses.get(ino);
+    if (!names) return 0;
+    const now = this.now();
+    const one = names.get(name) ?? 0;
+    const all = names.get(ALL) ?? 0;
+    const expires = Math.max(one, all);
+    if (expires > now) return expires - now;
+    if (one) names.delete(name);
+    if (all) names.delete(ALL);
+    if (names.size === 0) this.misses.delete(ino);
+    return 0;
+  }
+
+  /** Records that `ino` has no extended attribute at all (it was just created by this mount). */
+  noteEmpty(ino: Ino): void {
+    this.noteMissing(ino, ALL);
   }
 
   /** Records that `ino` has no attribute `name`. */

@@ -4,6 +4,7 @@
  */
 import { createClient, RESP_TYPES } from '@redis/client';
 import { FsError } from '../errors.js';
+import { countCommands } from './stats.js';
 
 export type RedisClient = ReturnType<typeof createClient>;
 
@@ -37,7 +38,8 @@ export function describeTarget(opts: ConnectOptions): string {
 
 /**
  * Connects a client, failing within connectTimeoutMs with a clear FsError instead of retrying
- * forever. Once connected, the client reconnects on its own after a drop.
+ * forever. Once connected, the client reconnects on its own after a drop, and counts the
+ * commands it sends (internal/stats.ts).
  */
 export async function connectClient(opts: ConnectOptions): Promise<RedisClient> {
   const timeout = opts.connectTimeoutMs ?? 5000;
@@ -77,6 +79,7 @@ export async function connectClient(opts: ConnectOptions): Promise<RedisClient> 
     throw new FsError('EIO', `cannot reach Redis at ${describeTarget(opts)}: ${reason}`, { cause: err });
   }
   connected = true;
+  countCommands(client as unknown as RedisClient);
   return client as unknown as RedisClient;
 }
 

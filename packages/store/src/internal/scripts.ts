@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { SCRIPTS as FS_SCRIPTS } from './lua.js';
 import { SNAPSHOT_SCRIPTS } from './lua-snapshot.js';
 import type { RedisClient } from './connect.js';
+import { commandCounterOf } from './stats.js';
 
 type Arg = string | Buffer;
 
@@ -25,8 +26,12 @@ export class ScriptRunner {
     private readonly client: RedisClient,
     private readonly routingKey: string,
   ) {
+    const counter = commandCounterOf(client);
     for (const [name, src] of Object.entries(SCRIPTS)) {
-      this.shas.set(name as ScriptName, createHash('sha1').update(src).digest('hex'));
+      const sha = createHash('sha1').update(src).digest('hex');
+      this.shas.set(name as ScriptName, sha);
+      // Script calls count once each, under the script's name ("EVALSHA create").
+      counter?.nameScript(name, sha, src);
     }
   }
 
