@@ -16,6 +16,8 @@ export interface InodeApi {
   /** Walks an absolute path ('/a/b') without following symlinks; attributes of its last part. One round trip. */
   resolve(path: string): Promise<Attr>;
   getattr(ino: Ino): Promise<Attr>;
+  /** Attributes of several inodes in one round trip (pipelined); undefined for one that is gone. */
+  getattrs(inos: readonly Ino[]): Promise<(Attr | undefined)[]>;
   /** chmod / chown / utimens / truncate, atomically; returns the new attributes. */
   setattr(ino: Ino, changes: AttrChanges): Promise<Attr>;
   /** Creates a regular file, device, fifo or socket; `mode` carries the type bits (0 type = regular). */

@@ -93,6 +93,14 @@ export class InodeStore implements InodeApi {
     });
   }
 
+  getattrs(inos: readonly Ino[]): Promise<(Attr | undefined)[]> {
+    return this.op(`getattrs of ${inos.length} inodes`, async () => {
+      // Issued in one tick: node-redis sends them as one pipeline.
+      const hashes = await Promise.all(inos.map((ino) => this.ctx.client.hGetAll(this.ctx.keys.inode(ino))));
+      return hashes.map((hash, i) => (Object.keys(hash).length === 0 ? undefined : toAttr(inos[i]!, hash)));
+    });
+  }
+
   setattr(ino: Ino, changes: AttrChanges): Promise<Attr> {
     return this.op(
       `setattr ${ino}`,

@@ -14,6 +14,9 @@ import { fsidOf, toStat } from './stat.js';
 import { WriteBuffer } from './write-buffer.js';
 import { XattrMissCache } from './xattr-miss-cache.js';
 
+/** Largest listing whose entries' attributes readdir fetches ahead (prefetchEntries). */
+const PREFETCH_MAX_ENTRIES = 2048;
+
 /** The xattr the kernel asks for before every write(2) (to drop file capabilities). */
 const CAPABILITY = 'security.capability';
 
@@ -103,6 +106,26 @@ export class FsState {
     const dir = await this.resolve(dirPath);
     if (dir.type !== 'dir') throw new FuseOpError('ENOTDIR', dirPath);
     return { dirPath, dir, name };
+  }
+
+  /**
+   * After a listing: the attributes of its entries, fetched in one pipelined round trip, cached
+   * and published, so that the lookup and getattr the kernel sends next for each name (`ls -l`,
+   * `find -size`, `du`) are answered without a call into JS or Redis. Skipped for big
+   * directories (the cache holds a bounded number of paths) and when nothing is cached.
+   */
+  async prefetchEntries(dirPath: string, entries: readonly { name: string; ino: Ino }[]): Promise<void> {
+    if (this.cache.ttlMs <= 0 || entries.length === 0 || entries.length > PREFETCH_MAX_ENTRIES) return;
+    const epoch = this.cache.epoch;
+    const attrs = await this.store.getattrs(entries.map((e) => e.ino));
+    const base = dirPath === '/' ? '/' : `${dirPath}/`;
+    entries.forEach((e, i) => {
+      const attr = attrs[i];
+      if (!attr) return;
+      const path = base + e.name;
+      this.cache.set(path, attr, epoch);
+      this.publish(path, attr);
+    });
   }
 
   /** Attributes of an inode: cached under any path, else from the store. */

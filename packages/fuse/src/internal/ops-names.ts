@@ -34,6 +34,7 @@ export function nameOps(s: FsState): Fuse.Ops {
             names.push(e.name);
             stats.push(direntStat(e.ino, e.type));
           }
+          await s.prefetchEntries(path, entries);
           return { names, stats };
         },
       );

@@ -6,15 +6,19 @@ import type { FsState } from './fs-state.js';
 import { valueReply, voidReply } from './run-op.js';
 
 /**
- * POSIX ACLs. Without FUSE_POSIX_ACL (libfuse 2 cannot ask for it) the kernel passes these through
- * as plain xattrs and expects the daemon to apply them. This filesystem has no ACLs: answering
- * EOPNOTSUPP (like ext4 mounted noacl) makes tools fall back to chmod, e.g. `cp -a` sets the mode
- * with acl_set_fd and only calls fchmod when that is unsupported.
+ * Names this filesystem does not store, answered EOPNOTSUPP without a store call:
+ * - POSIX ACLs. Without FUSE_POSIX_ACL (libfuse 2 cannot ask for it) the kernel passes these
+ *   through as plain xattrs and expects the daemon to apply them. This filesystem has no ACLs:
+ *   answering EOPNOTSUPP (like ext4 mounted noacl) makes tools fall back to chmod, e.g. `cp -a`
+ *   sets the mode with acl_set_fd and only calls fchmod when that is unsupported.
+ * - SELinux labels. A FUSE filesystem is labelled by policy (genfscon), never per file, so a
+ *   stored label would mean nothing; `ls -l` asks for one per file and, told EOPNOTSUPP once,
+ *   stops asking for the whole filesystem (one FUSE call per file less).
  */
-const POSIX_ACL_NAMES = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
+const UNSUPPORTED_NAMES = new Set(['system.posix_acl_access', 'system.posix_acl_default', 'security.selinux']);
 
-function refuseAcl(name: string): void {
-  if (POSIX_ACL_NAMES.has(name)) throw new FuseOpError('EOPNOTSUPP', `${name}: no POSIX ACL support`);
+function refuseUnsupported(name: string): void {
+  if (UNSUPPORTED_NAMES.has(name)) throw new FuseOpError('EOPNOTSUPP', `${name}: not supported by redisfs`);
 }
 
 /** setxattr(2) flags (linux/xattr.h). */
@@ -33,7 +37,7 @@ export function xattrOps(s: FsState): Fuse.Ops {
     setxattr(path, name, value, _position, flags, cb) {
       s.run('setxattr', () => `${path} ${name}`, voidReply(cb), async () => {
         const copy = Buffer.from(value); // runs synchronously: value is detached once answered
-        refuseAcl(name);
+        refuseUnsupported(name);
         s.assertWritable('setxattr');
         const { ino } = await s.resolve(path);
         try {
@@ -47,7 +51,7 @@ export function xattrOps(s: FsState): Fuse.Ops {
 
     getxattr(path, name, _position, cb) {
       s.run('getxattr', () => `${path} ${name}`, valueReply(cb), async () => {
-        refuseAcl(name);
+        refuseUnsupported(name);
         const { ino } = await s.resolve(path);
         if (s.xattrMisses.isMissing(ino, name)) throw new FuseOpError('ENODATA', name);
         try {
@@ -65,13 +69,13 @@ export function xattrOps(s: FsState): Fuse.Ops {
     listxattr(path, cb) {
       s.run('listxattr', path, valueReply(cb), async () => {
         const names = await s.store.listxattr((await s.resolve(path)).ino);
-        return names.filter((n) => !POSIX_ACL_NAMES.has(n));
+        return names.filter((n) => !UNSUPPORTED_NAMES.has(n));
       });
     },
 
     removexattr(path, name, cb) {
       s.run('removexattr', () => `${path} ${name}`, voidReply(cb), async () => {
-        refuseAcl(name);
+        refuseUnsupported(name);
         s.assertWritable('removexattr');
         const { ino } = await s.resolve(path);
         try {

@@ -82,6 +82,10 @@ class FakeStore {
     this.calls.push(`getattr ${ino}`);
     return this.snap(this.node(ino));
   }
+  async getattrs(inos: readonly number[]): Promise<(Attr | undefined)[]> {
+    this.calls.push(`getattrs ${inos.join(',')}`);
+    return inos.map((ino) => (this.nodes.has(ino) ? this.snap(this.node(ino)) : undefined));
+  }
   async setattr(ino: number, ch: AttrChanges): Promise<Attr> {
     this.calls.push(`setattr ${ino} ${JSON.stringify(ch, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`);
     const n = this.node(ino);
