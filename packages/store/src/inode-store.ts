@@ -21,6 +21,12 @@ import type { ScriptName } from './internal/scripts.js';
 /** How many inode numbers one INCRBY reserves. Unused numbers are simply skipped. */
 const INO_BATCH = 64;
 
+/** resolve/lookup answer a miss ('ENOENT', 'ENOTDIR') as a plain reply: cheaper than an error. */
+function missToError(reply: unknown, what: string): unknown {
+  if (reply === 'ENOENT' || reply === 'ENOTDIR') throw new FsError(reply, what);
+  return reply;
+}
+
 export class InodeStore implements InodeApi {
   readonly rootIno = ROOT_INO;
   private nextIno = 0;
@@ -77,12 +83,12 @@ export class InodeStore implements InodeApi {
   lookup(parent: Ino, name: string): Promise<Attr> {
     return this.op(`lookup ${name}`, async () => {
       checkName(name);
-      return replyToAttr(await this.script('lookup', [String(parent), name]));
+      return replyToAttr(missToError(await this.script('lookup', [String(parent), name]), name));
     });
   }
 
   resolve(path: string): Promise<Attr> {
-    return this.op(`resolve ${path}`, async () => replyToAttr(await this.script('resolve', splitPath(path))));
+    return this.op(`resolve ${path}`, async () => replyToAttr(missToError(await this.script('resolve', splitPath(path)), path)));
   }
 
   getattr(ino: Ino): Promise<Attr> {
