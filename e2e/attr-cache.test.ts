@@ -95,4 +95,27 @@ describe.skipIf(!ready)('attributes answered by the binding stay true', () => {
     await expect(stat(mnt.path('p/q/file'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await stat(mnt.path('r/q/file'))).size).toBe('inside'.length);
   });
+
+  it("a directory's times and link count follow each change made in it at once", async () => {
+    await using mnt = await mount('parent');
+    const d = mnt.path('d');
+    await mkdir(d);
+    await warm(d);
+    const before = await stat(d, { bigint: true });
+    await writeFile(mnt.path('d/file'), 'x');
+    const afterCreate = await stat(d, { bigint: true });
+    expect(afterCreate.mtimeNs).toBeGreaterThan(before.mtimeNs);
+    await warm(d);
+    await mkdir(mnt.path('d/sub'));
+    const afterMkdir = await stat(d, { bigint: true });
+    expect(afterMkdir.nlink).toBe(before.nlink + 1n);
+    expect(afterMkdir.mtimeNs).toBeGreaterThan(afterCreate.mtimeNs);
+    await warm(d, mnt.path('d/sub'));
+    await rename(mnt.path('d/sub'), mnt.path('moved'));
+    const afterRename = await stat(d, { bigint: true });
+    expect(afterRename.nlink).toBe(before.nlink);
+    expect((await stat(mnt.dir, { bigint: true })).nlink).toBeGreaterThanOrEqual(4n);
+    await unlink(mnt.path('d/file'));
+    expect((await stat(d, { bigint: true })).mtimeNs).toBeGreaterThan(afterRename.mtimeNs);
+  });
 });

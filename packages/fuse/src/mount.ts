@@ -116,8 +116,9 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     autoUnmount: false,
   });
   await startFuse(fuse, mountpoint, options.allowOther === true);
-  // getattr of what the attribute cache holds is then answered in C (see FsState.publish).
-  if (cacheTimeoutMs > 0) state.attachNative(fuse);
+  // getattr of what the attribute cache holds, and flush of clean handles, are then answered in
+  // C (see FsState.publish and FsState.markClean).
+  state.attachNative(fuse);
   return new FuseMount(fuse, mountpoint, state, log);
 }
 

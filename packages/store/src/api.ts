@@ -16,6 +16,11 @@ export interface InodeApi {
   /** Walks an absolute path ('/a/b') without following symlinks; attributes of its last part. One round trip. */
   resolve(path: string): Promise<Attr>;
   getattr(ino: Ino): Promise<Attr>;
+  /**
+   * Calls `listener` with the new attributes of each directory a namespace change (create, link,
+   * unlink, rmdir, rename) made through this store changed, before that change resolves.
+   */
+  watchParents(listener: (attr: Attr) => void): void;
   /** Attributes of several inodes in one round trip (pipelined); undefined for one that is gone. */
   getattrs(inos: readonly Ino[]): Promise<(Attr | undefined)[]>;
   /** chmod / chown / utimens / truncate, atomically; returns the new attributes. */

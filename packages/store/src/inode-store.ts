@@ -62,6 +62,32 @@ export class InodeStore implements InodeApi {
     }
   }
 
+  /** Listeners of {@link watchParents}. */
+  private readonly parentWatchers: ((attr: Attr) => void)[] = [];
+
+  /**
+   * Calls `listener` with the new attributes of each directory a namespace change (create,
+   * link, unlink, rmdir, rename) just changed, as the change's own script read them, before the
+   * change resolves: a cache can keep the directory instead of dropping it.
+   */
+  watchParents(listener: (attr: Attr) => void): void {
+    this.parentWatchers.push(listener);
+  }
+
+  /**
+   * Reports the (ino, HGETALL) pairs a script appended from index `from` on to the watchers,
+   * and returns the reply's first element as a string (a gc member, or '' for none). A reply
+   * that is a plain string (a change that changed nothing) has no parents.
+   */
+  private reportParents(reply: unknown, from: number): string {
+    if (!Array.isArray(reply)) return typeof reply === 'string' ? reply : '';
+    for (let i = from; i + 1 < reply.length; i += 2) {
+      const attr = toAttr(Number(reply[i]), pairsToRecord(reply[i + 1]));
+      for (const listener of this.parentWatchers) listener(attr);
+    }
+    return typeof reply[0] === 'string' ? reply[0] : String(reply[0] ?? '');
+  }
+
   private script(name: ScriptName, args: (string | Buffer)[]): Promise<unknown> {
     return this.ctx.scripts.run(name, this.ctx.keys.metaPrefix, args);
   }
@@ -138,12 +164,12 @@ export class InodeStore implements InodeApi {
         checkName(name);
         const ino = await this.allocIno();
         const fullMode = FILE_TYPE_MODES[type] | (mode & 0o7777);
-        return replyToAttr(
-          await this.script('create', [
-            String(parent), name, String(ino), FILE_TYPE_CODES[type], String(fullMode),
-            String(owner.uid), String(owner.gid), String(rdev), nowNs(), target,
-          ]),
-        );
+        const reply = await this.script('create', [
+          String(parent), name, String(ino), FILE_TYPE_CODES[type], String(fullMode),
+          String(owner.uid), String(owner.gid), String(rdev), nowNs(), target,
+        ]);
+        this.reportParents(reply, 2);
+        return replyToAttr(reply);
       },
       true,
     );
@@ -182,7 +208,9 @@ export class InodeStore implements InodeApi {
       `link ${newName}`,
       async () => {
         checkName(newName);
-        return replyToAttr(await this.script('link', [String(ino), String(newParent), newName, nowNs()]));
+        const reply = await this.script('link', [String(ino), String(newParent), newName, nowNs()]);
+        this.reportParents(reply, 2);
+        return replyToAttr(reply);
       },
       true,
     );
@@ -193,7 +221,8 @@ export class InodeStore implements InodeApi {
       `unlink ${name}`,
       async () => {
         checkName(name);
-        const gc = (await this.script('unlink', [String(parent), name, nowNs(), String(this.blockSize)])) as string;
+        const reply = await this.script('unlink', [String(parent), name, nowNs(), String(this.blockSize)]);
+        const gc = this.reportParents(reply, 1);
         if (gc) await this.cleanUp(gc);
       },
       true,
@@ -207,7 +236,7 @@ export class InodeStore implements InodeApi {
         if (name === '.') throw new FsError('EINVAL', 'rmdir .');
         if (name === '..') throw new FsError('ENOTEMPTY', 'rmdir ..');
         checkName(name);
-        await this.script('rmdir', [String(parent), name, nowNs()]);
+        this.reportParents(await this.script('rmdir', [String(parent), name, nowNs()]), 1);
       },
       true,
     );
@@ -219,9 +248,10 @@ export class InodeStore implements InodeApi {
       async () => {
         checkName(srcName);
         checkName(dstName);
-        const gc = (await this.script('rename', [
+        const reply = await this.script('rename', [
           String(srcParent), srcName, String(dstParent), dstName, nowNs(), String(this.blockSize),
-        ])) as string;
+        ]);
+        const gc = this.reportParents(reply, 1);
         if (gc) await this.cleanUp(gc);
       },
       true,

@@ -24,7 +24,7 @@ const CAPABILITY = 'security.capability';
 const S_ISGID = 0o2000;
 
 /** The binding's C attribute cache (fuse-native, patched). */
-export type NativeAttrCache = Pick<Fuse, 'cacheAttr' | 'uncacheAttr' | 'clearAttrCache'>;
+export type NativeAttrCache = Pick<Fuse, 'cacheAttr' | 'uncacheAttr' | 'clearAttrCache' | 'setHandleClean'>;
 
 export interface FsStateOptions {
   store: Store;
@@ -45,6 +45,8 @@ export class FsState {
   readonly fsid: number;
   private readonly callerOf: () => Fuse.Caller | null;
   private native: NativeAttrCache | undefined;
+  /** Directories' attributes as the last change in them reported them (see settleParent). */
+  private readonly freshParents = new Map<Ino, Attr>();
 
   constructor(options: FsStateOptions) {
     this.store = options.store;
@@ -54,6 +56,10 @@ export class FsState {
     this.xattrMisses = new XattrMissCache(options.cacheTimeoutMs);
     this.fsid = fsidOf(options.store.prefix);
     this.callerOf = options.caller;
+    options.store.watchParents?.((attr) => {
+      if (this.freshParents.size >= 1024) this.freshParents.clear(); // unclaimed ones (failed handlers)
+      this.freshParents.set(attr.ino, attr);
+    });
   }
 
   /** Runs one operation through the common wrapper (see run-op.ts). */
@@ -162,6 +168,37 @@ export class FsState {
   unpublish(ino: Ino): void {
     if (!this.native) return;
     for (const path of this.cache.pathsOf(ino)) this.native.uncacheAttr(path);
+  }
+
+  /**
+   * Tells the binding whether handle `fd` has anything to flush: while it has not, close(2)'s
+   * flush is answered in C. Call with false before a write is answered and at release (handle
+   * numbers are reused); with true only when the handle's buffer holds nothing and owes no error.
+   */
+  markClean(fd: number, clean: boolean): void {
+    this.native?.setHandleClean(fd, clean);
+  }
+
+  /** Marks handle `fd` clean if its buffer has nothing pending and no failure to report. */
+  markCleanIfIdle(file: OpenFile): void {
+    const b = file.buffer;
+    if (!b || (b.pendingEnd < 0 && !b.hasFailure)) this.markClean(file.fd, true);
+  }
+
+  /**
+   * After a change in directory `ino` (reached as `dirPath`) settled, one way or the other: its
+   * cached attributes are outdated. When the change's script reported the directory's new
+   * attributes (Store.watchParents), they replace them; otherwise the path is forgotten. Either
+   * way a lookup that started before the change cannot cache what it read (the epoch moved).
+   */
+  settleParent(dirPath: string, ino: Ino): void {
+    const fresh = this.freshParents.get(ino);
+    this.freshParents.delete(ino);
+    this.cache.invalidatePath(dirPath);
+    if (fresh) {
+      this.cache.set(dirPath, fresh);
+      this.publish(dirPath, fresh);
+    }
   }
 
   /** Connects the binding's attribute cache (see publish); undefined disconnects it. */

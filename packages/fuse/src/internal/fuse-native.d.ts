@@ -118,6 +118,8 @@ declare module 'fuse-native' {
     uncacheAttr(path: string): void;
     /** Patched: forgets every published path. */
     clearAttrCache(): void;
+    /** Patched: while `clean`, flush of handle `fd` (each close(2)) answers 0 in C, without ops.flush. */
+    setHandleClean(fd: number, clean: boolean): void;
     unmount(cb: (err: Error | null) => void): void;
     static unmount(mountpoint: string, cb: (err: Error | null) => void): void;
   }

@@ -1,8 +1,9 @@
 /**
  * Handlers for file I/O: open, create, read, write, flush, fsync, release. Writes go to the open
  * file's write buffer (write-buffer.ts); reads first store the buffered writes of the same inode
- * (from any handle), so a reader always sees what was written through this mount. open reads
- * the file's attributes from the store, not the cache (close-to-open: see FsState.refresh).
+ * (from any handle), so a reader always sees what was written through this mount, then go
+ * through the handle's read-ahead (read-ahead.ts). open reads the file's attributes from the
+ * store, not the cache (close-to-open: see FsState.refresh).
  *
  * fuse-native hands read/write a Buffer over libfuse's memory that is detached once answered:
  * write data is copied before the first await, read data is copied in before answering.
@@ -11,6 +12,8 @@ import { constants as fsConstants } from 'node:fs';
 import type Fuse from 'fuse-native';
 import { FuseOpError } from './errno.js';
 import type { FsState } from './fs-state.js';
+import type { OpenFile } from './open-files.js';
+import { ReadAhead, ReadAheadTable } from './read-ahead.js';
 import { valueReply, voidReply } from './run-op.js';
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_TRUNC, O_SYNC, O_DSYNC } = fsConstants;
@@ -22,6 +25,8 @@ function isWritable(flags: number): boolean {
 }
 
 export function ioOps(s: FsState): Fuse.Ops {
+  /** Read-ahead per open handle (read-ahead.ts): never shared between opens. */
+  const readAheads = new ReadAheadTable<OpenFile>();
   return {
     open(path, flags, cb) {
       s.run('open', () => `${path} 0x${flags.toString(16)}`, valueReply(cb), async () => {
@@ -31,11 +36,14 @@ export function ioOps(s: FsState): Fuse.Ops {
         // getattr the kernel sends next (fstat, or a read past its old i_size) sees the new size.
         // The kernel drops its page cache of the file on this open (the reply sets no keep_cache).
         const attr = await s.refresh(path);
+        s.publish(path, attr); // the getattr the kernel sends next is answered by the binding
         if (writable && attr.type === 'dir') throw new FuseOpError('EISDIR', path);
         // libfuse 2 sends O_TRUNC as a truncate before open; honour it anyway if it arrives.
         if (writable && flags & O_TRUNC && attr.size > 0) await s.setattr(attr.ino, { size: 0 });
         const buffer = writable ? s.newBuffer(attr.ino) : undefined;
-        return s.files.add({ ino: attr.ino, path, flags, buffer }).fd;
+        const { fd } = s.files.add({ ino: attr.ino, path, flags, buffer });
+        s.markClean(fd, true); // nothing to flush yet: close(2) costs no call into JS
+        return fd;
       });
     },
 
@@ -46,11 +54,13 @@ export function ioOps(s: FsState): Fuse.Ops {
         const { dirPath, dir, name } = await s.resolveParent(path);
         const entry = s.newEntry(dir, caller, mode, false);
         const attr = await s.store.mknod(dir.ino, name, entry.mode, entry.owner);
-        s.cache.invalidatePath(dirPath);
+        s.settleParent(dirPath, dir.ino);
         s.cache.set(path, attr);
         s.xattrMisses.noteEmpty(attr.ino); // so security.capability, asked at each write, is answered at once
         s.publish(path, attr);
-        return s.files.add({ ino: attr.ino, path, flags: O_RDWR, buffer: s.newBuffer(attr.ino) }).fd;
+        const { fd } = s.files.add({ ino: attr.ino, path, flags: O_RDWR, buffer: s.newBuffer(attr.ino) });
+        s.markClean(fd, true);
+        return fd;
       });
     },
 
@@ -60,9 +70,17 @@ export function ioOps(s: FsState): Fuse.Ops {
         () => `${path} ${len}@${pos}`,
         (errno, data) => cb(errno === 0 && data ? data.copy(buf, 0, 0, Math.min(len, data.length)) : errno),
         async () => {
-          const { ino } = s.file(fd);
+          const file = s.file(fd);
+          const { ino } = file;
           await s.files.drainIno(ino);
-          return s.store.read(ino, pos, len);
+          const ahead = readAheads.get(
+            file,
+            () => new ReadAhead((offset, length) => s.store.read(ino, offset, length)),
+            (f) => s.files.get(f.fd) === f,
+          );
+          // The attribute cache's epoch moves on every change this mount makes (stored writes
+          // included), so read-ahead never answers with bytes older than one.
+          return ahead.read(pos, len, s.cache.epoch);
         },
       );
     },
@@ -74,10 +92,12 @@ export function ioOps(s: FsState): Fuse.Ops {
         (errno) => cb(errno === 0 ? len : errno),
         async () => {
           const data = Buffer.from(buf.subarray(0, len)); // runs synchronously: buf is still valid
+          s.markClean(fd, false); // before this write is answered, so the next close flushes
           s.assertWritable('write');
           const file = s.file(fd);
           if (!file.buffer) throw new FuseOpError('EBADF', `${path} is not open for writing`);
           await file.buffer.write(pos, data);
+          s.markClean(fd, false); // again: a flush that ended meanwhile may have marked it clean
           // Its size as stat shows it may have grown: what the binding holds is outdated.
           s.unpublish(file.ino);
           s.republish(path);
@@ -90,7 +110,9 @@ export function ioOps(s: FsState): Fuse.Ops {
     flush(path, fd, cb) {
       // Sent on every close(2) of a handle: its result is close's result.
       s.run('flush', path, voidReply(cb), async () => {
-        await s.files.get(fd)?.buffer?.flush();
+        const file = s.files.get(fd);
+        await file?.buffer?.flush();
+        if (file) s.markCleanIfIdle(file);
       });
     },
 
@@ -105,6 +127,7 @@ export function ioOps(s: FsState): Fuse.Ops {
     release(path, fd, cb) {
       s.run('release', path, voidReply(cb), async () => {
         const file = s.files.get(fd);
+        s.markClean(fd, false); // the number may be given to another handle next
         try {
           await file?.buffer?.flush();
         } finally {

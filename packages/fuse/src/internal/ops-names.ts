@@ -51,7 +51,7 @@ export function nameOps(s: FsState): Fuse.Ops {
         const { dirPath, dir, name } = await s.resolveParent(path);
         const entry = s.newEntry(dir, caller, mode, false);
         const attr = await s.store.mknod(dir.ino, name, entry.mode, entry.owner, dev);
-        s.cache.invalidatePath(dirPath);
+        s.settleParent(dirPath, dir.ino);
         s.cache.set(path, attr);
       });
     },
@@ -63,7 +63,7 @@ export function nameOps(s: FsState): Fuse.Ops {
         const { dirPath, dir, name } = await s.resolveParent(path);
         const entry = s.newEntry(dir, caller, mode & 0o7777, true);
         const attr = await s.store.mkdir(dir.ino, name, entry.mode, entry.owner);
-        s.cache.invalidatePath(dirPath);
+        s.settleParent(dirPath, dir.ino);
         s.cache.set(path, attr);
       });
     },
@@ -75,7 +75,7 @@ export function nameOps(s: FsState): Fuse.Ops {
         const { dirPath, dir, name } = await s.resolveParent(linkPath);
         const { owner } = s.newEntry(dir, caller, 0o777, false);
         const attr = await s.store.symlink(dir.ino, name, target, owner);
-        s.cache.invalidatePath(dirPath);
+        s.settleParent(dirPath, dir.ino);
         s.cache.set(linkPath, attr);
       });
     },
@@ -85,7 +85,7 @@ export function nameOps(s: FsState): Fuse.Ops {
         s.assertWritable('link');
         const [existing, { dirPath, dir, name }] = await Promise.all([s.resolve(src), s.resolveParent(dest)]);
         const attr = await s.store.link(existing.ino, dir.ino, name);
-        s.cache.invalidatePath(dirPath);
+        s.settleParent(dirPath, dir.ino);
         s.cache.update(attr);
         s.cache.set(dest, attr);
       });
@@ -99,7 +99,7 @@ export function nameOps(s: FsState): Fuse.Ops {
           await s.store.unlink(dir.ino, name);
         } finally {
           s.cache.invalidatePath(path);
-          s.cache.invalidatePath(dirPath);
+          s.settleParent(dirPath, dir.ino);
         }
       });
     },
@@ -112,7 +112,7 @@ export function nameOps(s: FsState): Fuse.Ops {
           await s.store.rmdir(dir.ino, name);
         } finally {
           s.cache.invalidateTree(path);
-          s.cache.invalidatePath(dirPath);
+          s.settleParent(dirPath, dir.ino);
         }
       });
     },
@@ -127,8 +127,8 @@ export function nameOps(s: FsState): Fuse.Ops {
           // A renamed directory moves its whole subtree; a replaced target loses a link.
           s.cache.invalidateTree(src);
           s.cache.invalidateTree(dest);
-          s.cache.invalidatePath(from.dirPath);
-          s.cache.invalidatePath(to.dirPath);
+          s.settleParent(from.dirPath, from.dir.ino);
+          if (to.dir.ino !== from.dir.ino) s.settleParent(to.dirPath, to.dir.ino);
         }
       });
     },

@@ -75,7 +75,7 @@ describe('WriteBuffer', () => {
     const buf = new WriteBuffer(sink.write, { limit: 1024 });
     await buf.write(0, b('hello'));
     const flushing = buf.flush();
-    await Promise.resolve();
+    await new Promise((r) => setImmediate(r));
     expect(buf.pendingBytes).toBe(0);
     expect(buf.pendingEnd).toBe(5);
     open();
@@ -88,21 +88,36 @@ describe('WriteBuffer', () => {
     const buf = new WriteBuffer(sink.write, { limit: 1024 });
     await buf.write(0, b('lost'));
     sink.failNext = new Error('redis down');
-    await buf.write(100, b('next')); // non-contiguous: stores 'lost', which fails; this write is kept
+    await buf.drain(); // the failure is kept for flush, not thrown
     expect(buf.hasFailure).toBe(true);
+    await expect(buf.write(100, b('refused'))).rejects.toThrow('redis down'); // the next write learns it
+    await buf.write(100, b('next'));
     await expect(buf.flush()).rejects.toThrow('redis down');
     expect(sink.writes).toEqual([{ offset: 100, data: 'next' }]);
     expect(buf.hasFailure).toBe(false);
     await expect(buf.flush()).resolves.toBeUndefined();
   });
 
-  it('fails the write that fills the buffer when storing fails, and flush reports it too', async () => {
+  it('does not refuse a write for a failure flush already reported', async () => {
+    const sink = recordingSink();
+    const buf = new WriteBuffer(sink.write, { limit: 1024 });
+    await buf.write(0, b('lost'));
+    sink.failNext = new Error('redis down');
+    await expect(buf.flush()).rejects.toThrow('redis down');
+    await expect(buf.write(4, b('ok'))).resolves.toBeUndefined();
+  });
+
+  it('refuses the next write once storing a full buffer failed, and flush reports it too', async () => {
     const sink = recordingSink();
     const buf = new WriteBuffer(sink.write, { limit: 4 });
     await buf.write(0, b('ab'));
     sink.failNext = new Error('ETIMEDOUT');
-    await expect(buf.write(2, b('cd'))).rejects.toThrow('ETIMEDOUT');
+    await buf.write(2, b('cd')); // full: storing starts, and the write does not wait for it
+    await expect(buf.write(4, b('ef'))).rejects.toThrow('ETIMEDOUT');
+    expect(buf.pendingBytes).toBe(0); // the refused write was not taken
+    await expect(buf.write(4, b('ef'))).resolves.toBeUndefined(); // reported once to writes
     await expect(buf.flush()).rejects.toThrow('ETIMEDOUT');
+    expect(sink.writes).toEqual([{ offset: 4, data: 'ef' }]);
   });
 
   it('drain stores without throwing; the failure waits for flush', async () => {
@@ -130,5 +145,111 @@ describe('WriteBuffer', () => {
     const buf = new WriteBuffer(sink.write);
     await buf.write(7, Buffer.alloc(0));
     expect(buf.pendingEnd).toBe(-1);
+  });
+});
+
+describe('WriteBuffer, pieces in flight', () => {
+  /** A sink whose stores stay unanswered until released, one by one. */
+  function gatedSink() {
+    const calls: { offset: number; data: string; release: () => void; fail: (e: Error) => void }[] = [];
+    const write = (offset: number, data: Buffer) =>
+      new Promise<void>((resolve, reject) => calls.push({ offset, data: data.toString(), release: resolve, fail: reject }));
+    return { calls, write };
+  }
+  /** Lets queued promise callbacks run. */
+  const settle = () => new Promise<void>((r) => setImmediate(r));
+
+  it('accepts writes while the previous piece is stored, and waits only when full again', async () => {
+    const sink = gatedSink();
+    const buf = new WriteBuffer(sink.write, { limit: 4 });
+    await buf.write(0, b('abcd')); // full: storing starts, the write returns at once
+    expect(sink.calls.map((c) => c.data)).toEqual(['abcd']);
+    expect(buf.pendingEnd).toBe(4);
+    await buf.write(4, b('ef'));
+    let done = false;
+    const full = buf.write(6, b('gh')).then(() => (done = true)); // full again: waits for 'abcd'
+    await settle();
+    expect(done).toBe(false);
+    expect(sink.calls).toHaveLength(1);
+    expect(buf.pendingEnd).toBe(8);
+    sink.calls[0]!.release();
+    await full;
+    expect(sink.calls.map((c) => [c.offset, c.data])).toEqual([[0, 'abcd'], [4, 'efgh']]);
+    sink.calls[1]!.release();
+    await buf.flush();
+    expect(buf.pendingEnd).toBe(-1);
+  });
+
+  it('hands small pieces to the store in order, without waiting for their answers', async () => {
+    const sink = gatedSink();
+    const buf = new WriteBuffer(sink.write, { limit: 1024 });
+    await buf.write(0, b('aaaa'));
+    await buf.write(2, b('BB')); // overlaps: 'aaaa' goes to the store, 'BB' is buffered
+    await buf.write(100, b('c')); // 'BB' goes too, with 'aaaa' still unanswered
+    expect(sink.calls.map((c) => [c.offset, c.data])).toEqual([[0, 'aaaa'], [2, 'BB']]);
+    expect(buf.pendingEnd).toBe(101);
+    const flushed = buf.flush();
+    await settle();
+    expect(sink.calls.map((c) => c.data)).toEqual(['aaaa', 'BB', 'c']);
+    for (const c of sink.calls) c.release();
+    await flushed;
+    expect(buf.pendingEnd).toBe(-1);
+  });
+
+  it('waits when the pieces in flight would hold more than the limit', async () => {
+    const sink = gatedSink();
+    const buf = new WriteBuffer(sink.write, { limit: 8 });
+    await buf.write(0, b('1111'));
+    await buf.write(10, b('2222')); // '1111' in flight
+    await buf.write(20, b('3333')); // '2222' in flight: 8 bytes
+    let done = false;
+    const fourth = buf.write(30, b('4444')).then(() => (done = true)); // '3333' would make 12
+    await settle();
+    expect(done).toBe(false);
+    expect(sink.calls.map((c) => c.data)).toEqual(['1111', '2222']);
+    sink.calls[0]!.release();
+    await fourth;
+    expect(sink.calls.map((c) => c.data)).toEqual(['1111', '2222', '3333']);
+    const flushed = buf.flush();
+    await settle();
+    for (const c of sink.calls) c.release();
+    await settle();
+    for (const c of sink.calls) c.release();
+    await flushed;
+    expect(sink.calls.map((c) => c.data)).toEqual(['1111', '2222', '3333', '4444']);
+  });
+
+  it('drain waits for the piece in flight; its failure waits for flush', async () => {
+    const sink = gatedSink();
+    const buf = new WriteBuffer(sink.write, { limit: 2 });
+    await buf.write(0, b('xy'));
+    let drained = false;
+    const draining = buf.drain().then(() => (drained = true));
+    await settle();
+    expect(drained).toBe(false);
+    sink.calls[0]!.fail(new Error('boom'));
+    await draining;
+    expect(buf.hasFailure).toBe(true);
+    await expect(buf.flush()).rejects.toThrow('boom');
+  });
+
+  it('holds at most about two buffers of data while the store is slow', async () => {
+    const sink = gatedSink();
+    const buf = new WriteBuffer(sink.write, { limit: 8, blockSize: 4 });
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 10; i++) writes.push(buf.write(i * 4, b('wxyz')));
+    await settle();
+    expect(sink.calls).toHaveLength(1); // one piece in flight, the next one full and waiting
+    expect(sink.calls[0]!.data).toBe('wxyzwxyz');
+    expect(buf.pendingBytes).toBe(8);
+    let released = 0;
+    while (released < sink.calls.length) {
+      sink.calls[released++]!.release();
+      await settle();
+    }
+    await Promise.all(writes);
+    expect(sink.calls.map((c) => c.offset)).toEqual([0, 8, 16, 24, 32]);
+    expect(sink.calls.map((c) => c.data).join('')).toBe('wxyz'.repeat(10));
+    await buf.flush();
   });
 });

@@ -5,9 +5,17 @@
  * not contiguous, when the buffer is full (cut at a block boundary, so the next piece starts
  * aligned), and on flush / fsync / release, or before another operation needs the data stored.
  *
+ * Pieces are stored while the next fills: a write waits only when the pieces in flight (handed
+ * to the store, not answered yet) would hold more than the limit with the next one, or are
+ * MAX_PIECES_IN_FLIGHT already. So a writer and the store work side by side (a full piece is
+ * stored while the next one fills; small random writes do not wait for each other's round
+ * trips), and memory stays bounded: about twice the limit per open file. Pieces are handed to
+ * the store in order, and the store applies the writes of one inode in call order, so a later
+ * write never lands before an earlier one it overlaps.
+ *
  * A failed store write is never silently lost: it is remembered and thrown by the next
- * {@link WriteBuffer.flush} (close(2) and fsync(2) report it, as with a kernel writeback error);
- * the write that filled the buffer fails with it too, so a writer stops early.
+ * {@link WriteBuffer.flush} (close(2) and fsync(2) report it, as with a kernel writeback error),
+ * and by the next write once it is known (that write is refused), so a writer stops early.
  */
 
 /** Stores `data` at `offset` (the store's write). */
@@ -15,6 +23,16 @@ export type WriteSink = (offset: number, data: Buffer) => Promise<unknown>;
 
 /** Default buffer size per open file. */
 export const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Pieces handed to the store and not answered yet, at most. */
+export const MAX_PIECES_IN_FLIGHT = 64;
+
+/** A piece handed to the store. */
+interface InFlight {
+  end: number;
+  bytes: number;
+  /** Settles once the store answered (never rejects). */
+  done: Promise<void>;
+}
 
 export interface WriteBufferOptions {
   /** Push to the store once this many bytes are buffered. */
@@ -29,10 +47,14 @@ export class WriteBuffer {
   private start = 0;
   private chunks: Buffer[] = [];
   private length = 0;
-  /** End offset of data being stored right now (-1: none). */
-  private inflightEnd = -1;
+  /** Pieces being stored. */
+  private readonly inflight = new Set<InFlight>();
+  private inflightBytes = 0;
+  /** A store failure flush() has not reported yet. */
   private failed = false;
   private failure: unknown;
+  /** Whether that failure is yet to be thrown by a write. */
+  private unreportedToWrite = false;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -54,7 +76,9 @@ export class WriteBuffer {
    * getattr reports at least this size, or the kernel would shrink its idea of the file.
    */
   get pendingEnd(): number {
-    return Math.max(this.length > 0 ? this.start + this.length : -1, this.inflightEnd);
+    let end = this.length > 0 ? this.start + this.length : -1;
+    for (const piece of this.inflight) end = Math.max(end, piece.end);
+    return end;
   }
 
   /** Whether a failed store write has not been reported by flush() yet. */
@@ -62,32 +86,38 @@ export class WriteBuffer {
     return this.failed;
   }
 
-  /** Accepts `data` (the caller's own copy) at `offset`. */
+  /**
+   * Accepts `data` (the caller's own copy) at `offset`. Refused with the failure of an earlier
+   * store write not yet reported to a write.
+   */
   write(offset: number, data: Buffer): Promise<void> {
     if (data.length === 0) return Promise.resolve();
     return this.serial(async () => {
-      if (this.length > 0 && offset !== this.start + this.length) await this.push(false);
+      if (this.length > 0 && offset !== this.start + this.length) await this.startPush(false);
+      if (this.unreportedToWrite) {
+        this.unreportedToWrite = false;
+        throw this.failure;
+      }
       if (this.length === 0) this.start = offset;
       this.chunks.push(data);
       this.length += data.length;
-      if (this.length >= this.limit && !(await this.push(true))) throw this.failure;
+      if (this.length >= this.limit) await this.startPush(true);
     });
   }
 
   /** Stores everything buffered; a failure is remembered for flush(), not thrown. */
   drain(): Promise<void> {
-    return this.serial(async () => {
-      await this.push(false);
-    });
+    return this.serial(() => this.storeAll());
   }
 
   /** Stores everything buffered, then throws (once) any store failure since the last flush. */
   flush(): Promise<void> {
     return this.serial(async () => {
-      await this.push(false);
+      await this.storeAll();
       if (this.failed) {
         const err = this.failure;
         this.failed = false;
+        this.unreportedToWrite = false;
         this.failure = undefined;
         throw err;
       }
@@ -101,12 +131,21 @@ export class WriteBuffer {
     return run;
   }
 
+  private async storeAll(): Promise<void> {
+    await this.startPush(false);
+    await Promise.all([...this.inflight].map((piece) => piece.done));
+  }
+
   /**
-   * Hands buffered data to the store. With `keepTail`, only up to the last block boundary is
-   * stored and the rest stays buffered. Returns false if the store failed.
+   * Starts storing what is buffered, without waiting for the store, once there is room in
+   * flight for it. With `keepTail`, only up to the last block boundary is stored and the rest
+   * stays buffered.
    */
-  private async push(keepTail: boolean): Promise<boolean> {
-    if (this.length === 0) return true;
+  private async startPush(keepTail: boolean): Promise<void> {
+    if (this.length === 0) return;
+    while (this.inflight.size > 0 && (this.inflightBytes + this.length > this.limit || this.inflight.size >= MAX_PIECES_IN_FLIGHT)) {
+      await Promise.race([...this.inflight].map((piece) => piece.done));
+    }
     const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
     const start = this.start;
     let cut = all.length;
@@ -119,18 +158,33 @@ export class WriteBuffer {
     this.chunks = tail.length > 0 ? [tail] : [];
     this.length = tail.length;
     this.start = start + cut;
-    this.inflightEnd = start + cut;
+    let stored: Promise<unknown>;
     try {
-      await this.sink(start, data);
-      return true;
+      stored = this.sink(start, data);
     } catch (err) {
-      if (!this.failed) {
-        this.failed = true;
-        this.failure = err;
-      }
-      return false;
-    } finally {
-      this.inflightEnd = -1;
+      stored = Promise.reject(err);
     }
+    const piece: InFlight = {
+      end: start + cut,
+      bytes: cut,
+      done: stored.then(
+        () => this.settle(piece),
+        (err: unknown) => {
+          if (!this.failed) {
+            this.failed = true;
+            this.failure = err;
+          }
+          this.unreportedToWrite = true;
+          this.settle(piece);
+        },
+      ),
+    };
+    this.inflight.add(piece);
+    this.inflightBytes += cut;
+  }
+
+  private settle(piece: InFlight): void {
+    this.inflight.delete(piece);
+    this.inflightBytes -= piece.bytes;
   }
 }

@@ -8,7 +8,7 @@
  * Inode field names are those of INODE_FIELDS: m mode, u uid, g gid, s size, n nlink, r rdev,
  * a/t/c atime/mtime/ctime (ns), l symlink target, v generation, p parent (directories).
  */
-import { LINK_MAX, LUA_KEY_FUNCTIONS } from '@redisfs/schema';
+import { BLOCK_CODECS, LINK_MAX, LUA_KEY_FUNCTIONS } from '@redisfs/schema';
 
 const COMMON = `${LUA_KEY_FUNCTIONS}
 local S_IFMT = 61440
@@ -70,28 +70,28 @@ const RESOLVE = `${COMMON}
 local ino = '1'
 local t = 'd'
 for i = 2, #ARGV do
-  if t ~= 'd' then fail('ENOTDIR') end
+  if t ~= 'd' then return 'ENOTDIR' end
   local v = redis.call('HGET', dkey(ino), ARGV[i])
-  if not v then fail('ENOENT') end
+  if not v then return 'ENOENT' end
   t = string.sub(v, 1, 1)
   ino = string.sub(v, 2)
 end
 local h = redis.call('HGETALL', ikey(ino))
-if #h == 0 then fail('ENOENT') end
+if #h == 0 then return 'ENOENT' end
 return { ino, h }
 `;
 
-/** ARGV: MP, parent, name → {ino, HGETALL}. */
+/** ARGV: MP, parent, name → {ino, HGETALL}, or 'ENOENT' (a reply, not an error: misses are common and cheap). */
 const LOOKUP = `${COMMON}
 local v = redis.call('HGET', dkey(ARGV[2]), ARGV[3])
-if not v then fail('ENOENT') end
+if not v then return 'ENOENT' end
 local ino = string.sub(v, 2)
 local h = redis.call('HGETALL', ikey(ino))
-if #h == 0 then fail('ENOENT') end
+if #h == 0 then return 'ENOENT' end
 return { ino, h }
 `;
 
-/** ARGV: MP, parent, name, newIno, typeChar, mode, uid, gid, rdev, now, target → {ino, HGETALL}. */
+/** ARGV: MP, parent, name, newIno, typeChar, mode, uid, gid, rdev, now, target → {ino, HGETALL, parent, its HGETALL}. */
 const CREATE = `${COMMON}
 local parent, name, ino, tc, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[10]
 must_dir(parent)
@@ -110,10 +110,10 @@ redis.call('HSET', w(ikey(ino)), unpack(f))
 redis.call('HSET', w(dkey(parent)), name, tc .. ino)
 touch(parent, now)
 redis.call('HINCRBY', w(STATS), 'inodes', 1)
-return { ino, redis.call('HGETALL', ikey(ino)) }
+return { ino, redis.call('HGETALL', ikey(ino)), parent, redis.call('HGETALL', ikey(parent)) }
 `;
 
-/** ARGV: MP, ino, newParent, newName, now → {ino, HGETALL}. */
+/** ARGV: MP, ino, newParent, newName, now → {ino, HGETALL, newParent, its HGETALL}. */
 const LINK = `${COMMON}
 local ino, parent, name, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local k = ikey(ino)
@@ -127,10 +127,10 @@ redis.call('HINCRBY', w(k), 'n', 1)
 redis.call('HSET', w(k), 'c', now)
 redis.call('HSET', w(dkey(parent)), name, typechar(m) .. ino)
 touch(parent, now)
-return { ino, redis.call('HGETALL', k) }
+return { ino, redis.call('HGETALL', k), parent, redis.call('HGETALL', ikey(parent)) }
 `;
 
-/** ARGV: MP, parent, name, now, bsize → gc member ('' when nothing to free). */
+/** ARGV: MP, parent, name, now, bsize → {gc member ('' when nothing to free), parent, its HGETALL}. */
 const UNLINK = `${COMMON}
 local parent, name, now = ARGV[2], ARGV[3], ARGV[4]
 local v = redis.call('HGET', dkey(parent), name)
@@ -139,10 +139,11 @@ local tc = string.sub(v, 1, 1)
 if tc == 'd' then fail('EISDIR') end
 redis.call('HDEL', w(dkey(parent)), name)
 touch(parent, now)
-return drop_link(string.sub(v, 2), tc, now, tonumber(ARGV[5])) or ''
+local gc = drop_link(string.sub(v, 2), tc, now, tonumber(ARGV[5])) or ''
+return { gc, parent, redis.call('HGETALL', ikey(parent)) }
 `;
 
-/** ARGV: MP, parent, name, now → ok. */
+/** ARGV: MP, parent, name, now → {'OK', parent, its HGETALL}. */
 const RMDIR = `${COMMON}
 local parent, name, now = ARGV[2], ARGV[3], ARGV[4]
 local v = redis.call('HGET', dkey(parent), name)
@@ -155,10 +156,10 @@ redis.call('DEL', w(ikey(ino)), w(dkey(ino)), w(xkey(ino)))
 redis.call('HINCRBY', w(ikey(parent)), 'n', -1)
 touch(parent, now)
 redis.call('HINCRBY', w(STATS), 'inodes', -1)
-return 'OK'
+return { 'OK', parent, redis.call('HGETALL', ikey(parent)) }
 `;
 
-/** ARGV: MP, srcParent, srcName, dstParent, dstName, now, bsize → gc member or ''. */
+/** ARGV: MP, srcParent, srcName, dstParent, dstName, now, bsize → {gc member or '', srcParent, its HGETALL, dstParent, its HGETALL}; '' when nothing changes. */
 const RENAME = `${COMMON}
 local sp, sn, dp, dn, now, bsize = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local sv = redis.call('HGET', dkey(sp), sn)
@@ -209,7 +210,7 @@ end
 redis.call('HSET', w(ikey(sino)), 'c', now)
 touch(sp, now)
 if dp ~= sp then touch(dp, now) end
-return gc
+return { gc, sp, redis.call('HGETALL', ikey(sp)), dp, redis.call('HGETALL', ikey(dp)) }
 `;
 
 /**
@@ -255,33 +256,60 @@ return { redis.call('HGETALL', k), gc, tail }
 
 /**
  * Stores data blocks of a regular file and, unless `end` is '', commits its new size and times:
- * data and the size that exposes it in one step. ARGV: MP, ino, end, now, then triples of block
- * index, stored block ('' = an all-zero block: delete it, a hole) and the version the writer
- * read it at ('' = a whole block, no check; '-' = absent; else the SHA-1 of the stored bytes)
- * → new size ('' if no commit), or 'RETRY' and no change when a block changed since it was read
- * (another client wrote it: the writer reads it again, so neither write loses the other's bytes).
+ * data and the size that exposes it in one step. ARGV: MP, ino, end, now, bsize, then triples of
+ * block index, value and mode:
+ *   mode ''        value is the whole stored block ('' = an all-zero block: delete it, a hole);
+ *   mode '-'/SHA-1 the same, stored only if the block is still as the writer read it ('-' =
+ *                  absent; else the SHA-1 of its stored bytes);
+ *   mode '@<n>'    value is raw bytes to write at byte n of the block's payload, in place,
+ *                  without the writer reading the block: only into a raw block (or none) whose
+ *                  payload ends within the file's size (a gap before n reads as zeros).
+ * → new size ('' if no commit); 'RETRY' and no change when a block changed since it was read;
+ * 'RMW' and no change when a block cannot be written in place (compressed, or holding bytes
+ * past the end of the file): the writer reads it and writes it whole, with a compare-and-set.
+ * Either way two clients writing different bytes of one block both keep their bytes. Only
+ * commands of the documented ACL line are used (GET and SET, not SETRANGE).
  */
 const WRITE_BLOCKS = `${COMMON}
-local ino, now = ARGV[2], ARGV[4]
+local ino, now, bsize = ARGV[2], ARGV[4], tonumber(ARGV[5])
+local RAW = ${BLOCK_CODECS.raw}
 local k = ikey(ino)
-local m = redis.call('HGET', k, 'm')
+local h = redis.call('HMGET', k, 'm', 's')
+local m = h[1]
 if not m then fail('ENOENT') end
 if fmt(m) == S_IFDIR then fail('EISDIR') end
 if fmt(m) ~= S_IFREG then fail('EINVAL') end
-for i = 5, #ARGV, 3 do
+local s = tonumber(h[2])
+local current = {}
+for i = 6, #ARGV, 3 do
   local want = ARGV[i + 2]
-  if want ~= '' then
+  if string.byte(want, 1) == 64 then
+    local cur = redis.call('GET', bkey(ino, ARGV[i]))
+    if cur and (string.byte(cur, 1) ~= RAW or #cur - 1 > s - tonumber(ARGV[i]) * bsize) then return 'RMW' end
+    current[i] = cur or ''
+  elseif want ~= '' then
     local cur = redis.call('GET', bkey(ino, ARGV[i]))
     if (cur and redis.sha1hex(cur) or '-') ~= want then return 'RETRY' end
   end
 end
-for i = 5, #ARGV, 3 do
+for i = 6, #ARGV, 3 do
   local key = w(bkey(ino, ARGV[i]))
-  if #ARGV[i + 1] == 0 then redis.call('UNLINK', key) else redis.call('SET', key, ARGV[i + 1]) end
+  local value = ARGV[i + 1]
+  local cur = current[i]
+  if cur then
+    -- The payload with value written at byte n: its head, zeros up to n, value, its tail.
+    local n, len = tonumber(string.sub(ARGV[i + 2], 2)), math.max(#cur - 1, 0)
+    local head = string.sub(cur, 2, 1 + math.min(n, len))
+    local pad = n > len and string.rep('\\0', n - len) or ''
+    redis.call('SET', key, string.char(RAW) .. head .. pad .. value .. string.sub(cur, 2 + n + #value))
+  elseif #value == 0 then
+    redis.call('UNLINK', key)
+  else
+    redis.call('SET', key, value)
+  end
 end
 if ARGV[3] == '' then return '' end
 local e = tonumber(ARGV[3])
-local s = tonumber(redis.call('HGET', k, 's'))
 if e > s then
   redis.call('HSET', w(k), 's', ARGV[3], 't', now, 'c', now)
   redis.call('HINCRBY', w(STATS), 'bytes', int(e - s))

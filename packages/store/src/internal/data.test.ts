@@ -1,0 +1,184 @@
+/**
+ * The data path's ways of writing (data.ts, lua.ts writeBlocks) against a real redis-server:
+ * partial blocks written in place or read-modify-written, large writes cut into scripts of at
+ * most 1 MiB of blocks. What each costs is checked with Store.stats.
+ */
+import { randomBytes } from 'node:crypto';
+import { createClient } from '@redis/client';
+import { keysFor } from '@redisfs/schema';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type StartedRedis } from '../../../../e2e/helpers/redis-server.js';
+import { openStore, type Store } from '../index.js';
+
+let redis: StartedRedis;
+let raw: ReturnType<typeof createClient>;
+const open: Store[] = [];
+let n = 0;
+const owner = { uid: 1000, gid: 100 };
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  raw = createClient({ url: redis.url });
+  await raw.connect();
+});
+afterAll(async () => {
+  await Promise.all(open.map((s) => s.close()));
+  await raw?.close();
+  await redis?.stop();
+});
+
+async function fresh(prefix = `data${++n}`): Promise<Store> {
+  const store = await openStore({ url: redis.url, prefix });
+  open.push(store);
+  return store;
+}
+
+/** What `fn` adds to the store's round-trip counts (zeros left out). */
+async function countsOf(store: Store, fn: () => Promise<unknown>): Promise<Record<string, number>> {
+  const before = store.stats().commands;
+  await fn();
+  const out: Record<string, number> = {};
+  for (const [cmd, count] of Object.entries(store.stats().commands)) {
+    const d = count - (before[cmd] ?? 0);
+    if (d > 0) out[cmd] = d;
+  }
+  return out;
+}
+
+/** Every block key of the store's filesystem, with its stored length. */
+async function blockLengths(s: Store): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for await (const batch of raw.scanIterator({ MATCH: `${s.prefix}:b:*`, COUNT: 1000 })) {
+    for (const key of batch) out.set(key, await raw.strLen(key));
+  }
+  return out;
+}
+
+/** A text-like payload: compresses, so its blocks are stored deflated. */
+const text = (len: number) => Buffer.from(randomBytes(Math.ceil(len / 2)).toString('hex')).subarray(0, len);
+
+describe('partial blocks', () => {
+  it('are written in place into a raw block: one round trip, no read', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const model = randomBytes(3 * 64 * KiB);
+    await s.write(f.ino, 0, model);
+    const patch = randomBytes(4 * KiB);
+    const counts = await countsOf(s, () => s.write(f.ino, 70_000, patch));
+    expect(counts).toEqual({ 'EVALSHA writeBlocks': 1 });
+    patch.copy(model, 70_000);
+    expect((await s.read(f.ino, 0, model.length)).equals(model)).toBe(true);
+  });
+
+  it('in place past the end of a short block, the gap reads as zeros', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const head = randomBytes(1000);
+    await s.write(f.ino, 0, head);
+    await s.write(f.ino, 5000, Buffer.from('tail'));
+    const data = await s.read(f.ino, 0, 10_000);
+    expect(data.length).toBe(5004);
+    expect(data.subarray(0, 1000).equals(head)).toBe(true);
+    expect(data.subarray(1000, 5000).equals(Buffer.alloc(4000))).toBe(true);
+    expect(data.subarray(5000).toString()).toBe('tail');
+  });
+
+  it('in place into a hole, the bytes before them read as zeros', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await s.write(f.ino, 0, Buffer.from('head'));
+    const counts = await countsOf(s, () => s.write(f.ino, 3 * 64 * KiB + 1000, Buffer.from('x')));
+    expect(counts).toEqual({ 'EVALSHA writeBlocks': 1 });
+    const data = await s.read(f.ino, 0, 4 * 64 * KiB);
+    expect(data.length).toBe(3 * 64 * KiB + 1001);
+    expect(data.subarray(0, 4).toString()).toBe('head');
+    expect(data.subarray(4, 3 * 64 * KiB + 1000).equals(Buffer.alloc(3 * 64 * KiB + 996))).toBe(true);
+    expect(data.subarray(-1).toString()).toBe('x');
+    expect((await blockLengths(s)).size).toBe(2);
+  });
+
+  it('into a compressed block are read, modified and written back; later ones read first', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const model = text(2 * 64 * KiB);
+    await s.write(f.ino, 0, model);
+    const first = await countsOf(s, () => s.write(f.ino, 100, Buffer.from('first')));
+    expect(first).toMatchObject({ 'EVALSHA writeBlocks': 2, GET: 1 }); // refused in place, then read
+    const second = await countsOf(s, () => s.write(f.ino, 65_600, Buffer.from('second')));
+    expect(second).toMatchObject({ 'EVALSHA writeBlocks': 1, GET: 1 });
+    Buffer.from('first').copy(model, 100);
+    Buffer.from('second').copy(model, 65_600);
+    expect((await s.read(f.ino, 0, model.length)).equals(model)).toBe(true);
+  });
+
+  it('never expose stale bytes a crash left past the end of a raw block', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await s.write(f.ino, 0, randomBytes(100_000));
+    // A truncate to 70,000 that stopped after its script: size set, tail block not trimmed.
+    await raw.hSet(keysFor(s.prefix).inode(f.ino), 's', '70000');
+    await s.write(f.ino, 90_000, Buffer.from('x'));
+    const data = await s.read(f.ino, 70_000, 30_000);
+    expect(data.subarray(0, 20_000).equals(Buffer.alloc(20_000))).toBe(true);
+    expect(data.subarray(20_000, 20_001).toString()).toBe('x');
+  });
+
+  it('written in place by two clients at once keep both clients\' bytes', async () => {
+    const prefix = `data${++n}`;
+    const [a, b] = [await fresh(prefix), await fresh(prefix)];
+    const f = await a.mknod(a.rootIno, 'shared', 0o644, owner);
+    await a.write(f.ino, 0, randomBytes(200 * KiB));
+    const piece = (i: number) => randomBytes(KiB).fill(i % 251, 0, 1);
+    const pieces = Array.from({ length: 200 }, (_, i) => piece(i));
+    await Promise.all(pieces.map((p, i) => (i % 2 === 0 ? a : b).write(f.ino, i * KiB, p)));
+    const data = await a.read(f.ino, 0, 200 * KiB);
+    const lost = pieces.map((p, i) => (data.subarray(i * KiB, (i + 1) * KiB).equals(p) ? -1 : i)).filter((i) => i >= 0);
+    expect(lost).toEqual([]);
+  });
+});
+
+describe('whole blocks', () => {
+  it('go in one script per MiB of blocks', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const data = randomBytes(3 * MiB + 64 * KiB);
+    const counts = await countsOf(s, () => s.write(f.ino, 0, data));
+    expect(counts).toEqual({ 'EVALSHA writeBlocks': 4 });
+    expect((await s.read(f.ino, 0, data.length)).equals(data)).toBe(true);
+    expect((await s.getattr(f.ino)).size).toBe(data.length);
+  });
+
+  it('leave nothing behind when the write is refused (the file is gone)', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await s.unlink(s.rootIno, 'f');
+    await expect(s.write(f.ino, 0, randomBytes(2 * MiB))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect([...(await blockLengths(s)).keys()]).toEqual([]);
+  });
+
+  it('stay whole around a partial block that needs a second try', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const model = Buffer.concat([text(64 * KiB), Buffer.alloc(4 * 64 * KiB)]);
+    await s.write(f.ino, 0, model.subarray(0, 64 * KiB)); // block 0 compressed, 1..4 absent
+    // Partial block 0 (refused in place: compressed) and whole blocks 1..3, in one script.
+    const patch = randomBytes(3 * 64 * KiB + 100);
+    await s.write(f.ino, 64 * KiB - 100, patch);
+    patch.copy(model, 64 * KiB - 100);
+    expect((await s.read(f.ino, 0, 4 * 64 * KiB)).equals(model.subarray(0, 4 * 64 * KiB))).toBe(true);
+    const lengths = await blockLengths(s);
+    expect(lengths.size).toBe(4);
+  });
+
+  it('of zeros are holes', async () => {
+    const s = await fresh();
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await s.write(f.ino, 0, randomBytes(256 * KiB));
+    await s.write(f.ino, 64 * KiB, Buffer.alloc(128 * KiB));
+    expect((await blockLengths(s)).size).toBe(2);
+    const data = await s.read(f.ino, 64 * KiB, 128 * KiB);
+    expect(data.equals(Buffer.alloc(128 * KiB))).toBe(true);
+  });
+});
