@@ -127,9 +127,13 @@ export class InodeStore implements InodeApi {
 
   getattrs(inos: readonly Ino[]): Promise<(Attr | undefined)[]> {
     return this.op(`getattrs of ${inos.length} inodes`, async () => {
-      // Issued in one tick: node-redis sends them as one pipeline.
-      const hashes = await Promise.all(inos.map((ino) => this.ctx.client.hGetAll(this.ctx.keys.inode(ino))));
-      return hashes.map((hash, i) => (Object.keys(hash).length === 0 ? undefined : toAttr(inos[i]!, hash)));
+      if (inos.length === 0) return [];
+      // One read-only script: one round trip, and one consistent moment for all of them.
+      const reply = (await this.script('getattrs', inos.map(String))) as unknown[];
+      return inos.map((ino, i) => {
+        const hash = pairsToRecord(reply[i]);
+        return Object.keys(hash).length === 0 ? undefined : toAttr(ino, hash);
+      });
     });
   }
 

@@ -102,6 +102,29 @@ describe('namespace', () => {
     expect(await s.readdir(s.rootIno)).toEqual([]);
     expect((await s.getattr(s.rootIno)).nlink).toBe(2);
   });
+  it('getattrs reads many inodes at once, undefined for one that is gone', async () => {
+    const s = await fresh();
+    const a = await s.mknod(s.rootIno, 'a', 0o600, owner);
+    const d = await s.mkdir(s.rootIno, 'd', 0o700, owner);
+    const got = await s.getattrs([a.ino, d.ino, 987654]);
+    expect(got.map((x) => x?.type)).toEqual(['file', 'dir', undefined]);
+    expect(got[0]).toEqual(await s.getattr(a.ino));
+    expect(await s.getattrs([])).toEqual([]);
+  });
+
+  it('reports the new attributes of the directories a change touched', async () => {
+    const s = await fresh();
+    const seen: { ino: number; nlink: number; mtimeNs: bigint }[] = [];
+    s.watchParents((attr) => seen.push({ ino: attr.ino, nlink: attr.nlink, mtimeNs: attr.mtimeNs }));
+    const d = await s.mkdir(s.rootIno, 'd', 0o700, owner);
+    expect(seen.at(-1)).toEqual({ ino: s.rootIno, nlink: 3, mtimeNs: (await s.getattr(s.rootIno)).mtimeNs });
+    await s.mknod(d.ino, 'f', 0o600, owner);
+    await s.rename(d.ino, 'f', s.rootIno, 'g');
+    expect(seen.slice(-2).map((x) => x.ino)).toEqual([d.ino, s.rootIno]);
+    await s.unlink(s.rootIno, 'g');
+    await s.rmdir(s.rootIno, 'd');
+    expect(seen.at(-1)).toEqual({ ino: s.rootIno, nlink: 2, mtimeNs: (await s.getattr(s.rootIno)).mtimeNs });
+  });
 });
 
 describe('rename', () => {

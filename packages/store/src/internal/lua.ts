@@ -91,6 +91,13 @@ if #h == 0 then return 'ENOENT' end
 return { ino, h }
 `;
 
+/** ARGV: MP, ino1, ino2, … → {HGETALL of each} (empty for an inode that is gone). */
+const GETATTRS = `${COMMON}
+local out = {}
+for i = 2, #ARGV do out[i - 1] = redis.call('HGETALL', ikey(ARGV[i])) end
+return out
+`;
+
 /** ARGV: MP, parent, name, newIno, typeChar, mode, uid, gid, rdev, now, target → {ino, HGETALL, parent, its HGETALL}. */
 const CREATE = `${COMMON}
 local parent, name, ino, tc, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[10]
@@ -380,6 +387,7 @@ return 1
 export const SCRIPTS = {
   resolve: RESOLVE,
   lookup: LOOKUP,
+  getattrs: GETATTRS,
   create: CREATE,
   link: LINK,
   unlink: UNLINK,

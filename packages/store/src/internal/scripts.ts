@@ -17,7 +17,7 @@ export type ScriptName = keyof typeof SCRIPTS;
  * Scripts that only read: run with EVALSHA_RO, so that Redis checks their keys for read access
  * only (a user with read-only key patterns can mount --read-only) and lets them run anywhere.
  */
-const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['resolve', 'lookup']);
+const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['resolve', 'lookup', 'getattrs']);
 
 export class ScriptRunner {
   private readonly shas = new Map<ScriptName, string>();
