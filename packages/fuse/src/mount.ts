@@ -1,7 +1,8 @@
 /**
  * mountFs: mounts a store with FUSE (fuse-native over libfuse 2) and returns a handle to unmount
  * it. The kernel's entry cache lasts as long as the adapter's cache (cacheTimeoutMs); the kernel
- * caches no attributes (see attrTimeout below), the adapter answers them from its own cache;
+ * caches no attributes (see attrTimeout below), the adapter answers them from its own cache, and
+ * the patched binding answers in C what the adapter published (FsState.publish);
  * permissions are checked by the kernel (default_permissions), and inode numbers are the store's
  * (use_ino), so hard links and `find` work.
  */
