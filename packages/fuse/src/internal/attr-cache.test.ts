@@ -65,6 +65,43 @@ describe('AttrCache', () => {
     expect(cache.get('/dd')).toBeDefined();
   });
 
+  it('invalidateTree finds deep entries whose parents are not cached, and forgets counts it no longer needs', () => {
+    const cache = new AttrCache(1000);
+    cache.set('/a/b/c/d', attr(7));
+    cache.set('/a/b/e', attr(8));
+    cache.invalidateTree('/a/b/c');
+    expect(cache.get('/a/b/c/d')).toBeUndefined();
+    expect(cache.get('/a/b/e')).toBeDefined();
+    cache.set('/a/b/c/d', attr(7));
+    cache.invalidateTree('/a');
+    expect(cache.size).toBe(0);
+    // Nothing below /a any more: a later entry elsewhere is untouched by another drop of /a.
+    cache.set('/z', attr(9));
+    cache.invalidateTree('/a');
+    expect(cache.get('/z')).toBeDefined();
+  });
+
+  it('staleIno hides the attributes of every name of an inode but keeps which inode each names', () => {
+    const c = clock();
+    const forgotten: string[] = [];
+    const cache = new AttrCache(100, c.now);
+    cache.mirror = { forget: (p) => forgotten.push(p), clear: () => undefined };
+    cache.set('/a', attr(2));
+    cache.set('/b', attr(2));
+    cache.set('/c', attr(3));
+    cache.staleIno(2);
+    expect(cache.get('/a')).toBeUndefined();
+    expect(cache.getByIno(2)).toBeUndefined();
+    expect(cache.inoOf('/a')).toBe(2);
+    expect(cache.inoOf('/b')).toBe(2);
+    expect(cache.get('/c')?.ino).toBe(3);
+    expect(forgotten.sort()).toEqual(['/a', '/b']);
+    cache.update(attr(2, { size: 10 }));
+    expect(cache.get('/b')?.size).toBe(10);
+    c.t += 100;
+    expect(cache.inoOf('/a')).toBeUndefined();
+  });
+
   it('invalidateTree of / clears everything', () => {
     const cache = new AttrCache(1000);
     cache.set('/', attr(1, { type: 'dir' }));

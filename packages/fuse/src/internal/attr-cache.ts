@@ -9,6 +9,8 @@ import type { Attr, Ino } from '@redisfs/store';
 interface Entry {
   attr: Attr;
   expires: number;
+  /** The attributes are outdated (data was stored), the name → inode link is not. */
+  stale?: boolean;
 }
 
 /**
@@ -28,6 +30,8 @@ export class AttrCache {
   private readonly byPath = new Map<string, Entry>();
   private readonly byIno = new Map<Ino, Set<string>>();
   private changes = 0;
+  /** How many cached paths lie below each path (so a subtree drop scans only when there are any). */
+  private readonly below = new Map<string, number>();
   /** Told about every dropped path (see AttrMirror). */
   mirror: AttrMirror | undefined;
 
@@ -55,13 +59,41 @@ export class AttrCache {
 
   /** The fresh attributes of `path`, if cached. */
   get(path: string): Attr | undefined {
+    const entry = this.live(path);
+    return entry && !entry.stale ? entry.attr : undefined;
+  }
+
+  /**
+   * The inode `path` names, if cached, even when its attributes are outdated (staleIno): names
+   * only change through namespace operations, which drop the entries they touch.
+   */
+  inoOf(path: string): Ino | undefined {
+    return this.live(path)?.attr.ino;
+  }
+
+  /**
+   * Marks the attributes of every path of `ino` outdated (its data or size changed) but keeps
+   * which inode each path names (inoOf).
+   */
+  staleIno(ino: Ino): void {
+    this.changes++;
+    for (const path of this.byIno.get(ino) ?? []) {
+      const entry = this.byPath.get(path);
+      if (!entry || entry.stale) continue;
+      this.mirror?.forget(path);
+      entry.stale = true;
+    }
+  }
+
+  /** The unexpired entry of `path`. */
+  private live(path: string): Entry | undefined {
     const entry = this.byPath.get(path);
     if (!entry) return undefined;
     if (entry.expires <= this.now()) {
       this.drop(path);
       return undefined;
     }
-    return entry.attr;
+    return entry;
   }
 
   /** How long the entry of `path` stays fresh, in ms (0 when not cached). */
@@ -89,6 +121,7 @@ export class AttrCache {
     if (this.ttlMs <= 0 || (epoch !== undefined && epoch !== this.changes)) return;
     this.drop(path);
     this.byPath.set(path, { attr, expires: this.now() + this.ttlMs });
+    this.countBelow(path, 1);
     let paths = this.byIno.get(attr.ino);
     if (!paths) this.byIno.set(attr.ino, (paths = new Set()));
     paths.add(path);
@@ -140,6 +173,7 @@ export class AttrCache {
       this.clear();
       return;
     }
+    if (!this.below.get(path)) return; // nothing cached below: no scan (renames of files stay O(1))
     const prefix = path + '/';
     for (const p of [...this.byPath.keys()]) if (p.startsWith(prefix)) this.drop(p);
   }
@@ -148,7 +182,19 @@ export class AttrCache {
     this.changes++;
     this.byPath.clear();
     this.byIno.clear();
+    this.below.clear();
     this.mirror?.clear();
+  }
+
+  /** Adds `delta` to the count of cached paths below each ancestor of `path`. */
+  private countBelow(path: string, delta: number): void {
+    for (let i = path.lastIndexOf('/'); i >= 0; i = path.lastIndexOf('/', i - 1)) {
+      const ancestor = i === 0 ? '/' : path.slice(0, i);
+      const n = (this.below.get(ancestor) ?? 0) + delta;
+      if (n > 0) this.below.set(ancestor, n);
+      else this.below.delete(ancestor);
+      if (i === 0) break;
+    }
   }
 
   private drop(path: string): void {
@@ -156,6 +202,7 @@ export class AttrCache {
     if (!entry) return;
     this.mirror?.forget(path);
     this.byPath.delete(path);
+    this.countBelow(path, -1);
     const paths = this.byIno.get(entry.attr.ino);
     paths?.delete(path);
     if (paths && paths.size === 0) this.byIno.delete(entry.attr.ino);

@@ -259,7 +259,8 @@ export class FsState {
         try {
           await this.store.write(ino, offset, data);
         } finally {
-          this.cache.invalidateIno(ino);
+          // Size and times changed; which names lead to the inode did not (see AttrCache.inoOf).
+          this.cache.staleIno(ino);
         }
       },
       { blockSize: this.store.blockSize },

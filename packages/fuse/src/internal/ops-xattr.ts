@@ -52,7 +52,9 @@ export function xattrOps(s: FsState): Fuse.Ops {
     getxattr(path, name, _position, cb) {
       s.run('getxattr', () => `${path} ${name}`, valueReply(cb), async () => {
         refuseUnsupported(name);
-        const { ino } = await s.resolve(path);
+        // The kernel asks for security.capability before each write(2): a file being written
+        // has outdated cached attributes, but its name still leads to the same inode.
+        const ino = s.cache.inoOf(path) ?? (await s.resolve(path)).ino;
         if (s.xattrMisses.isMissing(ino, name)) throw new FuseOpError('ENODATA', name);
         try {
           return await s.store.getxattr(ino, name);
