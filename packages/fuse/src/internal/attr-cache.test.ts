@@ -85,7 +85,8 @@ describe('AttrCache', () => {
     const c = clock();
     const forgotten: string[] = [];
     const cache = new AttrCache(100, c.now);
-    cache.mirror = { forget: (p) => forgotten.push(p), clear: () => undefined };
+    const staled: string[] = [];
+    cache.mirror = { forget: (p) => forgotten.push(p), stale: (p) => staled.push(p), clear: () => undefined };
     cache.set('/a', attr(2));
     cache.set('/b', attr(2));
     cache.set('/c', attr(3));
@@ -95,7 +96,8 @@ describe('AttrCache', () => {
     expect(cache.inoOf('/a')).toBe(2);
     expect(cache.inoOf('/b')).toBe(2);
     expect(cache.get('/c')?.ino).toBe(3);
-    expect(forgotten.sort()).toEqual(['/a', '/b']);
+    expect(staled.sort()).toEqual(['/a', '/b']);
+    expect(forgotten).toEqual([]);
     cache.update(attr(2, { size: 10 }));
     expect(cache.get('/b')?.size).toBe(10);
     c.t += 100;

@@ -20,6 +20,8 @@ interface Entry {
  */
 export interface AttrMirror {
   forget(path: string): void;
+  /** The attributes of `path` are outdated; which inode it names is not (see staleIno). */
+  stale(path: string): void;
   clear(): void;
 }
 
@@ -80,7 +82,7 @@ export class AttrCache {
     for (const path of this.byIno.get(ino) ?? []) {
       const entry = this.byPath.get(path);
       if (!entry || entry.stale) continue;
-      this.mirror?.forget(path);
+      this.mirror?.stale(path);
       entry.stale = true;
     }
   }

@@ -24,7 +24,7 @@ const CAPABILITY = 'security.capability';
 const S_ISGID = 0o2000;
 
 /** The binding's C attribute cache (fuse-native, patched). */
-export type NativeAttrCache = Pick<Fuse, 'cacheAttr' | 'uncacheAttr' | 'clearAttrCache' | 'setHandleClean'>;
+export type NativeAttrCache = Pick<Fuse, 'cacheAttr' | 'staleAttr' | 'uncacheAttr' | 'clearAttrCache' | 'setHandleClean'>;
 
 export interface FsStateOptions {
   store: Store;
@@ -162,12 +162,13 @@ export class FsState {
   }
 
   /**
-   * Forgets what was published for inode `ino` (its stat changed without its attributes
-   * changing: buffered writes moved its size).
+   * Marks what was published for inode `ino` outdated (its stat changed without its attributes
+   * changing: buffered writes moved its size). The binding keeps answering the
+   * security.capability check, which a write does not change.
    */
   unpublish(ino: Ino): void {
     if (!this.native) return;
-    for (const path of this.cache.pathsOf(ino)) this.native.uncacheAttr(path);
+    for (const path of this.cache.pathsOf(ino)) this.native.staleAttr(path);
   }
 
   /**
@@ -207,6 +208,7 @@ export class FsState {
     this.native = native;
     this.cache.mirror = native && {
       forget: (path) => native.uncacheAttr(path),
+      stale: (path) => native.staleAttr(path),
       clear: () => native.clearAttrCache(),
     };
   }

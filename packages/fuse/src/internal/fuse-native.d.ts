@@ -114,6 +114,8 @@ declare module 'fuse-native' {
      * calling ops; with `noCapability`, getxattr(path, 'security.capability') too (ENODATA).
      */
     cacheAttr(path: string, stat: Fuse.Stat, ttlMs: number, noCapability?: boolean): void;
+    /** Patched: getattr of `path` goes to ops again; the noCapability answer stays (effective before it returns). */
+    staleAttr(path: string): void;
     /** Patched: forgets what cacheAttr published for `path` (effective before it returns). */
     uncacheAttr(path: string): void;
     /** Patched: forgets every published path. */
