@@ -2,46 +2,12 @@
  * Store.stats: one count per round trip, checked against a real redis-server (a script call is
  * one, whatever it runs inside; the Buffer view and NOSCRIPT retries count too).
  */
-import { createClient } from '@redis/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type StartedRedis } from '../../../e2e/helpers/redis-server.js';
-import { openStore, type Store } from './index.js';
+import { describe, expect, it } from 'vitest';
 import { CommandCounter } from './internal/stats.js';
+import { TEST_OWNER as owner, countsOf, storeFixture } from './internal/test-fixture.js';
 
-let redis: StartedRedis;
-let raw: ReturnType<typeof createClient>;
-const open: Store[] = [];
-let n = 0;
-const owner = { uid: 1000, gid: 100 };
-
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = createClient({ url: redis.url });
-  await raw.connect();
-});
-afterAll(async () => {
-  await Promise.all(open.map((s) => s.close()));
-  await raw?.close();
-  await redis?.stop();
-});
-
-async function fresh(): Promise<Store> {
-  const store = await openStore({ url: redis.url, prefix: `stats${++n}` });
-  open.push(store);
-  return store;
-}
-
-/** What `fn` adds to the store's counts (zeros left out). */
-async function countsOf(store: Store, fn: () => Promise<unknown>): Promise<Record<string, number>> {
-  const before = store.stats().commands;
-  await fn();
-  const out: Record<string, number> = {};
-  for (const [cmd, count] of Object.entries(store.stats().commands)) {
-    const d = count - (before[cmd] ?? 0);
-    if (d > 0) out[cmd] = d;
-  }
-  return out;
-}
+const t = storeFixture('stats');
+const { fresh } = t;
 
 describe('CommandCounter', () => {
   it('counts commands by name and script calls by script name', () => {
@@ -92,7 +58,7 @@ describe('Store.stats', () => {
 
   it('counts the EVAL retry after a SCRIPT FLUSH as a second round trip', async () => {
     const s = await fresh();
-    await raw.scriptFlush();
+    await t.raw.scriptFlush();
     const counts = await countsOf(s, () => s.mkdir(s.rootIno, 'd', 0o755, owner));
     expect(counts).toMatchObject({ 'EVALSHA create': 1, 'EVAL create': 1 });
   });

@@ -2,34 +2,13 @@
  * The store contract: POSIX rules of every operation, checked against a real redis-server
  * (started by the e2e harness's startRedis: testcontainers or a local binary, never a mock).
  */
-import { createClient } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type StartedRedis } from '../../../e2e/helpers/redis-server.js';
-import { openStore, type Store, type StoreOptions } from './index.js';
+import { describe, expect, it } from 'vitest';
+import { openStore } from './index.js';
+import { TEST_OWNER as owner, storeFixture } from './internal/test-fixture.js';
 
-let redis: StartedRedis;
-let raw: ReturnType<typeof createClient>;
-const open: Store[] = [];
-let n = 0;
-const owner = { uid: 1000, gid: 100 };
-
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = createClient({ url: redis.url });
-  await raw.connect();
-});
-afterAll(async () => {
-  await Promise.all(open.map((s) => s.close()));
-  await raw?.close();
-  await redis?.stop();
-});
-
-async function fresh(options: StoreOptions = {}): Promise<Store> {
-  const store = await openStore({ url: redis.url, prefix: `t${++n}`, ...options });
-  open.push(store);
-  return store;
-}
+const t = storeFixture('t');
+const { fresh } = t;
 
 describe('namespace', () => {
   it('creates, looks up and lists files and directories with their types', async () => {
@@ -76,8 +55,8 @@ describe('namespace', () => {
     await s.unlink(s.rootIno, 'b');
     await expect(s.getattr(f.ino)).rejects.toMatchObject({ code: 'ENOENT' });
     const keys = keysFor(s.prefix);
-    expect(await raw.exists([keys.block(f.ino, 0), keys.block(f.ino, 3)])).toBe(0);
-    expect(await raw.sCard(keys.gc)).toBe(0);
+    expect(await t.raw.exists([keys.block(f.ino, 0), keys.block(f.ino, 3)])).toBe(0);
+    expect(await t.raw.sCard(keys.gc)).toBe(0);
     const after = await s.statfs();
     expect(before.inodes - after.inodes).toBe(1);
     expect(before.bytesUsed - after.bytesUsed).toBe(200_000);
@@ -194,7 +173,7 @@ describe('data', () => {
     await s.setattr(f.ino, { size: 10 * 2 ** 30 });
     await s.write(f.ino, 5 * 2 ** 30 + 100, Buffer.alloc(4096, 1));
     const blocks: string[] = [];
-    for await (const batch of raw.scanIterator({ MATCH: `${s.prefix}:b:*`, COUNT: 1000 })) blocks.push(...batch);
+    for await (const batch of t.raw.scanIterator({ MATCH: `${s.prefix}:b:*`, COUNT: 1000 })) blocks.push(...batch);
     expect(blocks).toEqual([keysFor(s.prefix).block(f.ino, (5 * 2 ** 30) / s.blockSize)]);
     expect((await s.read(f.ino, 2 ** 30, 8)).equals(Buffer.alloc(8))).toBe(true);
   });
@@ -208,7 +187,7 @@ describe('data', () => {
     const data = await s.read(f.ino, 0, 300_000);
     expect(data.subarray(0, 70_000).equals(Buffer.alloc(70_000, 9))).toBe(true);
     expect(data.subarray(70_000).equals(Buffer.alloc(230_000))).toBe(true);
-    expect(await raw.sCard(keysFor(s.prefix).gc)).toBe(0);
+    expect(await t.raw.sCard(keysFor(s.prefix).gc)).toBe(0);
     expect((await s.statfs()).bytesUsed).toBe(300_000);
   });
 
@@ -219,7 +198,7 @@ describe('data', () => {
     await s.write(f.ino, 0, Buffer.alloc(s.blockSize, 65));
     await s.write(f.ino, s.blockSize, random);
     const keys = keysFor(s.prefix);
-    const bin = raw.withTypeMapping({ [RESP]: Buffer }) as unknown as { get(k: string): Promise<Buffer> };
+    const bin = t.raw.withTypeMapping({ [RESP]: Buffer }) as unknown as { get(k: string): Promise<Buffer> };
     const [a, b] = await Promise.all([bin.get(keys.block(f.ino, 0)), bin.get(keys.block(f.ino, 1))]);
     expect(a[0]).toBe(1);
     expect(a.length).toBeLessThan(1000);
@@ -233,11 +212,10 @@ describe('data', () => {
     const data = Buffer.alloc(300_000, 3);
     await s.write(f.ino, 0, data);
     // As if a truncate to 0 had been interrupted and the file rewritten before recovery.
-    await raw.sAdd(keysFor(s.prefix).gc, `${f.ino}:0:5`);
-    const again = await openStore({ url: redis.url, prefix: s.prefix });
-    open.push(again);
+    await t.raw.sAdd(keysFor(s.prefix).gc, `${f.ino}:0:5`);
+    const again = await fresh({ prefix: s.prefix });
     expect((await again.read(f.ino, 0, 300_000)).equals(data)).toBe(true);
-    expect(await raw.sCard(keysFor(s.prefix).gc)).toBe(0);
+    expect(await t.raw.sCard(keysFor(s.prefix).gc)).toBe(0);
   });
 
   it('bytes a crash left past the end of a file never reappear', async () => {
@@ -245,12 +223,12 @@ describe('data', () => {
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
     await s.write(f.ino, 0, Buffer.alloc(100_000, 9));
     // A truncate to 70,000 that stopped after its script: size set, tail block not trimmed.
-    await raw.hSet(keysFor(s.prefix).inode(f.ino), 's', '70000');
+    await t.raw.hSet(keysFor(s.prefix).inode(f.ino), 's', '70000');
     await s.write(f.ino, 90_000, Buffer.from('x'));
     expect((await s.read(f.ino, 70_000, 20_000)).equals(Buffer.alloc(20_000))).toBe(true);
     const g = await s.mknod(s.rootIno, 'g', 0o644, owner);
     await s.write(g.ino, 0, Buffer.alloc(100_000, 9));
-    await raw.hSet(keysFor(s.prefix).inode(g.ino), 's', '70000');
+    await t.raw.hSet(keysFor(s.prefix).inode(g.ino), 's', '70000');
     await s.setattr(g.ino, { size: 100_000 });
     expect((await s.read(g.ino, 70_000, 30_000)).equals(Buffer.alloc(30_000))).toBe(true);
   });
@@ -267,12 +245,12 @@ describe('data', () => {
   it('reports a full Redis (maxmemory) as ENOSPC', async () => {
     const s = await fresh();
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
-    await raw.configSet('maxmemory', '1');
+    await t.raw.configSet('maxmemory', '1');
     try {
       await expect(s.write(f.ino, 0, Buffer.alloc(1000, 1))).rejects.toMatchObject({ code: 'ENOSPC' });
       await expect(s.mknod(s.rootIno, 'g', 0o644, owner)).rejects.toMatchObject({ code: 'ENOSPC' });
     } finally {
-      await raw.configSet('maxmemory', '0');
+      await t.raw.configSet('maxmemory', '0');
     }
     expect((await s.getattr(f.ino)).size).toBe(0);
   });
@@ -322,26 +300,24 @@ describe('opening and safety', () => {
   it('refuses changes with EROFS when read-only, and an empty prefix read-only with ENOENT', async () => {
     const s = await fresh();
     await s.writeFile('/f', 'data');
-    const ro = await openStore({ url: redis.url, prefix: s.prefix, readOnly: true });
-    open.push(ro);
+    const ro = await fresh({ prefix: s.prefix, readOnly: true });
     expect((await ro.readFile('/f')).toString()).toBe('data');
     await expect(ro.writeFile('/g', 'x')).rejects.toMatchObject({ code: 'EROFS' });
     await expect(ro.remove('/f')).rejects.toMatchObject({ code: 'EROFS' });
-    await expect(openStore({ url: redis.url, prefix: 'never-made', readOnly: true })).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(openStore({ url: t.redis.url, prefix: 'never-made', readOnly: true })).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('refuses a newer layout version and reports corrupt records as EIO', async () => {
     const s = await fresh();
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
     const keys = keysFor(s.prefix);
-    await raw.hSet(keys.inode(f.ino), 'm', 'garbage');
+    await t.raw.hSet(keys.inode(f.ino), 'm', 'garbage');
     const warnings: string[] = [];
-    const s2 = await openStore({ url: redis.url, prefix: s.prefix, onWarning: (m) => warnings.push(m) });
-    open.push(s2);
+    const s2 = await fresh({ prefix: s.prefix, onWarning: (m) => warnings.push(m) });
     await expect(s2.getattr(f.ino)).rejects.toMatchObject({ code: 'EIO' });
     expect(warnings.join('\n')).toContain(`corrupt inode ${f.ino}`);
-    await raw.hSet(keys.superblock, 'version', '99');
-    await expect(openStore({ url: redis.url, prefix: s.prefix })).rejects.toMatchObject({ code: 'EINVAL' });
+    await t.raw.hSet(keys.superblock, 'version', '99');
+    await expect(openStore({ url: t.redis.url, prefix: s.prefix })).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
   it('reports an unreachable Redis as EIO without the password', async () => {
@@ -352,8 +328,7 @@ describe('opening and safety', () => {
 
   it('two clients creating in one directory at once lose nothing', async () => {
     const a = await fresh();
-    const b = await openStore({ url: redis.url, prefix: a.prefix });
-    open.push(b);
+    const b = await fresh({ prefix: a.prefix });
     await Promise.all([
       ...Array.from({ length: 200 }, (_, i) => a.mknod(a.rootIno, `a${i}`, 0o644, owner)),
       ...Array.from({ length: 200 }, (_, i) => b.mknod(b.rootIno, `b${i}`, 0o644, owner)),
@@ -367,9 +342,8 @@ describe('opening and safety', () => {
 
 describe('two clients writing one file', () => {
   it('keep both writes when they change different bytes of the same blocks at once', async () => {
-    const prefix = `t${++n}`;
-    const [a, b] = [await fresh({ prefix }), await openStore({ url: redis.url, prefix })];
-    open.push(b);
+    const prefix = t.newPrefix();
+    const [a, b] = [await fresh({ prefix }), await fresh({ prefix })];
     const f = await a.mknod(a.rootIno, 'shared', 0o644, owner);
     // 200 KiB in 1 KiB pieces: A writes the even ones, B the odd ones, all at the same time, so
     // most writes read-modify-write a block the other client is changing too.

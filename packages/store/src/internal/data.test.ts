@@ -4,54 +4,22 @@
  * most 1 MiB of blocks. What each costs is checked with Store.stats.
  */
 import { randomBytes } from 'node:crypto';
-import { createClient } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type StartedRedis } from '../../../../e2e/helpers/redis-server.js';
-import { openStore, type Store } from '../index.js';
+import { describe, expect, it } from 'vitest';
+import type { Store } from '../index.js';
+import { TEST_OWNER as owner, countsOf, storeFixture } from './test-fixture.js';
 
-let redis: StartedRedis;
-let raw: ReturnType<typeof createClient>;
-const open: Store[] = [];
-let n = 0;
-const owner = { uid: 1000, gid: 100 };
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = createClient({ url: redis.url });
-  await raw.connect();
-});
-afterAll(async () => {
-  await Promise.all(open.map((s) => s.close()));
-  await raw?.close();
-  await redis?.stop();
-});
-
-async function fresh(prefix = `data${++n}`): Promise<Store> {
-  const store = await openStore({ url: redis.url, prefix });
-  open.push(store);
-  return store;
-}
-
-/** What `fn` adds to the store's round-trip counts (zeros left out). */
-async function countsOf(store: Store, fn: () => Promise<unknown>): Promise<Record<string, number>> {
-  const before = store.stats().commands;
-  await fn();
-  const out: Record<string, number> = {};
-  for (const [cmd, count] of Object.entries(store.stats().commands)) {
-    const d = count - (before[cmd] ?? 0);
-    if (d > 0) out[cmd] = d;
-  }
-  return out;
-}
+const t = storeFixture('data');
+const { fresh } = t;
 
 /** Every block key of the store's filesystem, with its stored length. */
 async function blockLengths(s: Store): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for await (const batch of raw.scanIterator({ MATCH: `${s.prefix}:b:*`, COUNT: 1000 })) {
-    for (const key of batch) out.set(key, await raw.strLen(key));
+  for await (const batch of t.raw.scanIterator({ MATCH: `${s.prefix}:b:*`, COUNT: 1000 })) {
+    for (const key of batch) out.set(key, await t.raw.strLen(key));
   }
   return out;
 }
@@ -118,7 +86,7 @@ describe('partial blocks', () => {
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
     await s.write(f.ino, 0, randomBytes(100_000));
     // A truncate to 70,000 that stopped after its script: size set, tail block not trimmed.
-    await raw.hSet(keysFor(s.prefix).inode(f.ino), 's', '70000');
+    await t.raw.hSet(keysFor(s.prefix).inode(f.ino), 's', '70000');
     await s.write(f.ino, 90_000, Buffer.from('x'));
     const data = await s.read(f.ino, 70_000, 30_000);
     expect(data.subarray(0, 20_000).equals(Buffer.alloc(20_000))).toBe(true);
@@ -126,8 +94,8 @@ describe('partial blocks', () => {
   });
 
   it('written in place by two clients at once keep both clients\' bytes', async () => {
-    const prefix = `data${++n}`;
-    const [a, b] = [await fresh(prefix), await fresh(prefix)];
+    const prefix = t.newPrefix();
+    const [a, b] = [await fresh({ prefix }), await fresh({ prefix })];
     const f = await a.mknod(a.rootIno, 'shared', 0o644, owner);
     await a.write(f.ino, 0, randomBytes(200 * KiB));
     const piece = (i: number) => randomBytes(KiB).fill(i % 251, 0, 1);

@@ -1,0 +1,75 @@
+/**
+ * Test-only: what the store's tests against a real redis-server share. A server and a raw
+ * client for the whole file, fresh stores on their own prefixes, all closed after the file, and
+ * the round trips an action costs. Not exported from the package.
+ *
+ *   const t = storeFixture('t');
+ *   const s = await t.fresh();
+ */
+import { createClient } from '@redis/client';
+import { afterAll, beforeAll } from 'vitest';
+import { startRedis, type StartedRedis } from '../../../../e2e/helpers/redis-server.js';
+import { openStore, type Store, type StoreOptions } from '../index.js';
+
+const makeRaw = (url: string) => createClient({ url });
+export type RawClient = ReturnType<typeof makeRaw>;
+
+/** The owner the tests create files as. */
+export const TEST_OWNER = { uid: 1000, gid: 100 };
+
+export interface StoreFixture {
+  /** The file's server and a plain client of it (valid inside tests). */
+  readonly redis: StartedRedis;
+  readonly raw: RawClient;
+  /** A prefix no store of this file has used yet. */
+  newPrefix(): string;
+  /**
+   * A store, closed after the file: on a new prefix, or on `options.prefix` (another client of
+   * an existing filesystem).
+   */
+  fresh(options?: StoreOptions & { prefix?: string }): Promise<Store>;
+}
+
+/** Starts a redis-server for the test file (beforeAll) and stops it with every store (afterAll). */
+export function storeFixture(label: string): StoreFixture {
+  let redis: StartedRedis | undefined;
+  let raw: RawClient | undefined;
+  const open: Store[] = [];
+  let n = 0;
+  beforeAll(async () => {
+    redis = await startRedis();
+    raw = makeRaw(redis.url);
+    await raw.connect();
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((s) => s.close()));
+    await raw?.close();
+    await redis?.stop();
+  });
+  return {
+    get redis() {
+      return redis!;
+    },
+    get raw() {
+      return raw!;
+    },
+    newPrefix: () => `${label}${++n}`,
+    async fresh(options = {}) {
+      const store = await openStore({ url: redis!.url, prefix: `${label}${++n}`, ...options });
+      open.push(store);
+      return store;
+    },
+  };
+}
+
+/** What `fn` adds to the store's round-trip counts (Store.stats), zeros left out. */
+export async function countsOf(store: Store, fn: () => Promise<unknown>): Promise<Record<string, number>> {
+  const before = store.stats().commands;
+  await fn();
+  const out: Record<string, number> = {};
+  for (const [cmd, count] of Object.entries(store.stats().commands)) {
+    const d = count - (before[cmd] ?? 0);
+    if (d > 0) out[cmd] = d;
+  }
+  return out;
+}
