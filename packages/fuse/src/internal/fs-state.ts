@@ -128,9 +128,7 @@ export class FsState {
     entries.forEach((e, i) => {
       const attr = attrs[i];
       if (!attr) return;
-      const path = base + e.name;
-      this.cache.set(path, attr, epoch);
-      this.publish(path, attr);
+      this.remember(base + e.name, attr, epoch);
     });
   }
 
@@ -153,6 +151,19 @@ export class FsState {
     const noCapFor = this.xattrMisses.missingForMs(attr.ino, CAPABILITY);
     const noCapability = noCapFor > 0;
     this.native.cacheAttr(path, stat, noCapability ? Math.min(ttl, noCapFor) : ttl, noCapability);
+  }
+
+  /** Caches `attr` under `path` (unless the cache changed since `epoch`) and publishes it. */
+  remember(path: string, attr: Attr, epoch?: number): void {
+    this.cache.set(path, attr, epoch);
+    this.publish(path, attr);
+  }
+
+  /** The stat getattr answers for `path`, published so the binding answers the next ones. */
+  statOf(path: string, attr: Attr): Fuse.Stat {
+    const stat = this.stat(attr);
+    this.publish(path, attr, stat);
+    return stat;
   }
 
   /** Publishes `path` again if it is cached (something publish depends on changed). */
@@ -196,17 +207,13 @@ export class FsState {
     const fresh = this.freshParents.get(ino);
     this.freshParents.delete(ino);
     this.cache.invalidatePath(dirPath);
-    if (fresh) {
-      this.cache.set(dirPath, fresh);
-      this.publish(dirPath, fresh);
-    }
+    if (fresh) this.remember(dirPath, fresh);
   }
 
-  /** Connects the binding's attribute cache (see publish); undefined disconnects it. */
-  attachNative(native: NativeAttrCache | undefined): void {
-    this.native?.clearAttrCache();
+  /** Connects the binding's attribute cache (see publish). */
+  attachNative(native: NativeAttrCache): void {
     this.native = native;
-    this.cache.mirror = native && {
+    this.cache.mirror = {
       forget: (path) => native.uncacheAttr(path),
       stale: (path) => native.staleAttr(path),
       clear: () => native.clearAttrCache(),
@@ -234,10 +241,7 @@ export class FsState {
     try {
       const attr = await this.store.setattr(ino, changes);
       this.cache.update(attr);
-      if (path !== undefined) {
-        this.cache.set(path, attr);
-        this.publish(path, attr);
-      }
+      if (path !== undefined) this.remember(path, attr);
       return attr;
     } catch (err) {
       this.cache.invalidateIno(ino);

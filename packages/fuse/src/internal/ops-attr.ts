@@ -32,21 +32,13 @@ export function attrOps(s: FsState): Fuse.Ops {
     },
 
     getattr(path, cb) {
-      s.run('getattr', path, valueReply(cb), async () => {
-        const attr = await s.resolve(path);
-        const stat = s.stat(attr);
-        s.publish(path, attr, stat);
-        return stat;
-      });
+      s.run('getattr', path, valueReply(cb), async () => s.statOf(path, await s.resolve(path)));
     },
 
     fgetattr(path, fd, cb) {
       s.run('fgetattr', path, valueReply(cb), async () => {
         const file = s.files.get(fd);
-        const attr = file ? await s.attrOfIno(file.ino) : await s.resolve(path);
-        const stat = s.stat(attr);
-        s.publish(path, attr, stat);
-        return stat;
+        return s.statOf(path, file ? await s.attrOfIno(file.ino) : await s.resolve(path));
       });
     },
 

@@ -55,9 +55,8 @@ export function ioOps(s: FsState): Fuse.Ops {
         const entry = s.newEntry(dir, caller, mode, false);
         const attr = await s.store.mknod(dir.ino, name, entry.mode, entry.owner);
         s.settleParent(dirPath, dir.ino);
-        s.cache.set(path, attr);
         s.xattrMisses.noteEmpty(attr.ino); // so security.capability, asked at each write, is answered at once
-        s.publish(path, attr);
+        s.remember(path, attr);
         const { fd } = s.files.add({ ino: attr.ino, path, flags: O_RDWR, buffer: s.newBuffer(attr.ino) });
         s.markClean(fd, true);
         return fd;
