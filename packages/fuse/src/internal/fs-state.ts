@@ -177,7 +177,7 @@ export class FsState {
    * changing: buffered writes moved its size). The binding keeps answering the
    * security.capability check, which a write does not change.
    */
-  unpublish(ino: Ino): void {
+  outdate(ino: Ino): void {
     if (!this.native) return;
     for (const path of this.cache.pathsOf(ino)) this.native.staleAttr(path);
   }

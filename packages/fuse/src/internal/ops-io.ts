@@ -98,7 +98,7 @@ export function ioOps(s: FsState): Fuse.Ops {
           await file.buffer.write(pos, data);
           s.markClean(fd, false); // again: a flush that ended meanwhile may have marked it clean
           // Its size as stat shows it may have grown: what the binding holds is outdated.
-          s.unpublish(file.ino);
+          s.outdate(file.ino);
           s.republish(path);
           if (file.flags & (O_SYNC | O_DSYNC)) await file.buffer.flush();
           return len;
