@@ -17,8 +17,14 @@ export {
   ROOT_INO,
   DEFAULT_PREFIX,
   PREFIX_PATTERN,
+  FAMILY_PATTERN,
+  UPGRADABLE_LAYOUTS,
+  RELEASE_BATCH,
 } from './limits.js';
-export { keysFor, assertPrefix, parseBlockKey, parseInodeKey, LUA_KEY_FUNCTIONS, type KeyLayout, type InodeKeyKind } from './layout.js';
+export {
+  keysFor, assertPrefix, familyOf, sameFamily, parseBlockKey, parseLayout1BlockKey, parseInodeKey, BLOCK_ID_PATTERN, LUA_KEY_FUNCTIONS,
+  type KeyLayout, type InodeKeyKind,
+} from './layout.js';
 export {
   INODE_FIELDS,
   FILE_TYPE_CODES,
@@ -41,6 +47,5 @@ export {
   type InodeRecord,
   type BlockCodec,
   type Superblock,
-  type GcEntry,
 } from './records.js';
 export { splitBlock, joinBlock, blockIndex, blockCount } from './block.js';

@@ -1,38 +1,55 @@
 /**
- * The Redis key layout of one redisfs filesystem (layout version 1).
+ * The Redis key layout of one redisfs filesystem (layout version 2).
  *
- * Every key of filesystem P is listed here; nothing else is written. Metadata keys carry the hash
- * tag `{P}`, so every key one atomic operation (a Lua script) touches lives in one Redis Cluster
- * slot. Data blocks carry no tag: a write stores its blocks and the size that exposes them in
- * one script (fine on one server; Redis Cluster would need them in the inode's slot). Blocks are
- * removed after the metadata that referenced them, so a crash leaves at worst unreferenced
- * blocks (listed in `{P}:gc` where known, found by fsck otherwise).
+ * A prefix P names a filesystem: a family name F (`skx`), or a member of F's family (`skx@mon`:
+ * a snapshot or a clone of it). Every metadata key of P, and every family-wide key, carries the
+ * hash tag `{F}`, so one Lua script can change any of them atomically, also in Redis Cluster.
+ * Data blocks carry no tag, so in a cluster they spread over every master. A regular file's
+ * block map (`m:<ino>`, a sorted set: member = block id, score = block index) says which blocks
+ * exist, so deleting or shrinking costs what is stored, not the file's size. Blocks are never
+ * changed once shared: members of one family share them, counted in `{F}#rc`.
+ *
+ * MP is P's metadata prefix: `{F}:` for P = F, `{F}@S:` for P = F@S.
  *
  * | key                 | type   | contents                                                              |
  * |---------------------|--------|-----------------------------------------------------------------------|
- * | `{P}:sb`            | hash   | superblock: `version`, `bsize`, `codec`, `created` (ns), `maxsize`; on a snapshot also `snapof` (source prefix) and `snapat` (ns) |
- * | `{P}:ino`           | string | last inode number reserved (INCRBY, in batches; never reused)          |
- * | `{P}:st`            | hash   | usage counters: `inodes` (live inodes), `bytes` (sum of file sizes)    |
- * | `{P}:i:<ino>`       | hash   | inode: see {@link INODE_FIELDS}                                        |
- * | `{P}:d:<ino>`       | hash   | directory <ino>: field = entry name, value = type char + child ino     |
- * | `{P}:x:<ino>`       | hash   | extended attributes of <ino>: field = name, value = raw bytes          |
- * | `{P}:gc`            | set    | pending block deletions, members `<ino>:<from>:<to>` (block indexes)   |
- * | `{P}:snap`          | hash   | snapshot in progress from P: `to` (target prefix), `id`; has a lease TTL |
- * | `{P}:snap:done`     | set    | keys of P already preserved for the snapshot in progress (TTL)         |
- * | `{P}:snapfrom`      | hash   | P is being written as a snapshot: `from`, `id`; has a lease TTL        |
- * | `P:b:<ino>:<index>` | string | data block <index> of <ino>: 1 codec byte + payload (see block.ts)     |
+ * | `MP sb`             | hash   | superblock: `version`, `bsize`, `codec`, `created` (ns), `maxsize`; on a snapshot also `snapof` (source prefix) and `snapat` (ns) |
+ * | `MP ino`            | string | last inode number reserved (INCRBY, in batches; never reused)          |
+ * | `MP st`             | hash   | usage counters: `inodes` (live inodes), `bytes` (sum of file sizes)    |
+ * | `MP i:<ino>`        | hash   | inode: see {@link INODE_FIELDS}                                        |
+ * | `MP d:<ino>`        | hash   | directory <ino>: field = entry name, value = type char + child ino     |
+ * | `MP x:<ino>`        | hash   | extended attributes of <ino>: field = name, value = raw bytes          |
+ * | `MP m:<ino>`        | zset   | block map of regular file <ino>: member = block id, score = index      |
+ * | `MP gc`             | set    | inodes whose map has entries to release (file freed, or shrunk)        |
+ * | `MP snap`           | hash   | snapshot in progress from P: `to` (target prefix), `id`; has a lease TTL |
+ * | `MP snap:done`      | set    | keys of P already preserved for the snapshot in progress (TTL)         |
+ * | `MP snapfrom`       | hash   | P is being written as a snapshot: `from`, `id`; has a lease TTL        |
+ * | `{F}#rc`            | hash   | block id → number of maps referencing it, for shared blocks (absent = 1) |
+ * | `{F}#free`          | set    | block ids no map references: their keys are deleted by the collector   |
+ * | `{F}#bid`           | string | last block id reserved (INCRBY, in batches; never reused)              |
+ * | `{F}#dead`          | set    | member prefixes being deleted (their keys released in batches)         |
+ * | `F:b:<id>`          | string | one data block: 1 codec byte + payload (see block.ts)                  |
  *
  * A directory's entries hash does not exist while the directory is empty (Redis drops empty
  * hashes). "." and ".." are not stored: ".." is the inode field `p` of a directory.
  */
-import { PREFIX_PATTERN } from './limits.js';
+import { FAMILY_PATTERN, PREFIX_PATTERN } from './limits.js';
 
 /** Builds every key of one filesystem. Create with {@link keysFor}. */
 export interface KeyLayout {
-  /** The filesystem prefix, e.g. `skx`. */
+  /** The filesystem prefix, e.g. `skx` or `skx@mon`. */
   readonly prefix: string;
-  /** `{P}:` — the start of every metadata key (what Lua scripts build keys from). */
+  /** The family name: the prefix without its `@label` (`skx`). */
+  readonly family: string;
+  /** The family's hash tag, `{F}`: every metadata and family key of this prefix carries it. */
+  readonly hashTag: string;
+  /** `{F}:` or `{F}@S:` — the start of every metadata key of this prefix (what scripts build keys from). */
   readonly metaPrefix: string;
+  /** Family-wide keys (shared by every member of the family). */
+  readonly refcounts: string;
+  readonly freeBlocks: string;
+  readonly blockCounter: string;
+  readonly deadMembers: string;
   readonly superblock: string;
   readonly inoCounter: string;
   readonly stats: string;
@@ -48,9 +65,14 @@ export interface KeyLayout {
   inode(ino: number): string;
   dir(ino: number): string;
   xattr(ino: number): string;
-  block(ino: number, index: number): string;
-  /** SCAN MATCH patterns that together cover every key of the filesystem. */
-  readonly scanPatterns: readonly string[];
+  /** Block map of a regular file (zset: member = block id, score = block index). */
+  map(ino: number): string;
+  /** A data block, by id (family-wide; no hash tag). */
+  block(id: string): string;
+  /** SCAN MATCH pattern of this prefix's own metadata keys (not the family's or the blocks). */
+  readonly metaPattern: string;
+  /** SCAN MATCH pattern of the family's data blocks. */
+  readonly blockPattern: string;
 }
 
 /** Checks a prefix against {@link PREFIX_PATTERN}; throws a RangeError that says why. */
@@ -62,13 +84,39 @@ export function assertPrefix(prefix: string): void {
   }
 }
 
+/** The family of a prefix: `skx@mon` → `skx`. */
+export function familyOf(prefix: string): string {
+  const at = prefix.indexOf('@');
+  return at < 0 ? prefix : prefix.slice(0, at);
+}
+
+/** Whether two prefixes are members of one family (and so may share blocks). */
+export function sameFamily(a: string, b: string): boolean {
+  return familyOf(a) === familyOf(b);
+}
+
+/** SCAN MATCH escapes: braces and the like are literal in key names. */
+function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
 /** The key builders of filesystem `prefix`. */
 export function keysFor(prefix: string): KeyLayout {
   assertPrefix(prefix);
-  const meta = `{${prefix}}:`;
+  const family = familyOf(prefix);
+  if (!FAMILY_PATTERN.test(family)) throw new RangeError(`invalid prefix ${JSON.stringify(prefix)}`);
+  const tag = `{${family}}`;
+  const meta = prefix === family ? `${tag}:` : `${tag}${prefix.slice(family.length)}:`;
+  const fam = `${tag}#`;
   return {
     prefix,
+    family,
+    hashTag: tag,
     metaPrefix: meta,
+    refcounts: `${fam}rc`,
+    freeBlocks: `${fam}free`,
+    blockCounter: `${fam}bid`,
+    deadMembers: `${fam}dead`,
     superblock: `${meta}sb`,
     inoCounter: `${meta}ino`,
     stats: `${meta}st`,
@@ -80,14 +128,31 @@ export function keysFor(prefix: string): KeyLayout {
     inode: (ino) => `${meta}i:${ino}`,
     dir: (ino) => `${meta}d:${ino}`,
     xattr: (ino) => `${meta}x:${ino}`,
-    block: (ino, index) => `${prefix}:b:${ino}:${index}`,
-    scanPatterns: [`${meta}*`, `${prefix}:b:*`],
+    map: (ino) => `${meta}m:${ino}`,
+    block: (id) => `${family}:b:${id}`,
+    metaPattern: `${globEscape(meta)}*`,
+    blockPattern: `${globEscape(family)}:b:*`,
   };
 }
 
-/** Parses a block key of this layout back into its inode and index; undefined if it is not one. */
-export function parseBlockKey(layout: KeyLayout, key: string): { ino: number; index: number } | undefined {
-  const head = `${layout.prefix}:b:`;
+/**
+ * The block id of a block key of this layout's family; undefined if it is not one. Ids are
+ * decimal numbers (`{F}#bid`), or `<ino>:<index>` for blocks kept in place by the upgrade from
+ * layout 1.
+ */
+export function parseBlockKey(layout: KeyLayout, key: string): string | undefined {
+  const head = `${layout.family}:b:`;
+  if (!key.startsWith(head)) return undefined;
+  const id = key.slice(head.length);
+  return BLOCK_ID_PATTERN.test(id) ? id : undefined;
+}
+
+/** What a block id looks like: a counter value, or `<ino>:<index>` (kept from layout 1). */
+export const BLOCK_ID_PATTERN = /^[1-9]\d{0,15}(:\d{1,16})?$/;
+
+/** Layout 1's block key `P:b:<ino>:<index>`, for the upgrade; undefined if `key` is not one. */
+export function parseLayout1BlockKey(prefix: string, key: string): { ino: number; index: number } | undefined {
+  const head = `${prefix}:b:`;
   if (!key.startsWith(head)) return undefined;
   const m = /^(\d+):(\d+)$/.exec(key.slice(head.length));
   if (!m) return undefined;
@@ -95,17 +160,17 @@ export function parseBlockKey(layout: KeyLayout, key: string): { ino: number; in
 }
 
 /** The per-inode metadata keys: `{P}:i:<ino>` (inode), `{P}:d:<ino>` (entries), `{P}:x:<ino>` (xattrs). */
-export type InodeKeyKind = 'inode' | 'dir' | 'xattr';
+export type InodeKeyKind = 'inode' | 'dir' | 'xattr' | 'map';
 
-const INODE_KEY_KINDS: Readonly<Record<string, InodeKeyKind>> = { i: 'inode', d: 'dir', x: 'xattr' };
+const INODE_KEY_KINDS: Readonly<Record<string, InodeKeyKind>> = { i: 'inode', d: 'dir', x: 'xattr', m: 'map' };
 
 /**
- * Parses an inode, directory or xattr key of this layout back into its kind and inode number;
+ * Parses an inode, directory, xattr or block map key of this layout back into its kind and inode number;
  * undefined if it is none of them, or not in the canonical form its builder makes (`i:07`).
  */
 export function parseInodeKey(layout: KeyLayout, key: string): { kind: InodeKeyKind; ino: number } | undefined {
   if (!key.startsWith(layout.metaPrefix)) return undefined;
-  const m = /^([idx]):([1-9]\d{0,15})$/.exec(key.slice(layout.metaPrefix.length));
+  const m = /^([idxm]):([1-9]\d{0,15})$/.exec(key.slice(layout.metaPrefix.length));
   const kind = m ? INODE_KEY_KINDS[m[1] ?? ''] : undefined;
   const ino = Number(m?.[2]);
   if (!kind || !Number.isSafeInteger(ino)) return undefined;
@@ -113,26 +178,36 @@ export function parseInodeKey(layout: KeyLayout, key: string): { kind: InodeKeyK
 }
 
 /**
- * Lua functions that build metadata keys inside scripts, from the metadata prefix passed as
- * ARGV[1]. Kept here so that key strings live in this package only.
+ * Lua functions that build keys inside scripts, from the metadata prefix passed as ARGV[1]
+ * (`{F}:` or `{F}@S:`). Kept here so that key strings live in this package only.
  */
 export const LUA_KEY_FUNCTIONS = `
 local MP = ARGV[1]
-local PFX = string.sub(MP, 2, -3)
+local FAM = string.match(MP, '^{(.-)}')
+local PFX = FAM .. string.sub(MP, #FAM + 3, -2)
+local FP = '{' .. FAM .. '}#'
 local function ikey(ino) return MP .. 'i:' .. ino end
 local function dkey(ino) return MP .. 'd:' .. ino end
 local function xkey(ino) return MP .. 'x:' .. ino end
-local function bkey(ino, index) return PFX .. ':b:' .. ino .. ':' .. index end
+local function mkey(ino) return MP .. 'm:' .. ino end
+local function bkey(id) return FAM .. ':b:' .. id end
 local STATS = MP .. 'st'
 local GC = MP .. 'gc'
 local SB = MP .. 'sb'
 local SNAP = MP .. 'snap'
 local SNAP_DONE = MP .. 'snap:done'
-local function meta_of(prefix) return '{' .. prefix .. '}:' end
-local function snap_lock_of(prefix) return meta_of(prefix) .. 'snapfrom' end
--- The name of this filesystem's key \`key\` in filesystem \`prefix\` (same role, other prefix).
-local function retarget(key, prefix)
-  if string.sub(key, 1, #MP) == MP then return meta_of(prefix) .. string.sub(key, #MP + 1) end
-  return prefix .. string.sub(key, #PFX + 1)
+local RC = FP .. 'rc'
+local FREE = FP .. 'free'
+local DEAD = FP .. 'dead'
+-- The metadata prefix of another member of this family (or of any prefix).
+local function meta_of(prefix)
+  local at = string.find(prefix, '@', 1, true)
+  if at then return '{' .. string.sub(prefix, 1, at - 1) .. '}' .. string.sub(prefix, at) .. ':' end
+  return '{' .. prefix .. '}:'
 end
+local function snap_lock_of(prefix) return meta_of(prefix) .. 'snapfrom' end
+-- The name of this member's metadata key \`key\` in member \`prefix\` (same role, other member).
+local function retarget(key, prefix) return meta_of(prefix) .. string.sub(key, #MP + 1) end
+-- Whether a metadata key of this member is a block map.
+local function is_map(key) return string.sub(key, #MP + 1, #MP + 2) == 'm:' end
 `;

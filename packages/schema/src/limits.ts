@@ -1,5 +1,7 @@
 /** Layout version written in the superblock. Bump on any change to the key layout or encodings. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
+/** Layout versions `redisfs upgrade` converts from. */
+export const UPGRADABLE_LAYOUTS: readonly number[] = [1];
 
 /** POSIX NAME_MAX: longest directory entry name, in bytes (UTF-8). */
 export const NAME_MAX = 255;
@@ -26,5 +28,14 @@ export const LINK_MAX = 65000;
 export const ROOT_INO = 1;
 /** Default filesystem prefix, as in redisfs 0.9. */
 export const DEFAULT_PREFIX = 'skx';
-/** A prefix: letters, digits, '_', '-', '.'; 1–64 chars. No ':' or braces, so patterns never overlap. */
-export const PREFIX_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/**
+ * A prefix: a family name of 1–64 letters, digits, '_', '-', '.', optionally followed by
+ * `@label` (same characters): `skx`, `skx@mon`. Members of one family (a filesystem and its
+ * snapshots and clones, as ZFS names `pool/fs@snap`) share one hash tag `{skx}` and their data
+ * blocks. No ':', '#' or braces, so patterns of different prefixes never overlap.
+ */
+export const PREFIX_PATTERN = /^[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9_.-]{1,64})?$/;
+/** A family name alone (no `@label`). */
+export const FAMILY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Block map entries a script releases at once; beyond that the rest is left to the collector. */
+export const RELEASE_BATCH = 256;

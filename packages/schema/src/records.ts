@@ -168,6 +168,8 @@ export const superblockSchema = z.object({
   snapof: z.string().optional(),
   /** Set on a snapshot: when it was taken (the point in time it holds), ns since the epoch. */
   snapat: nsField.optional(),
+  /** Set while `redisfs upgrade` converts a layout-1 filesystem: its SCAN cursor. */
+  upgrade: z.string().optional(),
 });
 export type Superblock = z.infer<typeof superblockSchema>;
 
@@ -181,6 +183,7 @@ export function encodeSuperblock(sb: Superblock): Record<string, string> {
     maxsize: String(sb.maxsize),
     ...(sb.snapof === undefined ? {} : { snapof: sb.snapof }),
     ...(sb.snapat === undefined ? {} : { snapat: sb.snapat.toString() }),
+    ...(sb.upgrade === undefined ? {} : { upgrade: sb.upgrade }),
   };
 }
 
@@ -195,17 +198,13 @@ export const statsSchema = z.object({
   bytes: intField.default(0),
 });
 
-/** A pending block deletion, member of `{P}:gc`: blocks [from, to) of ino. */
-export interface GcEntry {
-  ino: number;
-  from: number;
-  to: number;
+/**
+ * A member of `MP gc`: an inode whose block map has entries to release. When the inode is gone
+ * the whole map is released; otherwise the entries at or past its size (a shrink left them).
+ */
+export function encodeGcEntry(ino: number): string {
+  return String(ino);
 }
-export function encodeGcEntry(e: GcEntry): string {
-  return `${e.ino}:${e.from}:${e.to}`;
-}
-export function decodeGcEntry(member: string): GcEntry | undefined {
-  const m = /^(\d+):(\d+):(\d+)$/.exec(member);
-  if (!m) return undefined;
-  return { ino: Number(m[1]), from: Number(m[2]), to: Number(m[3]) };
+export function decodeGcEntry(member: string): number | undefined {
+  return /^[1-9]\d{0,15}$/.test(member) ? Number(member) : undefined;
 }

@@ -6,8 +6,11 @@
 import { keysFor, statsSchema, superblockSchema } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget } from './internal/connect.js';
-import { SCAN_COUNT, layoutOf, unlinkAll, withClient, type AdminTarget } from './internal/admin-client.js';
+import { SCAN_COUNT, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
 import { assertNotOpen } from './internal/clients.js';
+import { ScriptRunner } from './internal/scripts.js';
+import { drainFreeBlocks, releaseMember } from './internal/release.js';
+import { toFsError } from './internal/redis-errors.js';
 
 export type { AdminTarget } from './internal/admin-client.js';
 
@@ -35,7 +38,8 @@ export async function listFilesystems(target: AdminTarget = {}): Promise<Filesys
     // SCAN MATCH treats '{' literally, so match the tail and check each candidate exactly.
     for await (const keys of client.scanIterator({ MATCH: '*:sb', COUNT: SCAN_COUNT })) {
       for (const key of keys) {
-        const prefix = SUPERBLOCK_KEY.exec(key)?.[1];
+        const m = SUPERBLOCK_KEY.exec(key);
+        const prefix = m ? m[1]! + (m[2] ?? '') : undefined;
         if (prefix !== undefined && keysFor(prefix).superblock === key) prefixes.add(prefix);
       }
     }
@@ -67,10 +71,13 @@ export async function listFilesystems(target: AdminTarget = {}): Promise<Filesys
 }
 
 /**
- * Deletes every key of filesystem `prefix` (superblock first, so a half-done delete is not
- * mountable). Returns the number of keys deleted; ENOENT when the prefix holds no key, EBUSY
- * while a snapshot of it or a copy into it runs, EPERM with `onlySnapshot` when it is not a
- * snapshot; EBUSY while a store (a mount) has it open, as far as CLIENT LIST tells this user.
+ * Deletes filesystem `prefix`: its superblock first (a half-done delete is not mountable), in
+ * the same script that lists it in `{F}#dead`; then its keys, in batches (block maps release
+ * their blocks: those no other member of the family shares are deleted). A delete cut short is
+ * finished by running it again, or by the collector of any read-write mount of the family.
+ * Returns the number of keys deleted; ENOENT when the prefix holds no filesystem, EBUSY while a
+ * snapshot of it or a copy into it runs, EPERM with `onlySnapshot` when it is not a snapshot;
+ * EBUSY while a store (a mount) has it open, as far as CLIENT LIST tells this user.
  */
 export async function deleteFilesystem(
   options: AdminTarget & { prefix: string; onlySnapshot?: boolean },
@@ -90,13 +97,21 @@ export async function deleteFilesystem(
         );
       }
     }
-    const deletedKeys = await unlinkAll(client, layout);
-    if (deletedKeys === 0) {
+    const scripts = new ScriptRunner(client, layout.superblock);
+    const existed = Number(
+      await scripts.run('forget', layout.metaPrefix, []).catch((err: unknown) => {
+        if (toFsError(err, '').code !== 'EBUSY') throw err;
+        throw new FsError('EBUSY', `prefix '${layout.prefix}' is busy: a snapshot of it, or a copy into it, is in progress`);
+      }),
+    );
+    const released = await releaseMember(client, scripts, layout, layout.prefix);
+    if (existed === 0 && released.keys === 0) {
       throw new FsError('ENOENT', `no filesystem at prefix '${layout.prefix}' on ${describeTarget(options)}`);
     }
-    return { deletedKeys };
+    await drainFreeBlocks(client, layout);
+    return { deletedKeys: existed + released.keys };
   });
 }
 
-/** `{P}:sb` → P (a candidate; confirmed against keysFor). */
-const SUPERBLOCK_KEY = /^\{([A-Za-z0-9_.-]+)\}:sb$/;
+/** `{F}:sb` → F, `{F}@S:sb` → F@S (a candidate; confirmed against keysFor). */
+const SUPERBLOCK_KEY = /^\{([A-Za-z0-9_.-]+)\}(@[A-Za-z0-9_.-]+)?:sb$/;

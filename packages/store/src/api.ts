@@ -68,6 +68,12 @@ export interface PathApi {
 
 /** An open filesystem. Close it to release the Redis connection. */
 export interface Store extends InodeApi, PathApi {
+  /**
+   * Resolves once the background collector has nothing left that it knows of: blocks of removed
+   * or shrunk files and of deleted snapshots are deleted (a read-only store has no collector).
+   * Operations never wait for it; tests and tools that measure memory do.
+   */
+  collected(): Promise<void>;
   close(): Promise<void>;
   /** Redis round trips this store has made since it was opened, by command (see StoreStats). */
   stats(): StoreStats;

@@ -11,7 +11,8 @@ import type { InodeApi } from './api.js';
 import { FsError } from './errors.js';
 import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, XattrFlags } from './types.js';
 import { nowNs, pairsToRecord, replyToAttr, toAttr } from './internal/attr.js';
-import { clearPastEnd, collectGarbage, finishTruncate, readData, writeData } from './internal/data.js';
+import { clearPastEnd, finishTruncate, readData, writeData } from './internal/data.js';
+import type { Collector } from './internal/collector.js';
 import { checkName, checkSymlinkTarget, splitPath } from './internal/names.js';
 import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
@@ -38,7 +39,22 @@ export class InodeStore implements InodeApi {
   constructor(
     protected readonly ctx: StoreContext,
     private readonly opTimeoutMs: number,
+    private readonly collector?: Collector,
   ) {}
+
+  /**
+   * Waits until the background collector has nothing left that it knows of (blocks of removed
+   * and shrunk files, deleted snapshots): for tests and tools that measure memory.
+   */
+  async collected(): Promise<void> {
+    this.collector?.kick();
+    await this.collector?.idle();
+  }
+
+  /** Stops background collection (the batch in progress finishes). */
+  protected async stopCollector(): Promise<void> {
+    await this.collector?.stop();
+  }
 
   get prefix(): string {
     return this.ctx.keys.prefix;
@@ -75,17 +91,17 @@ export class InodeStore implements InodeApi {
   }
 
   /**
-   * Reports the (ino, HGETALL) pairs a script appended from index `from` on to the watchers,
-   * and returns the reply's first element as a string (a gc member, or '' for none). A reply
-   * that is a plain string (a change that changed nothing) has no parents.
+   * Reports the (ino, HGETALL) pairs a script appended from index `from` on to the watchers. A
+   * reply that is a plain string (a change that changed nothing) has no parents. A first
+   * element '1' says the change left work for the collector, which is asked for a round.
    */
-  private reportParents(reply: unknown, from: number): string {
-    if (!Array.isArray(reply)) return typeof reply === 'string' ? reply : '';
+  private reportParents(reply: unknown, from: number): void {
+    if (!Array.isArray(reply)) return;
     for (let i = from; i + 1 < reply.length; i += 2) {
       const attr = toAttr(Number(reply[i]), pairsToRecord(reply[i + 1]));
       for (const listener of this.parentWatchers) listener(attr);
     }
-    return typeof reply[0] === 'string' ? reply[0] : String(reply[0] ?? '');
+    if (reply[0] === '1') this.ctx.collect();
   }
 
   private script(name: ScriptName, args: (string | Buffer)[]): Promise<unknown> {
@@ -119,7 +135,9 @@ export class InodeStore implements InodeApi {
 
   getattr(ino: Ino): Promise<Attr> {
     return this.op(`getattr ${ino}`, async () => {
-      const hash = await this.ctx.client.hGetAll(this.ctx.keys.inode(ino));
+      // A read-only script: the inode and, for a file, what its block map holds (st_blocks).
+      const reply = (await this.script('getattrs', [String(ino)])) as unknown[];
+      const hash = pairsToRecord(reply[0]);
       if (Object.keys(hash).length === 0) throw new FsError('ENOENT', `inode ${ino}`);
       return toAttr(ino, hash);
     });
@@ -147,13 +165,18 @@ export class InodeStore implements InodeApi {
         const opt = (v: number | bigint | undefined) => (v === undefined ? '' : v.toString());
         const run = async () => {
           if (size !== undefined) await clearPastEnd(this.ctx, ino, size);
-          const reply = (await this.script('setattr', [
-            String(ino), nowNs(), String(this.blockSize),
-            opt(changes.mode), opt(changes.uid), opt(changes.gid), opt(size), opt(changes.atimeNs), opt(changes.mtimeNs),
-          ])) as [unknown, string, number];
-          const attr = toAttr(ino, pairsToRecord(reply[0]));
-          if (reply[1] || Number(reply[2]) >= 0) await finishTruncate(this.ctx, ino, attr.size, Number(reply[2]), reply[1]);
-          return attr;
+          for (;;) {
+            const reply = (await this.script('setattr', [
+              String(ino), nowNs(), String(this.blockSize),
+              opt(changes.mode), opt(changes.uid), opt(changes.gid), opt(size), opt(changes.atimeNs), opt(changes.mtimeNs),
+            ])) as [unknown, string, number] | 'TRIM';
+            // TRIM: growing over entries a shrink left (more than one batch): each call releases one.
+            if (reply === 'TRIM') continue;
+            const attr = toAttr(ino, pairsToRecord(reply[0]));
+            if (reply[1] === '1') this.ctx.collect();
+            if (Number(reply[2]) >= 0) await finishTruncate(this.ctx, ino, attr.size, Number(reply[2]));
+            return attr;
+          }
         };
         return size === undefined ? run() : this.serialWrite(ino, run);
       },
@@ -225,9 +248,7 @@ export class InodeStore implements InodeApi {
       `unlink ${name}`,
       async () => {
         checkName(name);
-        const reply = await this.script('unlink', [String(parent), name, nowNs(), String(this.blockSize)]);
-        const gc = this.reportParents(reply, 1);
-        if (gc) await this.cleanUp(gc);
+        this.reportParents(await this.script('unlink', [String(parent), name, nowNs()]), 1);
       },
       true,
     );
@@ -252,23 +273,10 @@ export class InodeStore implements InodeApi {
       async () => {
         checkName(srcName);
         checkName(dstName);
-        const reply = await this.script('rename', [
-          String(srcParent), srcName, String(dstParent), dstName, nowNs(), String(this.blockSize),
-        ]);
-        const gc = this.reportParents(reply, 1);
-        if (gc) await this.cleanUp(gc);
+        this.reportParents(await this.script('rename', [String(srcParent), srcName, String(dstParent), dstName, nowNs()]), 1);
       },
       true,
     );
-  }
-
-  /** Block deletion after the metadata is gone; a failure leaves the `{P}:gc` entry for later. */
-  private async cleanUp(member: string): Promise<void> {
-    try {
-      await collectGarbage(this.ctx, member);
-    } catch (err) {
-      this.ctx.warn(`deferred block clean-up ${member}`, err);
-    }
   }
 
   readdirPage(ino: Ino, cursor: string, count = 1000): Promise<DirPage> {
@@ -325,16 +333,20 @@ export class InodeStore implements InodeApi {
 
   statfs(): Promise<FsStats> {
     return this.op('statfs', async () => {
-      const [stats, memory] = await Promise.all([
+      const [stats, info] = await Promise.all([
         this.ctx.client.hGetAll(this.ctx.keys.stats),
-        this.ctx.client.configGet('maxmemory').catch(() => ({}) as Record<string, string>),
+        this.ctx.client.info('memory'),
       ]);
       const s = statsSchema.parse(stats);
+      // What Redis holds, against what it may hold: maxmemory, else the machine's memory. A full
+      // Redis shows full, however few bytes the files' sizes add up to (sparse files, say).
+      const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)\\s*$`, 'm').exec(info)?.[1] ?? 0);
+      const maxmemory = field('maxmemory');
       return {
         blockSize: this.blockSize,
-        bytesUsed: Math.max(0, s.bytes),
+        bytesUsed: field('used_memory'),
         inodes: Math.max(0, s.inodes),
-        maxBytes: Number((memory as Record<string, string>).maxmemory ?? 0),
+        maxBytes: maxmemory > 0 ? maxmemory : field('total_system_memory'),
         nameMax: NAME_MAX,
       };
     });

@@ -4,7 +4,7 @@
  */
 import {
   DEFAULT_BLOCK_SIZE, DEFAULT_PREFIX, LAYOUT_VERSION, MAX_FILE_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
-  encodeSuperblock, isSupportedLayout, keysFor, superblockSchema,
+  encodeSuperblock, isSupportedLayout, keysFor, superblockSchema, UPGRADABLE_LAYOUTS,
 } from '@redisfs/schema';
 import type { Store } from './api.js';
 import { FsError } from './errors.js';
@@ -13,7 +13,8 @@ import { bufferView, connectClient, describeTarget, type RedisClient } from './i
 import { ScriptRunner } from './internal/scripts.js';
 import { mountClientName } from './internal/clients.js';
 import { toFsError } from './internal/redis-errors.js';
-import { collectPendingGarbage } from './internal/data.js';
+import { BlockIds } from './internal/data.js';
+import { Collector } from './internal/collector.js';
 import { nowNs } from './internal/attr.js';
 import type { StoreContext } from './internal/context.js';
 import { RedisStore } from './redis-store.js';
@@ -48,7 +49,8 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
         `Redis at ${target} is a read-only replica: mount it with --read-only (readOnly: true)`,
       );
     }
-    const scripts = new ScriptRunner(client, keys.superblock);
+    const bin = bufferView(client);
+    const scripts = new ScriptRunner(client, keys.superblock, bin);
     let raw = await client.hGetAll(keys.superblock);
     if (Object.keys(raw).length === 0) {
       if (readOnly || options.create === false) {
@@ -71,6 +73,12 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
       raw = await client.hGetAll(keys.superblock);
     }
     const version = Number(raw.version);
+    if (UPGRADABLE_LAYOUTS.includes(version) || raw.upgrade !== undefined) {
+      throw new FsError(
+        'EINVAL',
+        `prefix '${prefix}' holds layout version ${raw.version}: convert it with \`redisfs upgrade --prefix ${prefix}\` (unmounted), then mount it`,
+      );
+    }
     if (!isSupportedLayout(version)) {
       throw new FsError(
         'EINVAL',
@@ -87,21 +95,28 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
       const when = snapat === undefined ? '' : ` taken at ${new Date(Number(snapat / 1_000_000n)).toISOString()}`;
       warn(`prefix '${prefix}' is a snapshot of '${snapof}'${when}: opened read-only (to change it: --read-write, writeSnapshot: true)`);
     }
+    let collector: Collector | undefined;
     const ctx: StoreContext = {
       client,
-      bin: bufferView(client),
+      bin,
       keys,
       scripts,
       blockSize: parsed.data.bsize,
       codec: parsed.data.codec,
       readOnly,
+      inlineBlocks: options.inlineBlocks ?? true,
+      blockIds: undefined as unknown as BlockIds,
+      collect: () => collector?.kick(),
       warn,
     };
+    ctx.blockIds = new BlockIds(ctx);
+    // Work left by others (a crash, a deleted snapshot) is picked up in the background: an open
+    // never waits for it.
     if (!readOnly) {
-      const n = await collectPendingGarbage(ctx);
-      if (n > 0) warn(`finished ${n} pending block deletion(s) left by an interrupted operation`);
+      collector = new Collector(ctx);
+      collector.start();
     }
-    return new RedisStore(ctx, options.opTimeoutMs ?? 10_000);
+    return new RedisStore(ctx, options.opTimeoutMs ?? 10_000, collector);
   } catch (err) {
     client.destroy();
     if (err instanceof FsError) throw err;

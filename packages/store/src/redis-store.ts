@@ -113,6 +113,7 @@ export class RedisStore extends InodeStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.stopCollector();
     try {
       await this.ctx.client.close();
     } catch {

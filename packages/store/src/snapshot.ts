@@ -19,12 +19,13 @@
  * target (no superblock) is removed by the next copy to it with force.
  */
 import { randomUUID } from 'node:crypto';
-import type { KeyLayout } from '@redisfs/schema';
+import { sameFamily, type KeyLayout } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget, type RedisClient } from './internal/connect.js';
 import {
-  assertCopySupported, holdsAnyKey, layoutOf, scanKeys, unlinkAll, withClient, type AdminTarget,
+  assertCopySupported, holdsAnyKey, layoutOf, scanKeys, withClient, type AdminTarget,
 } from './internal/admin-client.js';
+import { drainFreeBlocks, releaseKeys } from './internal/release.js';
 import { ScriptRunner } from './internal/scripts.js';
 import { assertNotOpen } from './internal/clients.js';
 import { toFsError } from './internal/redis-errors.js';
@@ -79,6 +80,13 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
   const src = layoutOf(options.from);
   const dst = layoutOf(options.to);
   if (src.prefix === dst.prefix) throw new FsError('EINVAL', `--from and --to are the same prefix '${src.prefix}'`);
+  if (!sameFamily(src.prefix, dst.prefix)) {
+    throw new FsError(
+      'EINVAL',
+      `'${dst.prefix}' is not in the family of '${src.prefix}': a snapshot, clone or restore shares blocks with its source, ` +
+        `so name it '${src.family}@<label>' (or '${src.family}' to roll back to it)`,
+    );
+  }
   const where = describeTarget(options);
   return withClient(options, `copying '${src.prefix}' to '${dst.prefix}'`, async (client) => {
     await assertCopySupported(client, options);
@@ -99,7 +107,8 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
       if (Number(existed) === 1 || (await holdsAnyKey(client, dst, [dst.snapshotLock]))) {
         if (!options.force) throw new FsError('EEXIST', existsMessage(dst.prefix, where));
         await assertNotOpen(client, dst.prefix, `replace '${dst.prefix}'`);
-        deletedKeys = await unlinkAll(client, dst, [dst.snapshotLock]);
+        deletedKeys = (await releaseKeys(client, scripts, dst, [dst.snapshotLock])).keys;
+        await drainFreeBlocks(client, dst);
       }
       targetIsOurs = true;
       const at = (await explain(scripts.run('snapStart', src.metaPrefix, [dst.prefix, id, lease]), {
@@ -150,7 +159,8 @@ async function cleanUp(
     if (c.started) await scripts.run('snapAbort', c.src, [c.id]);
     // Still ours? Then nobody else writes into the target: remove what this copy put there.
     if (c.targetIsOurs && (await client.hGet(c.target.snapshotLock, 'id')) === c.id) {
-      await unlinkAll(client, c.target, [c.target.snapshotLock]);
+      await releaseKeys(client, scripts, c.target, [c.target.snapshotLock]);
+      await drainFreeBlocks(client, c.target);
     }
     await scripts.run('snapUnlock', c.dst, [c.id]);
   } catch {

@@ -21,7 +21,11 @@ export interface Attr {
   atimeNs: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
-  /** 512-byte blocks charged to the file (size rounded up; holes are not subtracted). */
+  /**
+   * 512-byte blocks charged to the file: for a regular file, the bytes of the blocks it stores
+   * (uncompressed; holes are not counted), never more than its size rounded up; for the rest,
+   * the size rounded up.
+   */
   blocks: number;
   generation: number;
 }
@@ -60,11 +64,11 @@ export interface DirPage {
 /** Filesystem usage, as statfs(2) needs it. */
 export interface FsStats {
   blockSize: number;
-  /** Bytes in files (sum of sizes). */
+  /** Bytes Redis holds (INFO memory used_memory): what is stored, not the files' sizes. */
   bytesUsed: number;
   /** Live inodes. */
   inodes: number;
-  /** Redis memory limit (maxmemory), 0 when unlimited. */
+  /** What Redis may hold: maxmemory, or the machine's memory when unlimited (0 if unknown). */
   maxBytes: number;
   nameMax: number;
 }
@@ -105,6 +109,12 @@ export interface StoreOptions {
    * When false, opening an empty prefix fails with ENOENT.
    */
   create?: boolean;
+  /**
+   * Whether write scripts store block values themselves (default true: every key of a single
+   * server is reachable from a script). False stores the values first and then swaps the map
+   * entries, as Redis Cluster requires; tests use it to exercise that path on one server.
+   */
+  inlineBlocks?: boolean;
   /** Block size for a new filesystem; default 64 KiB. Existing filesystems keep theirs. */
   blockSize?: number;
   /** Upper bound of one store operation, in ms (Redis down → ETIMEDOUT); default 10 000. */

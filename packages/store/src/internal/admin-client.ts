@@ -31,12 +31,13 @@ export function layoutOf(prefix: string): KeyLayout {
   return keysFor(prefix);
 }
 
-/** Every key of a layout, in SCAN batches (a key may come twice; SCAN allows that). */
+/**
+ * Every metadata key of a prefix (not its family's keys or data blocks), in SCAN batches (a key
+ * may come twice; SCAN allows that).
+ */
 export async function* scanKeys(client: RedisClient, layout: KeyLayout): AsyncGenerator<string[]> {
-  for (const pattern of layout.scanPatterns) {
-    for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: SCAN_COUNT })) {
-      for (let i = 0; i < keys.length; i += BATCH) yield keys.slice(i, i + BATCH);
-    }
+  for await (const keys of client.scanIterator({ MATCH: layout.metaPattern, COUNT: SCAN_COUNT })) {
+    for (let i = 0; i < keys.length; i += BATCH) yield keys.slice(i, i + BATCH);
   }
 }
 

@@ -33,7 +33,8 @@ export function toAttr(ino: Ino, hash: Record<string, string>): Attr {
     atimeNs: rec.atimeNs,
     mtimeNs: rec.mtimeNs,
     ctimeNs: rec.ctimeNs,
-    blocks: Math.ceil(rec.size / 512),
+    // k: sectors the file's stored blocks hold, computed by the scripts that read attributes.
+    blocks: hash.k !== undefined && /^\d+$/.test(hash.k) ? Number(hash.k) : Math.ceil(rec.size / 512),
     generation: rec.generation,
   };
 }

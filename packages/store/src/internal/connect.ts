@@ -97,6 +97,16 @@ export interface BinaryClient {
   get(key: string): Promise<Buffer | null>;
   set(key: string, value: Buffer): Promise<unknown>;
   hGet(key: string, field: string): Promise<Buffer | null>;
+  evalSha(sha: string, options: ScriptOptions): Promise<unknown>;
+  evalShaRo(sha: string, options: ScriptOptions): Promise<unknown>;
+  eval(script: string, options: ScriptOptions): Promise<unknown>;
+  evalRo(script: string, options: ScriptOptions): Promise<unknown>;
+}
+
+/** Keys and arguments of a script call. */
+export interface ScriptOptions {
+  keys: string[];
+  arguments: (string | Buffer)[];
 }
 
 /** A view of the client whose bulk-string replies are Buffers (for data blocks). */

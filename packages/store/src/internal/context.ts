@@ -3,6 +3,7 @@ import type { KeyLayout } from '@redisfs/schema';
 import type { BinaryClient, RedisClient } from './connect.js';
 import type { ScriptRunner } from './scripts.js';
 import type { StoredCodec } from './codec.js';
+import type { BlockIds } from './data.js';
 
 export interface StoreContext {
   client: RedisClient;
@@ -13,5 +14,15 @@ export interface StoreContext {
   blockSize: number;
   codec: StoredCodec;
   readOnly: boolean;
+  /**
+   * Whether write scripts store block values themselves (one server: every key is reachable
+   * from a script). False where blocks live on other nodes than the metadata (Redis Cluster):
+   * values are stored first, then a script swaps the map entries.
+   */
+  inlineBlocks: boolean;
+  /** Block ids reserved from the family's counter. */
+  blockIds: BlockIds;
+  /** Asks the background collector for a round (after an operation left work for it). */
+  collect: () => void;
   warn: (message: string, cause?: unknown) => void;
 }

@@ -1,21 +1,29 @@
 /**
- * File data: reads and writes at any offset over fixed-size compressed blocks. A write touches
- * only the blocks it covers and stores them, with the new size and times, in write scripts of
- * at most SCRIPT_BYTES each (lua.ts, writeBlocks): a script is in Redis whole or not at all, it
+ * File data: reads and writes at any offset over fixed-size compressed blocks, found through
+ * each file's block map (`m:<ino>`: block index → block id). A block, once another map shares
+ * it (a snapshot, a clone), is never changed: a write stores new blocks under new ids and swaps
+ * the map entries in one script, with the new size and times (lua.ts, writeBlocks). The blocks
+ * it replaces are released: deleted by the collector once no map references them.
+ *
+ * A write's scripts carry at most SCRIPT_BYTES each: a script is in Redis whole or not at all, it
  * commits the size only up to its own last byte, and the scripts of one write land in file order,
  * so a write cut short (crash, lost connection) leaves a prefix of itself, never a size that
- * exposes bytes not stored. A snapshot in progress preserves the blocks a script replaces (w()).
- * A large write is pipelined: the blocks of the next script are compressed while the previous
- * one runs, and no single script holds Redis (and every other client's request) up for long.
+ * exposes bytes not stored. A large write is pipelined: the blocks of the next script are
+ * compressed while the previous one runs, and no single script holds Redis (and every other
+ * client's request) up for long.
  *
- * A partial block is not read first when it can be helped: the script writes its bytes into the
- * stored block itself when that block is raw (one round trip, no SHA-1, no codec on this side).
- * A compressed block, or one that holds stale bytes past the end of the file, is read, modified
- * and stored only if it has not changed since it was read (compare-and-set on its SHA-1), else
- * read again. Either way, two clients writing different bytes of one block both keep their
- * bytes. All-zero blocks are holes.
+ * On a single server (ctx.inlineBlocks) the write script stores the block values itself: one
+ * round trip, and nothing is left behind by a crash. Otherwise (a cluster, where blocks live on
+ * other nodes than the metadata) the values are stored first under their new ids, then the
+ * script swaps the map entries; a crash in between leaves only blocks no map references (fsck
+ * finds and removes them), never a visible half-write, and a refused script deletes its blocks.
+ *
+ * A partial block is not read first when it can be helped (single server): the script writes
+ * its bytes into the stored block itself when that block is raw and no other map shares it.
+ * Otherwise the block is read, modified and stored under a new id only if the map entry still
+ * holds the id read (compare-and-set), else read again. Either way, two clients writing
+ * different bytes of one block both keep their bytes. All-zero blocks are holes (no entry).
  */
-import { createHash } from 'node:crypto';
 import { BLOCK_CODECS, MAX_FILE_SIZE, decodeGcEntry } from '@redisfs/schema';
 import { FsError } from '../errors.js';
 import type { Ino } from '../types.js';
@@ -27,55 +35,144 @@ import { nowNs } from './attr.js';
 const SCRIPT_BYTES = 1024 * 1024;
 /** Write scripts of one write sent and not yet answered, at most. */
 const SCRIPTS_IN_FLIGHT = 2;
+/** Block ids one INCRBY of `{F}#bid` reserves. Unused ids are simply skipped. */
+const ID_BATCH = 256;
 
-/** A block as read for a read-modify-write: its payload and the version the write must find. */
+/** Hands out block ids, reserved from the family's counter in batches. */
+export class BlockIds {
+  private next = 0;
+  private last = -1;
+  private refill: Promise<void> | undefined;
+
+  constructor(private readonly ctx: Pick<StoreContext, 'client' | 'keys'>) {}
+
+  async take(n: number): Promise<string[]> {
+    const out: string[] = [];
+    while (out.length < n) {
+      if (this.next > this.last) {
+        this.refill ??= (async () => {
+          const want = Math.max(ID_BATCH, n - out.length);
+          const last = await this.ctx.client.incrBy(this.ctx.keys.blockCounter, want);
+          this.next = last - want + 1;
+          this.last = last;
+        })().finally(() => {
+          this.refill = undefined;
+        });
+        await this.refill;
+        continue;
+      }
+      out.push(String(this.next++));
+    }
+    return out;
+  }
+}
+
+/** A block as read for a read-modify-write: its payload and the map entry the write must find. */
 interface ReadBlock {
   payload: Buffer | undefined;
-  /** '-' when absent, else the SHA-1 (hex) of the stored bytes, as Lua's redis.sha1hex gives it. */
-  version: string;
+  /** The block id the map held ('' for a hole). */
+  id: string;
   /** Whether it is stored raw (could be written in place). */
   raw: boolean;
 }
 
-async function readBlock(ctx: StoreContext, ino: Ino, index: number): Promise<ReadBlock> {
-  const stored = (await ctx.bin.get(ctx.keys.block(ino, index))) as Buffer | null;
-  if (!stored) return { payload: undefined, version: '-', raw: true };
-  const version = createHash('sha1').update(stored).digest('hex');
-  return { payload: await decodeStored(ctx, ino, index, stored), version, raw: stored[0] === RAW_BYTE };
+/** One stored block of a window: its index, id and stored bytes (undefined when its key is missing). */
+interface StoredBlock {
+  index: number;
+  id: string;
+  stored: Buffer | undefined;
 }
-const RAW_BYTE = BLOCK_CODECS.raw;
 
-async function decodeStored(ctx: StoreContext, ino: Ino, index: number, stored: Buffer): Promise<Buffer> {
+/**
+ * The file's size and the blocks that exist in [first, last]: one round trip on a single server
+ * (a read-only script), the map and then the blocks otherwise.
+ */
+async function readWindow(ctx: StoreContext, ino: Ino, first: number, last: number): Promise<{ size: number; blocks: StoredBlock[] }> {
+  if (ctx.inlineBlocks) {
+    const reply = await ctx.scripts.runBinary('readBlocks', ctx.keys.metaPrefix, [String(ino), String(first), String(last)]);
+    if (!Array.isArray(reply)) throw new FsError('ENOENT', `inode ${ino}`);
+    const blocks: StoredBlock[] = [];
+    for (let i = 1; i + 2 < reply.length; i += 3) {
+      const stored = reply[i + 2] as Buffer;
+      blocks.push({ index: Number(String(reply[i])), id: String(reply[i + 1]), stored: stored.length > 0 ? stored : undefined });
+    }
+    return { size: Number(String(reply[0])), blocks };
+  }
+  const [sizeStr, map] = await Promise.all([
+    ctx.client.hGet(ctx.keys.inode(ino), 's'),
+    ctx.client.zRangeByScoreWithScores(ctx.keys.map(ino), first, last),
+  ]);
+  if (sizeStr == null) throw new FsError('ENOENT', `inode ${ino}`);
+  const stored = await Promise.all(map.map((e) => ctx.bin.get(ctx.keys.block(String(e.value)))));
+  return {
+    size: Number(sizeStr),
+    blocks: map.map((e, k) => ({ index: e.score, id: String(e.value), stored: stored[k] ?? undefined })),
+  };
+}
+
+async function decodeStored(ctx: StoreContext, ino: Ino, b: StoredBlock): Promise<Buffer> {
+  if (!b.stored) {
+    ctx.warn(`block ${b.index} of inode ${ino} (id ${b.id}) is missing`);
+    throw new FsError('EIO', `block ${b.index} of inode ${ino} is missing`);
+  }
   try {
-    return await decodeBlock(stored);
+    return await decodeBlock(b.stored);
   } catch (err) {
-    ctx.warn(`corrupt block ${index} of inode ${ino}`, err);
-    throw new FsError('EIO', `corrupt block ${index} of inode ${ino}`, { cause: err });
+    ctx.warn(`corrupt block ${b.index} of inode ${ino}`, err);
+    throw new FsError('EIO', `corrupt block ${b.index} of inode ${ino}`, { cause: err });
   }
 }
 
-/** A block payload as stored; empty for an all-zero payload, which the scripts store as a hole. */
+/** A block payload as stored; empty for an all-zero payload, which becomes a hole. */
 async function encodeForStore(ctx: StoreContext, payload: Buffer): Promise<Buffer> {
   return isAllZero(payload) ? EMPTY : await encodeBlock(payload, ctx.codec);
 }
 const EMPTY = Buffer.alloc(0);
+const RAW_BYTE = BLOCK_CODECS.raw;
 
-/** One block of a write script: its ARGV triple (see lua.ts, writeBlocks, for the modes). */
+/** One block of a write script: its ARGV quadruple (see lua.ts, writeBlocks, for the modes). */
 interface BlockOp {
   index: number;
+  /** New block id; '' for a hole. */
+  id: string;
   value: Buffer;
-  /** '' whole block; '-' or a SHA-1: whole block, compare-and-set; '@<n>': raw bytes at n. */
+  /** '' whole block; '=<id>': whole block, compare-and-set; '@<n>': raw bytes at n, in place. */
   mode: string;
 }
 
 /** How many times a piece of a write is redone when other clients keep changing its blocks. */
 const MAX_TRIES = 50;
 
-/** Sends one write script; resolves to its reply: a size, '', 'RETRY' or 'RMW'. */
+/** Script replies that change nothing and ask for another try. */
+type Redo = 'RETRY' | 'RMW' | 'TRIM';
+function isRedo(reply: string): reply is Redo {
+  return reply === 'RETRY' || reply === 'RMW' || reply === 'TRIM';
+}
+
+/**
+ * Sends one write script; resolves to its reply: a size, '', or a Redo. Without inline blocks,
+ * stores the values first and deletes them again when the script did not take them.
+ */
 async function sendOps(ctx: StoreContext, ino: Ino, ops: BlockOp[], end: number | undefined): Promise<string> {
-  const args: (string | Buffer)[] = [String(ino), end === undefined ? '' : String(end), nowNs(), String(ctx.blockSize)];
-  for (const op of ops) args.push(String(op.index), op.value, op.mode);
-  return String(await ctx.scripts.run('writeBlocks', ctx.keys.metaPrefix, args));
+  const inline = ctx.inlineBlocks;
+  const args: (string | Buffer)[] = [String(ino), end === undefined ? '' : String(end), nowNs(), String(ctx.blockSize), inline ? '1' : ''];
+  const stored = inline ? [] : ops.filter((op) => op.id !== '' && !op.mode.startsWith('@'));
+  if (stored.length > 0) await Promise.all(stored.map((op) => ctx.bin.set(ctx.keys.block(op.id), op.value)));
+  for (const op of ops) args.push(String(op.index), op.id, inline || op.mode.startsWith('@') ? op.value : EMPTY, op.mode);
+  let reply: string;
+  try {
+    reply = String(await ctx.scripts.run('writeBlocks', ctx.keys.metaPrefix, args));
+  } catch (err) {
+    if (stored.length > 0) await dropUnreferenced(ctx, stored.map((op) => op.id));
+    throw err;
+  }
+  if (stored.length > 0 && isRedo(reply)) await dropUnreferenced(ctx, stored.map((op) => op.id));
+  return reply;
+}
+
+/** Deletes blocks this client stored and no map took (best effort: fsck finds what is left). */
+async function dropUnreferenced(ctx: StoreContext, ids: string[]): Promise<void> {
+  await Promise.all(ids.map((id) => ctx.client.unlink(ctx.keys.block(id)))).catch(() => undefined);
 }
 
 /**
@@ -88,41 +185,42 @@ async function storeBlocks(ctx: StoreContext, ino: Ino, build: () => Promise<Blo
     const ops = await build();
     if (ops.length === 0 && end === undefined) return 0; // nothing to store or commit
     const reply = await sendOps(ctx, ino, ops, end);
-    if (reply !== 'RETRY' && reply !== 'RMW') return Number(reply);
+    if (!isRedo(reply)) return Number(reply);
+    if (reply === 'TRIM') attempt--; // each TRIM released a batch: progress, not contention
     if (attempt >= MAX_TRIES) {
       throw new FsError('EIO', `inode ${ino}: its blocks kept changing under ${MAX_TRIES} attempts to write them`);
     }
   }
 }
 
-/** Reads up to `length` bytes at `offset` of a regular file; one round trip. */
+/** Reads up to `length` bytes at `offset` of a regular file; one round trip on a single server. */
 export async function readData(ctx: StoreContext, ino: Ino, offset: number, length: number): Promise<Buffer> {
   if (offset < 0 || length < 0) throw new FsError('EINVAL', 'negative offset or length');
   const bs = ctx.blockSize;
   const first = Math.floor(offset / bs);
   const last = length > 0 ? Math.floor((offset + length - 1) / bs) : first - 1;
-  // Issued in the same tick, node-redis pipelines the size read and the block reads together.
-  const sizeP = ctx.client.hGet(ctx.keys.inode(ino), 's');
-  const storedPs: Promise<Buffer | null>[] = [];
-  for (let i = first; i <= last; i++) storedPs.push(ctx.bin.get(ctx.keys.block(ino, i)));
-  const [sizeStr, stored] = await Promise.all([sizeP, Promise.all(storedPs)]);
-  if (sizeStr == null) throw new FsError('ENOENT', `inode ${ino}`);
-  const size = Number(sizeStr);
+  const { size, blocks: stored } = await readWindow(ctx, ino, first, Math.max(first, last));
   const end = Math.min(offset + length, size);
   if (end <= offset) return Buffer.alloc(0);
-  const blocks = await Promise.all(stored.map((b, k) => (b ? decodeStored(ctx, ino, first + k, b) : undefined)));
+  const blocks = new Map<number, Buffer>();
+  await Promise.all(
+    stored
+      .filter((b) => b.index * bs < end)
+      .map(async (b) => blocks.set(b.index, await decodeStored(ctx, ino, b))),
+  );
   // Filled block by block; only what no payload covers (holes, short blocks) is zeroed.
   const out = Buffer.allocUnsafe(end - offset);
   let filled = offset;
-  blocks.forEach((payload, k) => {
-    const blockStart = (first + k) * bs;
+  for (let index = first; index * bs < end; index++) {
+    const payload = blocks.get(index);
+    const blockStart = index * bs;
     const from = Math.max(offset, blockStart);
     const to = Math.min(end, blockStart + (payload?.length ?? 0));
-    if (!payload || to <= from) return;
+    if (!payload || to <= from) continue;
     if (from > filled) out.fill(0, filled - offset, from - offset);
     payload.copy(out, from - offset, from - blockStart, to - blockStart);
     filled = to;
-  });
+  }
   if (filled < end) out.fill(0, filled - offset);
   return out;
 }
@@ -200,10 +298,12 @@ async function stagePiece(ctx: StoreContext, ino: Ino, piece: Piece): Promise<St
     (i * bs >= piece.offset && (i + 1) * bs <= end ? wholeIdx : partialIdx).push(i);
   }
   // Compressed side by side: zlib runs on the libuv thread pool.
-  const whole = await Promise.all(
-    wholeIdx.map(async (index) => ({ index, value: await encodeForStore(ctx, sliceOf(bs, piece, index).slice), mode: '' })),
-  );
-  const partial = partialIdx.length > 0 ? await partialOps(ctx, ino, piece, partialIdx, !rmwHint(ctx).has(ino)) : [];
+  const [values, ids] = await Promise.all([
+    Promise.all(wholeIdx.map((index) => encodeForStore(ctx, sliceOf(bs, piece, index).slice))),
+    ctx.blockIds.take(wholeIdx.length),
+  ]);
+  const whole = wholeIdx.map((index, k) => ({ index, id: values[k]!.length > 0 ? ids[k]! : '', value: values[k]!, mode: '' }));
+  const partial = partialIdx.length > 0 ? await partialOps(ctx, ino, piece, partialIdx, ctx.inlineBlocks && !rmwHint(ctx).has(ino)) : [];
   return { piece, whole, partial, mayRetry: partialIdx.length > 0 };
 }
 
@@ -215,7 +315,11 @@ async function commitPiece(ctx: StoreContext, ino: Ino, staged: StagedPiece): Pr
   const partialIdx = partial.map((op) => op.index);
   for (let attempt = 1; ; attempt++) {
     const reply = await sendOps(ctx, ino, [...whole, ...partial], end);
-    if (reply !== 'RETRY' && reply !== 'RMW') return Number(reply);
+    if (!isRedo(reply)) return Number(reply);
+    if (reply === 'TRIM') {
+      attempt--; // each TRIM released a batch of stale entries: progress, not contention
+      continue;
+    }
     if (reply === 'RMW') rememberRmw(ctx, ino);
     if (attempt >= MAX_TRIES) {
       throw new FsError('EIO', `inode ${ino}: its blocks kept changing under ${MAX_TRIES} attempts to write them`);
@@ -238,29 +342,41 @@ function sliceOf(bs: number, piece: Piece, index: number): { slice: Buffer; at: 
  */
 async function partialOps(ctx: StoreContext, ino: Ino, piece: Piece, indexes: number[], inPlace: boolean): Promise<BlockOp[]> {
   const bs = ctx.blockSize;
+  const ids = await ctx.blockIds.take(indexes.length);
   return Promise.all(
-    indexes.map(async (index) => {
+    indexes.map(async (index, k) => {
       const { slice, at } = sliceOf(bs, piece, index);
-      if (inPlace && !isAllZero(slice)) return { index, value: slice, mode: `@${at}` };
-      return blockAfterWrite(ctx, ino, index, slice, at);
+      if (inPlace && !isAllZero(slice)) return { index, id: ids[k]!, value: slice, mode: `@${at}` };
+      return blockAfterWrite(ctx, ino, index, slice, at, ids[k]!);
     }),
   );
 }
 
-/** Block `index` read, with `slice` written at byte `at`: a whole block with compare-and-set. */
-async function blockAfterWrite(ctx: StoreContext, ino: Ino, index: number, slice: Buffer, at: number): Promise<BlockOp> {
+/** Block `index` of a file as stored now, with the file's size; one round trip on a single server. */
+async function readBlock(ctx: StoreContext, ino: Ino, index: number): Promise<ReadBlock & { size: number }> {
+  const { size, blocks } = await readWindow(ctx, ino, index, index);
+  const b = blocks[0];
+  if (!b) return { payload: undefined, id: '', raw: true, size };
+  return { payload: await decodeStored(ctx, ino, b), id: b.id, raw: b.stored?.[0] === RAW_BYTE, size };
+}
+
+/**
+ * Block `index` read, with `slice` written at byte `at`: a whole block under the new id `id`,
+ * stored only if the map entry still holds the block read (compare-and-set).
+ */
+async function blockAfterWrite(ctx: StoreContext, ino: Ino, index: number, slice: Buffer, at: number, id: string): Promise<BlockOp> {
   const blockStart = index * ctx.blockSize;
-  // Size and block in one round trip. Bytes at or past the size are not file data (a truncate
-  // interrupted by a crash may have left some): they are kept out, so they read as zeros.
-  const [sizeStr, old] = await Promise.all([ctx.client.hGet(ctx.keys.inode(ino), 's'), readBlock(ctx, ino, index)]);
-  if (sizeStr == null) throw new FsError('ENOENT', `inode ${ino}`);
+  const old = await readBlock(ctx, ino, index);
+  // Bytes at or past the size are not file data (a shrink may have left some): they are kept
+  // out, so they read as zeros.
   const stored = old.payload;
-  const valid = stored ? stored.subarray(0, Math.max(0, Math.min(stored.length, Number(sizeStr) - blockStart))) : undefined;
+  const valid = stored ? stored.subarray(0, Math.max(0, Math.min(stored.length, old.size - blockStart))) : undefined;
   if (old.raw && valid?.length === stored?.length) forgetRmw(ctx, ino); // next time: in place
   const payload = Buffer.alloc(Math.max(valid?.length ?? 0, at + slice.length));
   valid?.copy(payload);
   slice.copy(payload, at);
-  return { index, value: await encodeForStore(ctx, payload), mode: old.version };
+  const value = await encodeForStore(ctx, payload);
+  return { index, id: value.length > 0 ? id : '', value, mode: `=${old.id}` };
 }
 
 /**
@@ -306,56 +422,15 @@ async function trimBlock(ctx: StoreContext, ino: Ino, index: number, keep: numbe
   await storeBlocks(ctx, ino, async () => {
     const b = await readBlock(ctx, ino, index);
     if (!b.payload || b.payload.length <= keep) return [];
-    return [{ index, value: await encodeForStore(ctx, b.payload.subarray(0, keep)), mode: b.version }];
+    const value = await encodeForStore(ctx, b.payload.subarray(0, keep));
+    const [id] = await ctx.blockIds.take(1);
+    return [{ index, id: value.length > 0 ? id! : '', value, mode: `=${b.id}` }];
   });
 }
 
-/**
- * After a shrinking truncate: zero the tail of the new last block and delete the blocks past
- * it (the pending deletion recorded in `{P}:gc` by the same script that changed the size).
- */
-export async function finishTruncate(
-  ctx: StoreContext,
-  ino: Ino,
-  newSize: number,
-  tailIndex: number,
-  gcMember: string,
-): Promise<void> {
+/** After a shrinking truncate: zero the tail of the new last block. */
+export async function finishTruncate(ctx: StoreContext, ino: Ino, newSize: number, tailIndex: number): Promise<void> {
   if (tailIndex >= 0) await trimBlock(ctx, ino, tailIndex, newSize - tailIndex * ctx.blockSize);
-  if (gcMember) await collectGarbage(ctx, gcMember);
 }
 
-/** Blocks deleted per script call: short enough not to hold Redis up, even copying them first. */
-const DELETE_BATCH = 256;
-
-/** Deletes the blocks a `{P}:gc` member names, then the member itself. */
-export async function collectGarbage(ctx: StoreContext, member: string): Promise<void> {
-  const entry = decodeGcEntry(member);
-  const bsize = String(ctx.blockSize);
-  if (!entry) {
-    await ctx.scripts.run('dropBlocks', ctx.keys.metaPrefix, ['0', '0', '0', bsize, member]);
-    return;
-  }
-  // The script spares blocks below the file's current size: a truncated file may have grown
-  // again since (another client, or before recovery after a crash); those are live data.
-  let i = entry.from;
-  do {
-    const to = Math.max(i, Math.min(entry.to, i + DELETE_BATCH));
-    await ctx.scripts.run('dropBlocks', ctx.keys.metaPrefix, [
-      String(entry.ino), String(i), String(to), bsize, to >= entry.to ? member : '',
-    ]);
-    i = to;
-  } while (i < entry.to);
-}
-
-/** Finishes block deletions left pending by a crash (run at open, read-write only). */
-export async function collectPendingGarbage(ctx: StoreContext): Promise<number> {
-  let done = 0;
-  for await (const members of ctx.client.sScanIterator(ctx.keys.gc, { COUNT: 100 })) {
-    for (const member of members as string[]) {
-      await collectGarbage(ctx, member);
-      done++;
-    }
-  }
-  return done;
-}
+export { decodeGcEntry };

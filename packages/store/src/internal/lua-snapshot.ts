@@ -7,6 +7,16 @@ import { LUA_KEY_FUNCTIONS } from '@redisfs/schema';
 
 const COMMON = `${LUA_KEY_FUNCTIONS}
 local function fail(code) error({ err = 'RFS:' .. code }) end
+-- As in lua.ts: a copied block map references its blocks once more (RC: shared blocks, absent = 1).
+local function rc_inc(id)
+  if redis.call('HINCRBY', RC, id, 1) == 1 then redis.call('HSET', RC, id, 2) end
+end
+local function preserve(key, to)
+  if redis.call('COPY', key, retarget(key, to), 'REPLACE') == 1 and is_map(key) then
+    for _, id in ipairs(redis.call('ZRANGE', key, 0, -1)) do rc_inc(id) end
+  end
+  return 1
+end
 -- The snapshot in progress from this filesystem must be ours (id), and hold the target's lock.
 local function own_snapshot(id)
   local s = redis.call('HMGET', SNAP, 'id', 'to')
@@ -61,8 +71,9 @@ local skip = { [SB] = true, [SNAP] = true, [SNAP_DONE] = true, [snap_lock_of(PFX
 local n = 0
 for i = 4, #ARGV do
   local key = ARGV[i]
-  if not skip[key] and redis.call('SISMEMBER', SNAP_DONE, key) == 0 then
-    n = n + redis.call('COPY', key, retarget(key, to), 'REPLACE')
+  if not skip[key] and string.sub(key, 1, #MP) == MP and redis.call('SISMEMBER', SNAP_DONE, key) == 0
+    and redis.call('EXISTS', key) == 1 then
+    n = n + preserve(key, to)
   end
 end
 return n

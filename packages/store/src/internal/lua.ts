@@ -8,25 +8,51 @@
  * Inode field names are those of INODE_FIELDS: m mode, u uid, g gid, s size, n nlink, r rdev,
  * a/t/c atime/mtime/ctime (ns), l symlink target, v generation, p parent (directories).
  */
-import { BLOCK_CODECS, LINK_MAX, LUA_KEY_FUNCTIONS } from '@redisfs/schema';
+import { BLOCK_CODECS, LINK_MAX, LUA_KEY_FUNCTIONS, RELEASE_BATCH } from '@redisfs/schema';
 
 const COMMON = `${LUA_KEY_FUNCTIONS}
 local S_IFMT = 61440
 local S_IFDIR = 16384
 local S_IFREG = 32768
+local RELEASE_BATCH = ${RELEASE_BATCH}
 local TYPE_CHARS = { [32768]='f', [16384]='d', [40960]='l', [8192]='c', [24576]='b', [4096]='p', [49152]='s' }
 -- Integers as decimal strings: Lua would print -0 or 1.1e+15, which Redis rejects or misreads.
 local function int(n) return string.format('%d', n) end
 local function fail(code) error({ err = 'RFS:' .. code }) end
+-- Block references. Each map entry holds one reference to its block; RC counts the references
+-- of shared blocks only (absent = 1). A block nobody references goes to FREE, whose ids the
+-- collector deletes. Family keys (RC, FREE) are never preserved for a snapshot: they describe
+-- the blocks of every member at once.
+local queued = false
+local function rc_inc(id)
+  if redis.call('HINCRBY', RC, id, 1) == 1 then redis.call('HSET', RC, id, 2) end
+end
+local function release(id)
+  local c = redis.call('HGET', RC, id)
+  if not c then
+    redis.call('SADD', FREE, id)
+    queued = true
+  elseif tonumber(c) <= 2 then
+    redis.call('HDEL', RC, id)
+  else
+    redis.call('HINCRBY', RC, id, -1)
+  end
+end
+-- Copies key (of this member) into member \`to\`; a copied block map references its blocks once more.
+local function preserve(key, to)
+  if redis.call('COPY', key, retarget(key, to), 'REPLACE') == 1 and is_map(key) then
+    for _, id in ipairs(redis.call('ZRANGE', key, 0, -1)) do rc_inc(id) end
+  end
+end
 -- Copy-on-write for a snapshot in progress (see snapshot.ts): before a key is first changed
 -- while SNAP exists, its current value (or its absence) is preserved in the snapshot's prefix.
--- Every write below goes through w(key). nil: not looked up yet; false: no snapshot.
+-- Every write of a member key below goes through w(key). nil: not looked up yet; false: no snapshot.
 local snap_to = nil
 local function w(key)
   if snap_to == nil then snap_to = redis.call('HGET', SNAP, 'to') end
   if not snap_to then return key end
   if redis.call('SADD', SNAP_DONE, key) == 1 then
-    if redis.call('EXISTS', key) == 1 then redis.call('COPY', key, retarget(key, snap_to), 'REPLACE') end
+    preserve(key, snap_to)
     local ttl = redis.call('PTTL', SNAP)
     if ttl > 0 then redis.call('PEXPIRE', SNAP_DONE, ttl) end
   end
@@ -41,28 +67,65 @@ local function must_dir(ino)
 end
 local function touch(ino, now) redis.call('HSET', w(ikey(ino)), 't', now, 'c', now) end
 local function blocks_of(size, bsize) return math.ceil(tonumber(size) / bsize) end
--- Drops one link of a non-directory inode; frees it at nlink 0. Returns the gc member or false.
-local function drop_link(ino, tc, now, bsize)
+local bsize_cache = nil
+local function fs_bsize()
+  if not bsize_cache then bsize_cache = tonumber(redis.call('HGET', SB, 'bsize')) or 65536 end
+  return bsize_cache
+end
+-- An inode's HGETALL; for a regular file with field k added: 512-byte sectors its stored blocks
+-- hold (holes are not counted), never more than its size rounded up. k is computed, not stored.
+local function attrs(ino)
+  local h = redis.call('HGETALL', ikey(ino))
+  local m, s
+  for i = 1, #h, 2 do
+    if h[i] == 'm' then m = h[i + 1] elseif h[i] == 's' then s = h[i + 1] end
+  end
+  -- (A corrupt record is left as it is: the caller reports it.)
+  if tonumber(m) and fmt(m) == S_IFREG and tonumber(s) then
+    local n = redis.call('ZCARD', mkey(ino))
+    h[#h + 1] = 'k'
+    h[#h + 1] = int(math.ceil(math.min(tonumber(s), n * fs_bsize()) / 512))
+  end
+  return h
+end
+-- Releases up to RELEASE_BATCH entries of ino's block map with index >= from (the whole map for
+-- from = 0). Returns true when no such entry is left.
+local function release_from(ino, from)
+  local mk = mkey(ino)
+  local ids = redis.call('ZRANGEBYSCORE', mk, from, '+inf', 'LIMIT', 0, RELEASE_BATCH + 1)
+  if #ids == 0 then return true end
+  local last = math.min(#ids, RELEASE_BATCH)
+  w(mk)
+  for i = 1, last do release(ids[i]) end
+  redis.call('ZREM', mk, unpack(ids, 1, last))
+  return #ids <= RELEASE_BATCH
+end
+-- Frees a regular file's blocks: at once when its map is small, else queued in GC for the
+-- collector (in batches), so an unlink costs at most one batch whatever the file held.
+local function free_map(ino)
+  if not release_from(ino, 0) then
+    redis.call('SADD', w(GC), ino)
+    queued = true
+  end
+end
+-- Drops one link of a non-directory inode; frees it at nlink 0.
+local function drop_link(ino, tc, now)
   local k = ikey(ino)
   local n = redis.call('HINCRBY', w(k), 'n', -1)
   if n > 0 then
     redis.call('HSET', w(k), 'c', now)
-    return false
+    return
   end
   local size = tonumber(redis.call('HGET', k, 's') or '0')
   redis.call('DEL', w(k), w(xkey(ino)))
   redis.call('HINCRBY', w(STATS), 'inodes', -1)
   if tc == 'f' then
     redis.call('HINCRBY', w(STATS), 'bytes', int(0 - size))
-    local nb = blocks_of(size, bsize)
-    if nb > 0 then
-      local member = ino .. ':0:' .. int(nb)
-      redis.call('SADD', w(GC), member)
-      return member
-    end
+    free_map(ino)
   end
-  return false
 end
+-- What namespace scripts return first: '1' when they left work for the collector.
+local function work() return queued and '1' or '' end
 `;
 
 /** ARGV: MP, name1, name2, … → {ino, HGETALL} of the last component ('/' when none). */
@@ -76,7 +139,7 @@ for i = 2, #ARGV do
   t = string.sub(v, 1, 1)
   ino = string.sub(v, 2)
 end
-local h = redis.call('HGETALL', ikey(ino))
+local h = attrs(ino)
 if #h == 0 then return 'ENOENT' end
 return { ino, h }
 `;
@@ -86,7 +149,7 @@ const LOOKUP = `${COMMON}
 local v = redis.call('HGET', dkey(ARGV[2]), ARGV[3])
 if not v then return 'ENOENT' end
 local ino = string.sub(v, 2)
-local h = redis.call('HGETALL', ikey(ino))
+local h = attrs(ino)
 if #h == 0 then return 'ENOENT' end
 return { ino, h }
 `;
@@ -94,7 +157,7 @@ return { ino, h }
 /** ARGV: MP, ino1, ino2, … → {HGETALL of each} (empty for an inode that is gone). */
 const GETATTRS = `${COMMON}
 local out = {}
-for i = 2, #ARGV do out[i - 1] = redis.call('HGETALL', ikey(ARGV[i])) end
+for i = 2, #ARGV do out[i - 1] = attrs(ARGV[i]) end
 return out
 `;
 
@@ -117,7 +180,7 @@ redis.call('HSET', w(ikey(ino)), unpack(f))
 redis.call('HSET', w(dkey(parent)), name, tc .. ino)
 touch(parent, now)
 redis.call('HINCRBY', w(STATS), 'inodes', 1)
-return { ino, redis.call('HGETALL', ikey(ino)), parent, redis.call('HGETALL', ikey(parent)) }
+return { ino, attrs(ino), parent, attrs(parent) }
 `;
 
 /** ARGV: MP, ino, newParent, newName, now → {ino, HGETALL, newParent, its HGETALL}. */
@@ -134,10 +197,10 @@ redis.call('HINCRBY', w(k), 'n', 1)
 redis.call('HSET', w(k), 'c', now)
 redis.call('HSET', w(dkey(parent)), name, typechar(m) .. ino)
 touch(parent, now)
-return { ino, redis.call('HGETALL', k), parent, redis.call('HGETALL', ikey(parent)) }
+return { ino, attrs(ino), parent, attrs(parent) }
 `;
 
-/** ARGV: MP, parent, name, now, bsize → {gc member ('' when nothing to free), parent, its HGETALL}. */
+/** ARGV: MP, parent, name, now → {'1' when work was left for the collector else '', parent, its HGETALL}. */
 const UNLINK = `${COMMON}
 local parent, name, now = ARGV[2], ARGV[3], ARGV[4]
 local v = redis.call('HGET', dkey(parent), name)
@@ -146,8 +209,8 @@ local tc = string.sub(v, 1, 1)
 if tc == 'd' then fail('EISDIR') end
 redis.call('HDEL', w(dkey(parent)), name)
 touch(parent, now)
-local gc = drop_link(string.sub(v, 2), tc, now, tonumber(ARGV[5])) or ''
-return { gc, parent, redis.call('HGETALL', ikey(parent)) }
+drop_link(string.sub(v, 2), tc, now)
+return { work(), parent, attrs(parent) }
 `;
 
 /** ARGV: MP, parent, name, now → {'OK', parent, its HGETALL}. */
@@ -163,12 +226,12 @@ redis.call('DEL', w(ikey(ino)), w(dkey(ino)), w(xkey(ino)))
 redis.call('HINCRBY', w(ikey(parent)), 'n', -1)
 touch(parent, now)
 redis.call('HINCRBY', w(STATS), 'inodes', -1)
-return { 'OK', parent, redis.call('HGETALL', ikey(parent)) }
+return { 'OK', parent, attrs(parent) }
 `;
 
-/** ARGV: MP, srcParent, srcName, dstParent, dstName, now, bsize → {gc member or '', srcParent, its HGETALL, dstParent, its HGETALL}; '' when nothing changes. */
+/** ARGV: MP, srcParent, srcName, dstParent, dstName, now → {'1' when work was left for the collector else '', srcParent, its HGETALL, dstParent, its HGETALL}; '' when nothing changes. */
 const RENAME = `${COMMON}
-local sp, sn, dp, dn, now, bsize = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local sp, sn, dp, dn, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local sv = redis.call('HGET', dkey(sp), sn)
 if not sv then fail('ENOENT') end
 must_dir(dp)
@@ -197,14 +260,13 @@ if st == 'd' and sp ~= dp then
     if hops > 100000 then fail('ELOOP') end
   end
 end
-local gc = ''
 if dv then
   if dt == 'd' then
     redis.call('DEL', w(ikey(dino)), w(dkey(dino)), w(xkey(dino)))
     redis.call('HINCRBY', w(ikey(dp)), 'n', -1)
     redis.call('HINCRBY', w(STATS), 'inodes', -1)
   else
-    gc = drop_link(dino, dt, now, bsize) or ''
+    drop_link(dino, dt, now)
   end
 end
 redis.call('HDEL', w(dkey(sp)), sn)
@@ -217,12 +279,14 @@ end
 redis.call('HSET', w(ikey(sino)), 'c', now)
 touch(sp, now)
 if dp ~= sp then touch(dp, now) end
-return { gc, sp, redis.call('HGETALL', ikey(sp)), dp, redis.call('HGETALL', ikey(dp)) }
+return { work(), sp, attrs(sp), dp, attrs(dp) }
 `;
 
 /**
  * ARGV: MP, ino, now, bsize, mode, uid, gid, size, atime, mtime ('' = leave alone)
- * → {HGETALL, gc member or '', index of a tail block to trim or -1}.
+ * → {HGETALL, '1' when work was left for the collector else '', index of a tail block to trim
+ * or -1}; or 'TRIM' and no change when growing the file must first release more than one batch
+ * of entries a shrink left past the old size (call again: each call releases one batch).
  */
 const SETATTR = `${COMMON}
 local ino, now, bsize = ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -231,19 +295,22 @@ local k = ikey(ino)
 local m = redis.call('HGET', k, 'm')
 if not m then fail('ENOENT') end
 local f = { 'c', now }
-local gc, tail = '', -1
+local tail = -1
 if size ~= '' then
   if fmt(m) == S_IFDIR then fail('EISDIR') end
   if fmt(m) ~= S_IFREG then fail('EINVAL') end
   local old, new = tonumber(redis.call('HGET', k, 's')), tonumber(size)
+  if new > old then
+    -- Entries a shrink left past the old size (pending collection) must not come back as data.
+    if not release_from(ino, blocks_of(old, bsize)) then return 'TRIM' end
+  end
   if new ~= old then
     table.insert(f, 's'); table.insert(f, size)
     redis.call('HINCRBY', w(STATS), 'bytes', int(new - old))
     if new < old then
-      local from, to = blocks_of(new, bsize), blocks_of(old, bsize)
-      if to > from then
-        gc = ino .. ':' .. int(from) .. ':' .. int(to)
-        redis.call('SADD', w(GC), gc)
+      if not release_from(ino, blocks_of(new, bsize)) then
+        redis.call('SADD', w(GC), ino)
+        queued = true
       end
       if new % bsize ~= 0 then tail = math.floor(new / bsize) end
     end
@@ -258,65 +325,96 @@ if gid ~= '' then table.insert(f, 'g'); table.insert(f, gid) end
 if atime ~= '' then table.insert(f, 'a'); table.insert(f, atime) end
 if mtime ~= '' then table.insert(f, 't'); table.insert(f, mtime) end
 redis.call('HSET', w(k), unpack(f))
-return { redis.call('HGETALL', k), gc, tail }
+return { attrs(ino), work(), tail }
 `;
 
 /**
- * Stores data blocks of a regular file and, unless `end` is '', commits its new size and times:
- * data and the size that exposes it in one step. ARGV: MP, ino, end, now, bsize, then triples of
- * block index, value and mode:
- *   mode ''        value is the whole stored block ('' = an all-zero block: delete it, a hole);
- *   mode '-'/SHA-1 the same, stored only if the block is still as the writer read it ('-' =
- *                  absent; else the SHA-1 of its stored bytes);
- *   mode '@<n>'    value is raw bytes to write at byte n of the block's payload, in place,
- *                  without the writer reading the block: only into a raw block (or none) whose
- *                  payload ends within the file's size (a gap before n reads as zeros).
- * → new size ('' if no commit); 'RETRY' and no change when a block changed since it was read;
- * 'RMW' and no change when a block cannot be written in place (compressed, or holding bytes
- * past the end of the file): the writer reads it and writes it whole, with a compare-and-set.
- * Either way two clients writing different bytes of one block both keep their bytes. Only
- * commands of the documented ACL line are used (GET and SET, not SETRANGE).
+ * Puts blocks into a regular file's block map and, unless `end` is '', commits its new size and
+ * times: the data and the size that exposes it in one step. ARGV: MP, ino, end, now, bsize,
+ * inline ('1': this script stores the block values itself, a single server; '': they were
+ * stored before the call, as a cluster must), then quadruples of block index, new block id,
+ * value and mode:
+ *   id ''           the block becomes a hole (all zeros): its entry is removed;
+ *   value           the stored block (codec byte + payload) under the new id when inline, else '';
+ *   mode ''         replace whatever the entry holds;
+ *   mode '=<id>'    the same, only if the entry still holds <id> ('=' alone: no entry), as the
+ *                   writer read it (compare-and-set of a read-modify-write);
+ *   mode '@<n>'     (inline only) value is raw bytes to write at byte n of the block in place,
+ *                   without the writer reading it: only into a raw block that no other map
+ *                   shares and whose payload ends within the file's size (a gap before n reads
+ *                   as zeros); when the entry is a hole, a new block under the given id.
+ * → the new size ('' if no commit), with the replaced blocks released; or, with nothing
+ * changed: 'RETRY' when an entry changed since it was read; 'RMW' when a block cannot be
+ * written in place (compressed, shared, or holding bytes past the end of the file): the writer
+ * reads it and writes it whole, with a compare-and-set; 'TRIM' when growing the file must first
+ * release more than one batch of entries a shrink left past the old size (call again).
+ * Either way two clients writing different bytes of one block both keep their bytes, and a
+ * block another map shares is never changed.
  */
 const WRITE_BLOCKS = `${COMMON}
-local ino, now, bsize = ARGV[2], ARGV[4], tonumber(ARGV[5])
+local ino, now, bsize, inline = ARGV[2], ARGV[4], tonumber(ARGV[5]), ARGV[6] == '1'
 local RAW = ${BLOCK_CODECS.raw}
 local k = ikey(ino)
+local mk = mkey(ino)
 local h = redis.call('HMGET', k, 'm', 's')
 local m = h[1]
 if not m then fail('ENOENT') end
 if fmt(m) == S_IFDIR then fail('EISDIR') end
 if fmt(m) ~= S_IFREG then fail('EINVAL') end
 local s = tonumber(h[2])
-local current = {}
-for i = 6, #ARGV, 3 do
-  local want = ARGV[i + 2]
-  if string.byte(want, 1) == 64 then
-    local cur = redis.call('GET', bkey(ino, ARGV[i]))
-    if cur and (string.byte(cur, 1) ~= RAW or #cur - 1 > s - tonumber(ARGV[i]) * bsize) then return 'RMW' end
-    current[i] = cur or ''
-  elseif want ~= '' then
-    local cur = redis.call('GET', bkey(ino, ARGV[i]))
-    if (cur and redis.sha1hex(cur) or '-') ~= want then return 'RETRY' end
+local function entry(index)
+  return redis.call('ZRANGEBYSCORE', mk, index, index, 'LIMIT', 0, 1)[1]
+end
+-- Checks first: nothing changes unless every block can be written.
+local patch = {}
+for i = 7, #ARGV, 4 do
+  local want = ARGV[i + 3]
+  local c = string.byte(want, 1)
+  if c == 64 then
+    local cur = entry(ARGV[i])
+    if cur then
+      w(mk) -- a snapshot in progress shares the map's blocks first
+      if redis.call('HEXISTS', RC, cur) == 1 then return 'RMW' end
+      local b = redis.call('GET', bkey(cur))
+      if not b or string.byte(b, 1) ~= RAW or #b - 1 > s - tonumber(ARGV[i]) * bsize then return 'RMW' end
+      patch[i] = { cur, b }
+    else
+      patch[i] = { false, '' }
+    end
+  elseif c == 61 then
+    if (entry(ARGV[i]) or '') ~= string.sub(want, 2) then return 'RETRY' end
   end
 end
-for i = 6, #ARGV, 3 do
-  local key = w(bkey(ino, ARGV[i]))
-  local value = ARGV[i + 1]
-  local cur = current[i]
-  if cur then
-    -- The payload with value written at byte n: its head, zeros up to n, value, its tail.
-    local n, len = tonumber(string.sub(ARGV[i + 2], 2)), math.max(#cur - 1, 0)
+local e = ARGV[3] ~= '' and tonumber(ARGV[3]) or s
+if e > s and not release_from(ino, blocks_of(s, bsize)) then return 'TRIM' end
+w(mk)
+for i = 7, #ARGV, 4 do
+  local index, id, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local p = patch[i]
+  if p and p[1] then
+    -- In place: the payload with value written at byte n: its head, zeros up to n, value, its tail.
+    local cur = p[2]
+    local n, len = tonumber(string.sub(ARGV[i + 3], 2)), math.max(#cur - 1, 0)
     local head = string.sub(cur, 2, 1 + math.min(n, len))
     local pad = n > len and string.rep('\\0', n - len) or ''
-    redis.call('SET', key, string.char(RAW) .. head .. pad .. value .. string.sub(cur, 2 + n + #value))
-  elseif #value == 0 then
-    redis.call('UNLINK', key)
+    redis.call('SET', bkey(p[1]), string.char(RAW) .. head .. pad .. value .. string.sub(cur, 2 + n + #value))
   else
-    redis.call('SET', key, value)
+    if p then
+      local n = tonumber(string.sub(ARGV[i + 3], 2))
+      value = string.char(RAW) .. string.rep('\\0', n) .. value
+    end
+    local old = entry(index)
+    if old then
+      release(old)
+      redis.call('ZREM', mk, old)
+    end
+    if id ~= '' then
+      if inline then redis.call('SET', bkey(id), value) end
+      redis.call('ZADD', mk, index, id)
+    end
   end
 end
 if ARGV[3] == '' then return '' end
-local e = tonumber(ARGV[3])
 if e > s then
   redis.call('HSET', w(k), 's', ARGV[3], 't', now, 'c', now)
   redis.call('HINCRBY', w(STATS), 'bytes', int(e - s))
@@ -327,20 +425,76 @@ return int(s)
 `;
 
 /**
- * Deletes blocks [from, to) of an inode, sparing those below its current size (it may have
- * grown again since the truncate or unlink that listed them). ARGV: MP, ino, from, to, bsize,
- * gc member to remove from GC when done ('' = none) → number of block keys deleted.
+ * Reads a window of a regular file, on a single server (block keys lie outside the metadata
+ * slot: a cluster reads the map first, then the blocks). ARGV: MP, ino, first, last block index
+ * → {size, index1, id1, block1, index2, …} for the blocks that exist (block '' when its key is
+ * missing); 'ENOENT'.
  */
-const DROP_BLOCKS = `${COMMON}
-local ino, from, to, bsize = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local size = redis.call('HGET', ikey(ino), 's')
-if size then from = math.max(from, blocks_of(size, bsize)) end
-local n = 0
-for i = from, to - 1 do
-  n = n + redis.call('UNLINK', w(bkey(ino, int(i))))
+const READ_BLOCKS = `${COMMON}
+local ino = ARGV[2]
+local s = redis.call('HGET', ikey(ino), 's')
+if not s then return 'ENOENT' end
+local out = { s }
+local map = redis.call('ZRANGEBYSCORE', mkey(ino), ARGV[3], ARGV[4], 'WITHSCORES')
+for i = 1, #map, 2 do
+  out[#out + 1] = map[i + 1]
+  out[#out + 1] = map[i]
+  out[#out + 1] = redis.call('GET', bkey(map[i])) or ''
 end
-if ARGV[6] ~= '' then redis.call('SREM', w(GC), ARGV[6]) end
-return n
+return out
+`;
+
+/**
+ * One batch of the collector's work on a GC member: releases up to RELEASE_BATCH entries of the
+ * inode's block map (all of them when the inode is gone, else those at or past its size) and
+ * removes the member when none is left. ARGV: MP, ino, bsize → 1 when done, else 0.
+ */
+const GC_STEP = `${COMMON}
+local ino, bsize = ARGV[2], tonumber(ARGV[3])
+local s = redis.call('HGET', ikey(ino), 's')
+local from = s and blocks_of(s, bsize) or 0
+if release_from(ino, from) then
+  redis.call('SREM', w(GC), ino)
+  return 1
+end
+return 0
+`;
+
+/**
+ * One batch of the release of a deleted member of the family (a metadata key of that member,
+ * named in full): a block map loses up to RELEASE_BATCH entries, any other key is deleted.
+ * ARGV: MP (any member of the family), key → 1 when the key is gone, else 0.
+ */
+const RELEASE_KEY = `${COMMON}
+local key = ARGV[2]
+if string.sub(key, 1, #FAM + 2) ~= '{' .. FAM .. '}' then fail('EINVAL') end
+local t = redis.call('TYPE', key)['ok']
+if t ~= 'zset' then
+  redis.call('DEL', key)
+  return 1
+end
+local ids = redis.call('ZRANGE', key, 0, RELEASE_BATCH - 1)
+for _, id in ipairs(ids) do release(id) end
+if #ids > 0 then redis.call('ZREM', key, unpack(ids)) end
+return redis.call('EXISTS', key) == 1 and 0 or 1
+`;
+
+/**
+ * Deletes this member of its family: its superblock goes (it no longer mounts) and it is listed
+ * in DEAD, whose keys are then released in batches (releaseKey, releaseDone).
+ * ARGV: MP → 1 when a superblock existed, else 0.
+ */
+const FORGET = `${COMMON}
+if redis.call('EXISTS', SNAP) == 1 or redis.call('EXISTS', snap_lock_of(PFX)) == 1 then fail('EBUSY') end
+local existed = redis.call('DEL', SB)
+redis.call('SADD', DEAD, PFX)
+return existed
+`;
+
+/** Ends the release of this (deleted) member. ARGV: MP → 'OK'. */
+const RELEASE_DONE = `${COMMON}
+redis.call('SREM', DEAD, PFX)
+return 'OK'
 `;
 
 /** ARGV: MP, ino, name, value, flag ('create' | 'replace' | ''), now. */
@@ -372,6 +526,8 @@ const FORMAT = `${COMMON}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 -- A snapshot or restore is being written into this prefix: its superblock comes last.
 if redis.call('EXISTS', snap_lock_of(PFX)) == 1 then fail('EBUSY') end
+-- A deleted member whose keys are still being released.
+if redis.call('SISMEMBER', DEAD, PFX) == 1 then fail('EBUSY') end
 local now = ARGV[2]
 local sb = {}
 for i = 5, #ARGV do table.insert(sb, ARGV[i]) end
@@ -395,7 +551,11 @@ export const SCRIPTS = {
   rename: RENAME,
   setattr: SETATTR,
   writeBlocks: WRITE_BLOCKS,
-  dropBlocks: DROP_BLOCKS,
+  readBlocks: READ_BLOCKS,
+  gcStep: GC_STEP,
+  releaseKey: RELEASE_KEY,
+  forget: FORGET,
+  releaseDone: RELEASE_DONE,
   setxattr: SETXATTR,
   removexattr: REMOVEXATTR,
   format: FORMAT,

@@ -5,10 +5,12 @@
 import { createHash } from 'node:crypto';
 import { SCRIPTS as FS_SCRIPTS } from './lua.js';
 import { SNAPSHOT_SCRIPTS } from './lua-snapshot.js';
-import type { RedisClient } from './connect.js';
+import type { BinaryClient, RedisClient, ScriptOptions } from './connect.js';
 import { commandCounterOf } from './stats.js';
 
 type Arg = string | Buffer;
+/** What a script call needs of a client (the string or the Buffer view of one connection). */
+type ScriptClient = Pick<BinaryClient, 'evalSha' | 'evalShaRo' | 'eval' | 'evalRo'>;
 
 const SCRIPTS = { ...FS_SCRIPTS, ...SNAPSHOT_SCRIPTS };
 export type ScriptName = keyof typeof SCRIPTS;
@@ -17,7 +19,7 @@ export type ScriptName = keyof typeof SCRIPTS;
  * Scripts that only read: run with EVALSHA_RO, so that Redis checks their keys for read access
  * only (a user with read-only key patterns can mount --read-only) and lets them run anywhere.
  */
-const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['resolve', 'lookup', 'getattrs']);
+const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['resolve', 'lookup', 'getattrs', 'readBlocks']);
 
 export class ScriptRunner {
   private readonly shas = new Map<ScriptName, string>();
@@ -25,6 +27,8 @@ export class ScriptRunner {
   constructor(
     private readonly client: RedisClient,
     private readonly routingKey: string,
+    /** The same connection with Buffer replies, for {@link runBinary}. */
+    private readonly bin?: BinaryClient,
   ) {
     const counter = commandCounterOf(client);
     for (const [name, src] of Object.entries(SCRIPTS)) {
@@ -39,28 +43,38 @@ export class ScriptRunner {
   private readOnlyCalls = true;
 
   /** Runs a script with ARGV = [metaPrefix, ...args]. */
-  async run(name: ScriptName, metaPrefix: string, args: Arg[]): Promise<unknown> {
-    const options = { keys: [this.routingKey], arguments: [metaPrefix, ...args] as string[] };
+  run(name: ScriptName, metaPrefix: string, args: Arg[]): Promise<unknown> {
+    return this.runWith(this.client, name, metaPrefix, args);
+  }
+
+  /** The same, with bulk strings in the reply as Buffers (data blocks). */
+  runBinary(name: ScriptName, metaPrefix: string, args: Arg[]): Promise<unknown> {
+    if (!this.bin) throw new Error('ScriptRunner: no binary view of the client');
+    return this.runWith(this.bin, name, metaPrefix, args);
+  }
+
+  private async runWith(client: ScriptClient, name: ScriptName, metaPrefix: string, args: Arg[]): Promise<unknown> {
+    const options: ScriptOptions = { keys: [this.routingKey], arguments: [metaPrefix, ...args] };
     if (READ_ONLY_SCRIPTS.has(name) && this.readOnlyCalls) {
       try {
-        return await this.call(name, options, true);
+        return await this.call(client, name, options, true);
       } catch (err) {
         // Redis < 7, or an ACL that allows only the plain calls: those do the same.
         if (!(err instanceof Error) || !/unknown command|NOPERM.*\beval(sha)?_ro\b/i.test(err.message)) throw err;
         this.readOnlyCalls = false;
       }
     }
-    return this.call(name, options, false);
+    return this.call(client, name, options, false);
   }
 
-  private async call(name: ScriptName, options: { keys: string[]; arguments: string[] }, readOnly: boolean): Promise<unknown> {
+  private async call(client: ScriptClient, name: ScriptName, options: ScriptOptions, readOnly: boolean): Promise<unknown> {
     try {
       const sha = this.shas.get(name)!;
-      return await (readOnly ? this.client.evalShaRo(sha, options) : this.client.evalSha(sha, options));
+      return await (readOnly ? client.evalShaRo(sha, options) : client.evalSha(sha, options));
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       // EVAL also caches the script server-side, so later calls take the EVALSHA path again.
-      return await (readOnly ? this.client.evalRo(SCRIPTS[name], options) : this.client.eval(SCRIPTS[name], options));
+      return await (readOnly ? client.evalRo(SCRIPTS[name], options) : client.eval(SCRIPTS[name], options));
     }
   }
 }

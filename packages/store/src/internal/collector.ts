@@ -1,0 +1,120 @@
+/**
+ * The collector: background work that deletes what nothing references any more, in bounded
+ * batches, so that an unlink, a truncate or a snapshot delete costs one short script whatever
+ * the file or filesystem held:
+ *  - `MP gc`: inodes whose block map has entries to release (a freed file, a shrink): one batch
+ *    of RELEASE_BATCH entries per script (lua.ts, gcStep);
+ *  - `{F}#dead`: deleted members of the family whose keys are still being released (a deleted
+ *    snapshot), one key or one batch of a block map per script;
+ *  - `{F}#free`: ids of blocks no map references: their keys are deleted, then the ids.
+ * All of it is recorded in Redis by the script that made the work, so collection resumes where
+ * it stopped, on this mount, another one, or the next. It never delays an open and stops within
+ * one batch on close.
+ */
+import { decodeGcEntry } from '@redisfs/schema';
+import type { StoreContext } from './context.js';
+import { deleteFreeBlocks, releaseMember } from './release.js';
+
+/** GC members and dead members looked at per round. */
+const MEMBERS_PER_ROUND = 16;
+
+export class Collector {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ctx: StoreContext,
+    /** How often to look for work other mounts left (a crashed one, say). */
+    private readonly pollMs = 30_000,
+  ) {}
+
+  /** Starts collecting now and every pollMs, in the background. */
+  start(): void {
+    this.kick();
+    this.timer = setInterval(() => this.kick(), this.pollMs);
+    this.timer.unref();
+  }
+
+  /** Asks for a round soon (after an operation left work). Never waits. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.loop()
+      .catch((err: unknown) => {
+        if (!this.stopped) this.ctx.warn('background collection of unreferenced blocks (it resumes later)', err);
+      })
+      .finally(() => {
+        this.running = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Resolves when the current round (if any) and every round asked for meanwhile are done. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** Stops: the batch in progress finishes, nothing else starts. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      this.again = false;
+      const did = (await this.maps()) + (await this.deadMembers()) + (await this.blocks());
+      if (did === 0 || this.stopped) return;
+    }
+  }
+
+  private async maps(): Promise<number> {
+    const { client, keys, scripts } = this.ctx;
+    const members = await client.sRandMemberCount(keys.gc, MEMBERS_PER_ROUND);
+    let did = 0;
+    for (const member of members) {
+      const ino = decodeGcEntry(member);
+      if (ino === undefined) {
+        await client.sRem(keys.gc, member); // not a member this layout writes
+        continue;
+      }
+      while (!this.stopped) {
+        did++;
+        const done = await scripts.run('gcStep', keys.metaPrefix, [String(ino), String(this.ctx.blockSize)]);
+        if (Number(done) === 1) break;
+      }
+      if (this.stopped) break;
+    }
+    return did;
+  }
+
+  private async deadMembers(): Promise<number> {
+    const { client, keys, scripts } = this.ctx;
+    const members = await client.sRandMemberCount(keys.deadMembers, MEMBERS_PER_ROUND);
+    let did = 0;
+    for (const prefix of members) {
+      if (this.stopped) break;
+      did += 1 + (await releaseMember(client, scripts, keys, prefix, () => this.stopped)).steps;
+    }
+    return did;
+  }
+
+  private async blocks(): Promise<number> {
+    let did = 0;
+    while (!this.stopped) {
+      const n = await deleteFreeBlocks(this.ctx.client, this.ctx.keys, !this.ctx.inlineBlocks);
+      if (n === 0) break;
+      did += n;
+    }
+    return did;
+  }
+}
