@@ -10,6 +10,18 @@ import { TEST_OWNER as owner, storeFixture } from './internal/test-fixture.js';
 const t = storeFixture('t');
 const { fresh } = t;
 
+/** Every data block key of a prefix's family. */
+async function blockKeys(prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const batch of t.raw.scanIterator({ MATCH: keysFor(prefix).blockPattern, COUNT: 1000 })) out.push(...batch);
+  return out;
+}
+
+/** The sum of file sizes the filesystem counts (`st` bytes). */
+async function fileBytes(prefix: string): Promise<number> {
+  return Number((await t.raw.hGet(keysFor(prefix).stats, 'bytes')) ?? 0);
+}
+
 describe('namespace', () => {
   it('creates, looks up and lists files and directories with their types', async () => {
     const s = await fresh();
@@ -52,14 +64,19 @@ describe('namespace', () => {
     expect((await s.lookup(s.rootIno, 'b')).nlink).toBe(1);
     expect((await s.readFile('/b')).equals(Buffer.alloc(200_000, 7))).toBe(true);
     const before = await s.statfs();
+    const bytesBefore = await fileBytes(s.prefix);
+    expect(await blockKeys(s.prefix)).toHaveLength(4);
     await s.unlink(s.rootIno, 'b');
     await expect(s.getattr(f.ino)).rejects.toMatchObject({ code: 'ENOENT' });
     const keys = keysFor(s.prefix);
-    expect(await t.raw.exists([keys.block(f.ino, 0), keys.block(f.ino, 3)])).toBe(0);
+    await s.collected();
+    expect(await blockKeys(s.prefix)).toEqual([]);
+    expect(await t.raw.exists(keys.map(f.ino))).toBe(0);
     expect(await t.raw.sCard(keys.gc)).toBe(0);
+    expect(await t.raw.sCard(keys.freeBlocks)).toBe(0);
     const after = await s.statfs();
     expect(before.inodes - after.inodes).toBe(1);
-    expect(before.bytesUsed - after.bytesUsed).toBe(200_000);
+    expect(bytesBefore - (await fileBytes(s.prefix))).toBe(200_000);
     await expect(s.unlink(s.rootIno, 'd')).rejects.toMatchObject({ code: 'EISDIR' });
   });
 
@@ -67,7 +84,8 @@ describe('namespace', () => {
     const s = await fresh();
     await s.mknod(s.rootIno, 'empty', 0o644, owner);
     await s.unlink(s.rootIno, 'empty');
-    expect(await s.statfs()).toMatchObject({ inodes: 1, bytesUsed: 0 });
+    expect(await s.statfs()).toMatchObject({ inodes: 1 });
+    expect(await fileBytes(s.prefix)).toBe(0);
   });
 
   it('rmdir refuses a non-empty directory and a file', async () => {
@@ -172,9 +190,12 @@ describe('data', () => {
     const f = await s.mknod(s.rootIno, 'big', 0o644, owner);
     await s.setattr(f.ino, { size: 10 * 2 ** 30 });
     await s.write(f.ino, 5 * 2 ** 30 + 100, Buffer.alloc(4096, 1));
-    const blocks: string[] = [];
-    for await (const batch of t.raw.scanIterator({ MATCH: `${s.prefix}:b:*`, COUNT: 1000 })) blocks.push(...batch);
-    expect(blocks).toEqual([keysFor(s.prefix).block(f.ino, (5 * 2 ** 30) / s.blockSize)]);
+    const blocks = await blockKeys(s.prefix);
+    expect(blocks).toHaveLength(1);
+    const map = await t.raw.zRangeWithScores(keysFor(s.prefix).map(f.ino), 0, -1);
+    expect(map).toEqual([{ value: blocks[0]!.split(':b:')[1], score: (5 * 2 ** 30) / s.blockSize }]);
+    // Holes are not counted: one 64 KiB block of a 10 GiB file.
+    expect((await s.getattr(f.ino)).blocks).toBe(s.blockSize / 512);
     expect((await s.read(f.ino, 2 ** 30, 8)).equals(Buffer.alloc(8))).toBe(true);
   });
 
@@ -188,7 +209,11 @@ describe('data', () => {
     expect(data.subarray(0, 70_000).equals(Buffer.alloc(70_000, 9))).toBe(true);
     expect(data.subarray(70_000).equals(Buffer.alloc(230_000))).toBe(true);
     expect(await t.raw.sCard(keysFor(s.prefix).gc)).toBe(0);
-    expect((await s.statfs()).bytesUsed).toBe(300_000);
+    expect(await fileBytes(s.prefix)).toBe(300_000);
+    // Only the first two blocks exist (the second one cut at 70,000 bytes).
+    expect(await t.raw.zCard(keysFor(s.prefix).map(f.ino))).toBe(2);
+    await s.collected();
+    expect(await blockKeys(s.prefix)).toHaveLength(2);
   });
 
   it('stores compressible blocks compressed and random blocks raw', async () => {
@@ -199,7 +224,8 @@ describe('data', () => {
     await s.write(f.ino, s.blockSize, random);
     const keys = keysFor(s.prefix);
     const bin = t.raw.withTypeMapping({ [RESP]: Buffer }) as unknown as { get(k: string): Promise<Buffer> };
-    const [a, b] = await Promise.all([bin.get(keys.block(f.ino, 0)), bin.get(keys.block(f.ino, 1))]);
+    const [id0, id1] = await t.raw.zRange(keys.map(f.ino), 0, -1);
+    const [a, b] = await Promise.all([bin.get(keys.block(id0!)), bin.get(keys.block(id1!))]);
     expect(a[0]).toBe(1);
     expect(a.length).toBeLessThan(1000);
     expect(b[0]).toBe(0);
@@ -211,11 +237,30 @@ describe('data', () => {
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
     const data = Buffer.alloc(300_000, 3);
     await s.write(f.ino, 0, data);
-    // As if a truncate to 0 had been interrupted and the file rewritten before recovery.
-    await t.raw.sAdd(keysFor(s.prefix).gc, `${f.ino}:0:5`);
+    // As if a shrink had left work for the collector and the file had grown again since.
+    await t.raw.sAdd(keysFor(s.prefix).gc, String(f.ino));
     const again = await fresh({ prefix: s.prefix });
+    await again.collected();
     expect((await again.read(f.ino, 0, 300_000)).equals(data)).toBe(true);
     expect(await t.raw.sCard(keysFor(s.prefix).gc)).toBe(0);
+  });
+
+  it('a file shrunk by more than one batch of blocks never shows its old blocks when it grows again', async () => {
+    const s = await fresh({ blockSize: 4096 });
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    // 600 blocks of random bytes (raw: never deflated): more than one batch of 256.
+    const big = Buffer.from(Array.from({ length: 600 * 4096 }, (_, i) => (i * 7919) % 251 + 1));
+    await s.write(f.ino, 0, big);
+    // The shrink releases one batch and leaves the rest to the collector; the growth right
+    // after must release whatever is still there first (TRIM), never show it.
+    await s.setattr(f.ino, { size: 10 });
+    await s.setattr(f.ino, { size: 600 * 4096 });
+    const data = await s.read(f.ino, 0, 600 * 4096);
+    expect(data.subarray(0, 10).equals(big.subarray(0, 10))).toBe(true);
+    expect(data.subarray(10).equals(Buffer.alloc(600 * 4096 - 10))).toBe(true);
+    expect(await t.raw.zCard(keysFor(s.prefix).map(f.ino))).toBe(1);
+    await s.collected();
+    expect(await blockKeys(s.prefix)).toHaveLength(1);
   });
 
   it('bytes a crash left past the end of a file never reappear', async () => {

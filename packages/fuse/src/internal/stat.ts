@@ -58,9 +58,11 @@ export function fsidOf(prefix: string): number {
 }
 
 /**
- * statvfs(3). Capacity is Redis's maxmemory, or 1 PiB when unlimited; "used" is the bytes in
- * files. fuse-native passes each field as 32 bits, so the fragment size grows (by powers of
- * two from the block size) until the block count fits.
+ * statvfs(3). Capacity is Redis's maxmemory, or the machine's memory when Redis has no limit
+ * (1 PiB when neither is known); "used" is the memory Redis holds (used_memory), so `df` shows
+ * what is stored (holes and compression included) and a full Redis shows 100%. fuse-native
+ * passes each field as 32 bits, so the fragment size grows (by powers of two from the block
+ * size) until the block count fits.
  */
 export function toStatfs(stats: FsStats, options: { readOnly: boolean; fsid: number }): Fuse.Statfs {
   const total = stats.maxBytes > 0 ? stats.maxBytes : DEFAULT_CAPACITY_BYTES;
