@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { SCRIPTS as FS_SCRIPTS } from './lua.js';
 import { SNAPSHOT_SCRIPTS } from './lua-snapshot.js';
+import { UPGRADE_SCRIPTS } from './lua-upgrade.js';
 import type { BinaryClient, RedisClient, ScriptOptions } from './connect.js';
 import { commandCounterOf } from './stats.js';
 
@@ -12,7 +13,7 @@ type Arg = string | Buffer;
 /** What a script call needs of a client (the string or the Buffer view of one connection). */
 type ScriptClient = Pick<BinaryClient, 'evalSha' | 'evalShaRo' | 'eval' | 'evalRo'>;
 
-const SCRIPTS = { ...FS_SCRIPTS, ...SNAPSHOT_SCRIPTS };
+const SCRIPTS = { ...FS_SCRIPTS, ...SNAPSHOT_SCRIPTS, ...UPGRADE_SCRIPTS };
 export type ScriptName = keyof typeof SCRIPTS;
 
 /**
