@@ -2,12 +2,14 @@
  * `redisfs`: mount a redisfs filesystem. Parses and validates (args.ts), then mounts in the
  * foreground (run.ts) or through a detached child (daemon.ts). Errors are one line on stderr;
  * exit code 0 after a clean unmount, 1 on failure, 2 on a usage error. `redisfs fsck …` checks
- * a filesystem instead (fsck.ts), with e2fsck's exit codes.
+ * a filesystem instead (fsck.ts), with e2fsck's exit codes; `redisfs upgrade …` converts a
+ * layout-1 filesystem to layout 2 (upgrade.ts).
  */
 import { hideBin } from 'yargs/helpers';
 import { exitCodeOf, scrubSecrets, secretsOfCommandLine } from '@redisfs/cli-common';
 import { parseMountArgs } from './args.js';
 import { runFsckCommand } from './fsck.js';
+import { runUpgradeCommand, terminalProgress } from './upgrade.js';
 import { reportToParent, startDaemon } from './daemon.js';
 import { messageOf, runMount, type Output } from './run.js';
 
@@ -20,6 +22,10 @@ async function main(args: string[]): Promise<number> {
   };
   // `redisfs fsck …`: a command of its own, with e2fsck's exit codes.
   if (args[0] === 'fsck') return runFsckCommand(args.slice(1), io);
+  if (args[0] === 'upgrade') {
+    const progress = process.stderr.isTTY ? terminalProgress((text) => process.stderr.write(scrubSecrets(text, secrets))) : undefined;
+    return runUpgradeCommand(args.slice(1), { ...io, progress });
+  }
   try {
     const command = await parseMountArgs(args);
     if (command.kind === 'done') return 0;

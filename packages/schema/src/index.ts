@@ -22,7 +22,7 @@ export {
   RELEASE_BATCH,
 } from './limits.js';
 export {
-  keysFor, assertPrefix, familyOf, sameFamily, parseBlockKey, parseLayout1BlockKey, parseInodeKey, BLOCK_ID_PATTERN, LUA_KEY_FUNCTIONS,
+  keysFor, assertPrefix, familyOf, sameFamily, parseBlockKey, parseLayout1BlockKey, parseInodeKey, parseFamilyMapKey, BLOCK_ID_PATTERN, LUA_KEY_FUNCTIONS,
   type KeyLayout, type InodeKeyKind,
 } from './layout.js';
 export {

@@ -73,6 +73,18 @@ export interface KeyLayout {
   readonly metaPattern: string;
   /** SCAN MATCH pattern of the family's data blocks. */
   readonly blockPattern: string;
+  /** SCAN MATCH pattern of the family's own keys (`{F}#…`: reference counts, free blocks, …). */
+  readonly familyPattern: string;
+  /**
+   * SCAN MATCH patterns that together cover every key this prefix depends on: its own
+   * metadata, and its family's keys and blocks (which other members of the family share).
+   */
+  readonly scanPatterns: readonly string[];
+  /**
+   * SCAN MATCH patterns that together match the block map of every member of the family (this
+   * one included), and few other keys: check each key with {@link parseFamilyMapKey}.
+   */
+  readonly familyMapPatterns: readonly string[];
 }
 
 /** Checks a prefix against {@link PREFIX_PATTERN}; throws a RangeError that says why. */
@@ -132,7 +144,22 @@ export function keysFor(prefix: string): KeyLayout {
     block: (id) => `${family}:b:${id}`,
     metaPattern: `${globEscape(meta)}*`,
     blockPattern: `${globEscape(family)}:b:*`,
+    familyMapPatterns: [`${globEscape(tag)}:m:*`, `${globEscape(tag)}@*:m:*`],
   };
+}
+
+/**
+ * The member prefix and inode number of a block map key of any member of this layout's family
+ * (`{F}:m:<ino>` → F, `{F}@S:m:<ino>` → F@S); undefined for any other key, or one not in the
+ * canonical form its builder makes.
+ */
+export function parseFamilyMapKey(layout: KeyLayout, key: string): { prefix: string; ino: number } | undefined {
+  if (!key.startsWith(layout.hashTag)) return undefined;
+  const m = /^(@[^:]*)?:m:([1-9]\d{0,15})$/.exec(key.slice(layout.hashTag.length));
+  const prefix = `${layout.family}${m?.[1] ?? ''}`;
+  const ino = Number(m?.[2]);
+  if (!m || !PREFIX_PATTERN.test(prefix) || !Number.isSafeInteger(ino)) return undefined;
+  return { prefix, ino };
 }
 
 /**

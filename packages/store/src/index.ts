@@ -38,3 +38,9 @@ export {
   type CopyFilesystemOptions,
   type CopyResult,
 } from './snapshot.js';
+export {
+  upgradeFilesystem,
+  type UpgradeOptions,
+  type UpgradeProgress,
+  type UpgradeResult,
+} from './upgrade.js';

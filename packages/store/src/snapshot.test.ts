@@ -35,10 +35,20 @@ async function open(prefix: string, options: { readOnly?: boolean; writeSnapshot
 }
 
 const name = (what: string) => `${what}${++n}`;
+/** A member of `family`'s family: where its snapshots, clones and restores go. */
+const member = (family: string, label: string) => `${family}@${label}`;
+
+/** Keys of a prefix's own metadata, or of its family's blocks. */
+async function countKeys(pattern: string): Promise<number> {
+  let count = 0;
+  for await (const keys of raw.scanIterator({ MATCH: pattern, COUNT: 1000 })) count += keys.length;
+  return count;
+}
 
 describe('snapshotFilesystem', () => {
   it('holds one point in time while the source is being changed', async () => {
-    const [from, to] = [name('src'), name('snap')];
+    const from = name('src');
+    const to = member(from, 'snap');
     const s = await open(from);
     await s.mkdirp('/left');
     await s.mkdirp('/right');
@@ -87,7 +97,8 @@ describe('snapshotFilesystem', () => {
   });
 
   it('marks the copy as a snapshot: listed with its source and time, opened read-only unless asked', async () => {
-    const [from, to] = [name('src'), name('snap')];
+    const from = name('src');
+    const to = member(from, 'snap');
     const s = await open(from);
     await s.writeFile('/a', 'a');
     const { atNs } = await snapshotFilesystem({ url: redis.url, from, to });
@@ -103,7 +114,8 @@ describe('snapshotFilesystem', () => {
   });
 
   it('restores a snapshot into a live prefix as an ordinary filesystem (force to replace one)', async () => {
-    const [from, to] = [name('src'), name('snap')];
+    const from = name('src');
+    const to = member(from, 'snap');
     const s = await open(from);
     await s.writeFile('/kept', 'v1');
     await snapshotFilesystem({ url: redis.url, from, to });
@@ -121,7 +133,8 @@ describe('snapshotFilesystem', () => {
   });
 
   it('refuses a second snapshot of a source, or into a target, while one is in progress', async () => {
-    const [from, to, other] = [name('src'), name('snap'), name('other')];
+    const from = name('src');
+    const [to, other] = [member(from, 'snap'), member(from, 'other')];
     await (await open(from)).writeFile('/a', 'a');
     // A snapshot in progress, as another process would leave it mid-copy: its lease keys.
     const k = keysFor(from);
@@ -142,7 +155,8 @@ describe('snapshotFilesystem', () => {
   });
 
   it('gives up cleanly when its lease is lost mid-copy: no half snapshot stays', async () => {
-    const [from, to] = [name('src'), name('snap')];
+    const from = name('src');
+    const to = member(from, 'snap');
     const s = await open(from);
     for (let i = 0; i < 500; i++) await s.writeFile(`/f${i}`, 'x'); // several batches
     const k = keysFor(from);
@@ -154,11 +168,10 @@ describe('snapshotFilesystem', () => {
     await expect(snapshotFilesystem({ url: redis.url, from, to })).rejects.toMatchObject({ code: 'ESTALE' });
     await spoiler;
     expect((await listFilesystems({ url: redis.url })).some((f) => f.prefix === to)).toBe(false);
-    let left = 0;
-    for (const pattern of keysFor(to).scanPatterns) {
-      for await (const keys of raw.scanIterator({ MATCH: pattern })) left += keys.length;
-    }
-    expect(left).toBe(0);
+    expect(await countKeys(keysFor(to).metaPattern)).toBe(0);
+    // The maps it had copied referenced the source's blocks once more: those references are gone.
+    expect(await raw.exists([k.refcounts, k.freeBlocks])).toBe(0);
+    expect(await countKeys(k.blockPattern)).toBe(500);
     await s.writeFile('/after', 'ok'); // the source is unharmed and no longer preserving
     expect(await raw.exists(k.snapshotDone)).toBe(0);
   });
@@ -166,7 +179,8 @@ describe('snapshotFilesystem', () => {
 
 describe('filesystems in use', () => {
   it('are not replaced or deleted while a store has them open', async () => {
-    const [live, snap] = [name('live'), name('snap')];
+    const live = name('live');
+    const snap = member(live, 'snap');
     const s = await open(live);
     await s.writeFile('/x', 'x');
     await snapshotFilesystem({ url: redis.url, from: live, to: snap });
@@ -215,7 +229,7 @@ describe('a server that goes away mid-copy', () => {
     watcher.on('error', () => undefined);
     await watcher.connect();
     let settled = false;
-    const outcome = snapshotFilesystem({ url: doomed.url, from: 'a', to: 'b' }).then(
+    const outcome = snapshotFilesystem({ url: doomed.url, from: 'a', to: 'a@b' }).then(
       () => 'finished',
       (err: unknown) => err,
     ).finally(() => {
@@ -237,7 +251,8 @@ describe('a server that goes away mid-copy', () => {
 
 describe('a prefix being written by a snapshot', () => {
   it('cannot be opened (and so formatted) until the snapshot is done', async () => {
-    const [from, to] = [name('src'), name('snap')];
+    const from = name('src');
+    const to = member(from, 'snap');
     await (await open(from)).writeFile('/a', 'a');
     await raw.hSet(keysFor(to).snapshotLock, { from, id: 'in-progress' });
     await raw.pExpire(keysFor(to).snapshotLock, 30_000);

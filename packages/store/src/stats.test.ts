@@ -2,12 +2,24 @@
  * Store.stats: one count per round trip, checked against a real redis-server (a script call is
  * one, whatever it runs inside; the Buffer view and NOSCRIPT retries count too).
  */
+import { randomBytes } from 'node:crypto';
+import { keysFor } from '@redisfs/schema';
 import { describe, expect, it } from 'vitest';
 import { CommandCounter } from './internal/stats.js';
+import type { Store } from './api.js';
 import { TEST_OWNER as owner, countsOf, storeFixture } from './internal/test-fixture.js';
 
 const t = storeFixture('stats');
 const { fresh } = t;
+
+/** Commands the background collector sends (on the store's connection, so in its counts). */
+const COLLECTOR_COMMANDS = /^(SRANDMEMBER|SREM|UNLINK|SCAN|EVALSHA (gcStep|releaseKey|releaseDone))$/;
+
+/** What `fn` costs the store, without what its collector did meanwhile. */
+async function opCounts(store: Store, fn: () => Promise<unknown>): Promise<Record<string, number>> {
+  const counts = await countsOf(store, fn);
+  return Object.fromEntries(Object.entries(counts).filter(([cmd]) => !COLLECTOR_COMMANDS.test(cmd)));
+}
 
 describe('CommandCounter', () => {
   it('counts commands by name and script calls by script name', () => {
@@ -41,19 +53,75 @@ describe('Store.stats', () => {
     // Once each first: a script the server has not run yet costs an EVAL after the EVALSHA.
     await s.lookup(s.rootIno, 'd');
     await s.resolve('/d');
+    await s.getattr(dir.ino);
     await s.rmdir(s.rootIno, 'e');
+    // The collector's first round (at open) counts too: let it end first.
+    await s.collected();
     expect(await countsOf(s, () => s.lookup(s.rootIno, 'd'))).toEqual({ 'EVALSHA_RO lookup': 1 });
     expect(await countsOf(s, () => s.resolve('/d'))).toEqual({ 'EVALSHA_RO resolve': 1 });
-    expect(await countsOf(s, () => s.getattr(dir.ino))).toEqual({ HGETALL: 1 });
+    // A script: st_blocks of a file comes from its block map, read in the same step.
+    expect(await countsOf(s, () => s.getattr(dir.ino))).toEqual({ 'EVALSHA_RO getattrs': 1 });
     expect(await countsOf(s, () => s.rmdir(s.rootIno, 'd'))).toEqual({ 'EVALSHA rmdir': 1 });
   });
 
   it('counts the commands of the Buffer view (data blocks) in the same counts', async () => {
+    // One server: the read is one script, run on the Buffer view.
     const s = await fresh();
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
     await s.write(f.ino, 0, Buffer.from('hello'));
-    const counts = await countsOf(s, () => s.read(f.ino, 0, 5));
+    await s.read(f.ino, 0, 5);
+    await s.collected();
+    expect(await countsOf(s, () => s.read(f.ino, 0, 5))).toEqual({ 'EVALSHA_RO readBlocks': 1 });
+    // Blocks read apart from the metadata (as in a cluster): the GET of the Buffer view counts.
+    const c = await fresh({ inlineBlocks: false });
+    const g = await c.mknod(c.rootIno, 'g', 0o644, owner);
+    await c.write(g.ino, 0, Buffer.from('hello'));
+    await c.collected();
+    const counts = await countsOf(c, () => c.read(g.ino, 0, 5));
     expect(counts.GET).toBe(1);
+    expect(counts).toEqual({ HGET: 1, ZRANGEBYSCORE: 1, GET: 1 });
+  });
+
+  it('counts one script per write, read, unlink and truncate of a file, whatever it holds', async () => {
+    const s = await fresh({ blockSize: 4096 });
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const g = await s.mknod(s.rootIno, 'g', 0o644, owner);
+    await s.write(g.ino, 0, randomBytes(4096)); // scripts loaded, block ids reserved
+    await s.read(g.ino, 0, 1);
+    await s.setattr(g.ino, { size: 4096 });
+    await s.unlink(s.rootIno, 'g');
+    await s.collected();
+    // 64 random blocks: one script (under SCRIPT_BYTES of blocks), no read first.
+    expect(await countsOf(s, () => s.write(f.ino, 0, randomBytes(64 * 4096)))).toEqual({ 'EVALSHA writeBlocks': 1 });
+    expect(await countsOf(s, () => s.read(f.ino, 0, 64 * 4096))).toEqual({ 'EVALSHA_RO readBlocks': 1 });
+    // A partial write into a raw block no other map shares: written in place, one script.
+    expect(await countsOf(s, () => s.write(f.ino, 100, randomBytes(1000)))).toEqual({ 'EVALSHA writeBlocks': 1 });
+    // Shrinking: the size is read first (a growing truncate must clear the tail), then one
+    // script; the blocks it released are the collector's work.
+    expect(await opCounts(s, () => s.setattr(f.ino, { size: 32 * 4096 }))).toEqual({ HGET: 1, 'EVALSHA setattr': 1 });
+    await s.collected();
+    expect(await opCounts(s, () => s.unlink(s.rootIno, 'f'))).toEqual({ 'EVALSHA unlink': 1 });
+  });
+
+  it('reports statfs bytesUsed as the memory Redis uses, not the sum of file sizes', async () => {
+    const s = await fresh();
+    const usedMemory = async () => Number(/^used_memory:(\d+)/m.exec(await t.raw.info('memory'))?.[1]);
+    const before = await s.statfs();
+    // Sizes say 1 GiB; Redis holds one block.
+    const f = await s.mknod(s.rootIno, 'sparse', 0o644, owner);
+    await s.setattr(f.ino, { size: 2 ** 30 });
+    await s.write(f.ino, 2 ** 29, Buffer.from('x'));
+    expect(Number(await t.raw.hGet(keysFor(s.prefix).stats, 'bytes'))).toBe(2 ** 30);
+    const sparse = await s.statfs();
+    expect(sparse.bytesUsed - before.bytesUsed).toBeLessThan(1024 * 1024);
+    // 4 MiB of random bytes (stored raw): at least that much more memory.
+    await s.writeFile('/random', randomBytes(4 * 1024 * 1024));
+    const [low, after, high] = [await usedMemory(), await s.statfs(), await usedMemory()];
+    expect(after.bytesUsed - sparse.bytesUsed).toBeGreaterThanOrEqual(4 * 1024 * 1024);
+    // INFO's used_memory of the same moment, give or take a client buffer.
+    expect(after.bytesUsed).toBeGreaterThan(Math.min(low, high) - 256 * 1024);
+    expect(after.bytesUsed).toBeLessThan(Math.max(low, high) + 256 * 1024);
+    expect(after.maxBytes).toBeGreaterThan(after.bytesUsed);
   });
 
   it('counts the EVAL retry after a SCRIPT FLUSH as a second round trip', async () => {
@@ -66,6 +134,7 @@ describe('Store.stats', () => {
   it('counts each store on its own', async () => {
     const a = await fresh();
     const b = await fresh();
+    await b.collected(); // b's own background round (at open) is b's, but not of this moment
     const before = b.stats().commands;
     await a.lookup(a.rootIno, '.').catch(() => undefined);
     await a.getattr(a.rootIno);

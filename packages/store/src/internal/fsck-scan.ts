@@ -1,15 +1,19 @@
 /**
- * fsck, reading: walks the keys of one filesystem with SCAN MATCH (never KEYS, which blocks the
- * server) and reads what it finds in pipelined batches (commands issued in the same tick travel
- * together). Metadata is kept in memory, in a compact image; block keys are not kept: they are
- * handed to a visitor batch by batch, once the metadata is known.
+ * fsck, reading: walks the keys of one filesystem, and the block maps and data blocks of its
+ * whole family, with SCAN MATCH (never KEYS, which blocks the server), and reads what it finds
+ * in pipelined batches (commands issued in the same tick travel together). Metadata is kept in
+ * memory, in a compact image; block keys and map entries are not kept: they are handed to
+ * visitors batch by batch (fsck-family.ts counts them per block id).
  *
- * SCAN may return a key more than once (while Redis rehashes): everything here tolerates that.
+ * SCAN may return a key more than once (while Redis rehashes), and HSCAN, SSCAN and ZSCAN an
+ * element more than once: everything here and in the visitors tolerates that.
  */
 import {
   decodeInode,
   fileTypeOfMode,
+  keysFor,
   parseBlockKey,
+  parseFamilyMapKey,
   parseInodeKey,
   type FileType,
   type KeyLayout,
@@ -50,8 +54,10 @@ export interface MetaImage {
   stats: Record<string, string> | undefined;
   /** `{P}:ino` as stored; undefined when missing. */
   counter: string | undefined;
-  /** Members of `{P}:gc`. */
+  /** Members of `{P}:gc` (inodes whose block map has entries waiting for the collector). */
   gc: string[];
+  /** Inodes that have a block map key (their entries are read by {@link scanMaps}). */
+  maps: Set<number>;
   inodes: Map<number, InodeImage>;
   /** Directory hashes: dir inode → (entry name → stored value). */
   dirs: Map<number, Map<string, string>>;
@@ -66,10 +72,21 @@ export interface MetaImage {
 /** Called after each batch with the number of keys scanned so far in this phase. */
 export type ScanProgress = (scanned: number) => void;
 
-/** The SCAN patterns of metadata keys (`{P}:*`) and of data blocks (the others). */
-function patterns(layout: KeyLayout): { meta: string[]; blocks: string[] } {
-  const meta = layout.scanPatterns.filter((p) => p.startsWith(layout.metaPrefix));
-  return { meta, blocks: layout.scanPatterns.filter((p) => !meta.includes(p)) };
+/**
+ * The superblock's `version` and `upgrade` fields, read before anything else (a filesystem of
+ * another layout is not scanned); undefined when there is no superblock or it is not a hash.
+ */
+export async function readLayoutFields(
+  client: RedisClient,
+  layout: KeyLayout,
+): Promise<{ version: string | undefined; upgrade: string | undefined } | undefined> {
+  try {
+    const [version, upgrade] = await client.hmGet(layout.superblock, ['version', 'upgrade']);
+    return version == null && upgrade == null ? undefined : { version: version ?? undefined, upgrade: upgrade ?? undefined };
+  } catch (err) {
+    rethrowUnlessWrongType(err);
+    return undefined; // the full scan reports it
+  }
 }
 
 /** Reads the superblock, counters, pending deletions, every inode, directory and xattr key. */
@@ -79,6 +96,7 @@ export async function scanMetadata(client: RedisClient, layout: KeyLayout, progr
     stats: undefined,
     counter: undefined,
     gc: [],
+    maps: new Set(),
     inodes: new Map(),
     dirs: new Map(),
     xattrs: new Set(),
@@ -86,53 +104,164 @@ export async function scanMetadata(client: RedisClient, layout: KeyLayout, progr
     keysScanned: 0,
   };
   const singletons = new Set([layout.superblock, layout.inoCounter, layout.stats, layout.gc, ...layout.transientKeys]);
-  for (const pattern of patterns(layout).meta) {
-    for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: SCAN_COUNT })) {
-      const inodes: number[] = [];
-      const dirs: number[] = [];
-      for (const key of keys) {
-        if (singletons.has(key)) continue;
-        const parsed = parseInodeKey(layout, key);
-        if (!parsed) image.unexpected.set(key, 'is not a key of the redisfs layout');
-        else if (parsed.kind === 'inode') inodes.push(parsed.ino);
-        else if (parsed.kind === 'dir') dirs.push(parsed.ino);
-        else image.xattrs.add(parsed.ino);
-      }
-      for (let i = 0; i < inodes.length; i += BATCH) await readInodes(client, layout, inodes.slice(i, i + BATCH), image);
-      for (let i = 0; i < dirs.length; i += BATCH) await readDirs(client, layout, dirs.slice(i, i + BATCH), image);
-      image.keysScanned += keys.length;
-      progress?.(image.keysScanned);
+  for await (const keys of client.scanIterator({ MATCH: layout.metaPattern, COUNT: SCAN_COUNT })) {
+    const inodes: number[] = [];
+    const dirs: number[] = [];
+    for (const key of keys) {
+      if (singletons.has(key)) continue;
+      const parsed = parseInodeKey(layout, key);
+      if (!parsed) image.unexpected.set(key, 'is not a key of the redisfs layout');
+      else if (parsed.kind === 'inode') inodes.push(parsed.ino);
+      else if (parsed.kind === 'dir') dirs.push(parsed.ino);
+      else if (parsed.kind === 'map') image.maps.add(parsed.ino);
+      else image.xattrs.add(parsed.ino);
     }
+    for (let i = 0; i < inodes.length; i += BATCH) await readInodes(client, layout, inodes.slice(i, i + BATCH), image);
+    for (let i = 0; i < dirs.length; i += BATCH) await readDirs(client, layout, dirs.slice(i, i + BATCH), image);
+    image.keysScanned += keys.length;
+    progress?.(image.keysScanned);
   }
   await readSingletons(client, layout, image);
   return image;
 }
 
 /**
- * Walks every data-block key, calling `visit(ino, index, key)` for each; a key under the block
- * pattern that is not a block of this layout goes to `unexpected`. Returns the keys scanned.
+ * Walks every data-block key of the family, calling `visit(id)` for each; a key under the
+ * block pattern that is not a block key goes to `unexpected`. Returns the keys scanned.
  */
 export async function scanBlocks(
   client: RedisClient,
   layout: KeyLayout,
-  visit: (ino: number, index: number, key: string) => void,
+  visit: (id: string) => void,
   unexpected: (key: string) => void,
   progress?: ScanProgress,
 ): Promise<number> {
   let scanned = 0;
-  for (const pattern of patterns(layout).blocks) {
+  for await (const keys of client.scanIterator({ MATCH: layout.blockPattern, COUNT: SCAN_COUNT })) {
+    for (const key of keys) {
+      const id = parseBlockKey(layout, key);
+      if (id === undefined) unexpected(key);
+      else visit(id);
+    }
+    scanned += keys.length;
+    progress?.(scanned);
+  }
+  return scanned;
+}
+
+/** One entry of a block map: the block id (member) and its index (score, as Redis holds it). */
+export interface MapEntry {
+  id: string;
+  index: number;
+}
+
+/**
+ * Walks the block map of every member of the family (ZSCAN each, a batch of maps at a time),
+ * calling `visit(prefix, ino, entries)` per page of entries; a map key that is not a sorted set
+ * goes to `notZset(prefix, key)`. Returns the members that hold block maps, and the keys scanned.
+ */
+export async function scanMaps(
+  client: RedisClient,
+  layout: KeyLayout,
+  visit: (prefix: string, ino: number, entries: MapEntry[]) => void,
+  notZset: (prefix: string, key: string) => void,
+  progress?: ScanProgress,
+): Promise<{ members: Set<string>; scanned: number }> {
+  const members = new Set<string>();
+  let scanned = 0;
+  for (const pattern of layout.familyMapPatterns) {
     for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: SCAN_COUNT })) {
-      for (const key of keys) {
-        const block = parseBlockKey(layout, key);
-        // Only the canonical form (no leading zeros) is a block the store would ever read.
-        if (block && layout.block(block.ino, block.index) === key) visit(block.ino, block.index, key);
-        else unexpected(key);
+      const maps = keys.flatMap((key) => {
+        const parsed = parseFamilyMapKey(layout, key);
+        return parsed ? [{ key, ...parsed }] : [];
+      });
+      for (let i = 0; i < maps.length; i += BATCH) {
+        await Promise.all(
+          maps.slice(i, i + BATCH).map(async ({ key, prefix, ino }) => {
+            try {
+              for await (const page of client.zScanIterator(key, { COUNT: SCAN_COUNT })) {
+                if (page.length === 0) continue;
+                members.add(prefix);
+                visit(prefix, ino, page.map((e) => ({ id: e.value, index: e.score })));
+              }
+            } catch (err) {
+              rethrowUnlessWrongType(err);
+              notZset(prefix, key);
+            }
+          }),
+        );
       }
       scanned += keys.length;
       progress?.(scanned);
     }
   }
-  return scanned;
+  return { members, scanned };
+}
+
+/**
+ * Walks the family's reference counts (`{F}#rc`: id → count) and then its free list
+ * (`{F}#free`), calling the visitors per element. A key of the wrong type goes to `unexpected`.
+ */
+export async function scanRefcountsAndFree(
+  client: RedisClient,
+  layout: KeyLayout,
+  visit: { refcount(id: string, raw: string): void; free(id: string): void; unexpected(key: string, why: string): void },
+  progress?: ScanProgress,
+): Promise<void> {
+  let scanned = 0;
+  try {
+    for await (const page of client.hScanIterator(layout.refcounts, { COUNT: SCAN_COUNT })) {
+      for (const { field, value } of page) visit.refcount(field, value);
+      progress?.((scanned += page.length));
+    }
+  } catch (err) {
+    rethrowUnlessWrongType(err);
+    visit.unexpected(layout.refcounts, 'is not a hash (the reference counts must be one)');
+  }
+  try {
+    for await (const page of client.sScanIterator(layout.freeBlocks, { COUNT: SCAN_COUNT })) {
+      for (const id of page) visit.free(id);
+      progress?.((scanned += page.length));
+    }
+  } catch (err) {
+    rethrowUnlessWrongType(err);
+    visit.unexpected(layout.freeBlocks, 'is not a set (the free block list must be one)');
+  }
+}
+
+/** Members of the family being deleted (`{F}#dead`); 0 when the key is not a set. */
+export async function countDeadMembers(client: RedisClient, layout: KeyLayout): Promise<number> {
+  try {
+    return await client.sCard(layout.deadMembers);
+  } catch (err) {
+    rethrowUnlessWrongType(err);
+    return 0;
+  }
+}
+
+/** Which of `ids` have a block key now (pipelined EXISTS, in batches). */
+export async function storedBlocks(client: RedisClient, layout: KeyLayout, ids: readonly string[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (let i = 0; i < ids.length; i += BATCH) {
+    const batch = ids.slice(i, i + BATCH);
+    const replies = await Promise.all(batch.map((id) => client.exists(layout.block(id))));
+    replies.forEach((n, k) => {
+      if (n > 0) out.add(batch[k]!);
+    });
+  }
+  return out;
+}
+
+/** Which of the member prefixes have a snapshot in progress from or into them. */
+export async function membersBeingCopied(client: RedisClient, members: Iterable<string>): Promise<string[]> {
+  const list = [...members];
+  const busy = await Promise.all(
+    list.map(async (prefix) => {
+      const k = keysFor(prefix);
+      return (await client.exists([k.snapshot, k.snapshotLock])) > 0;
+    }),
+  );
+  return list.filter((_, i) => busy[i]);
 }
 
 async function readInodes(client: RedisClient, layout: KeyLayout, inos: number[], image: MetaImage): Promise<void> {
