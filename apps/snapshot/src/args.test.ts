@@ -18,11 +18,11 @@ const noTarget = { url: undefined, socket: undefined };
 
 describe('parseSnapshotArgs', () => {
   it('takes a snapshot by default', async () => {
-    expect(await parseSnapshotArgs(['--from', 'a', '--to', 'b'], {})).toEqual({
-      kind: 'snapshot', target: noTarget, from: 'a', to: 'b', force: false,
+    expect(await parseSnapshotArgs(['--from', 'a', '--to', 'a@b'], {})).toEqual({
+      kind: 'snapshot', target: noTarget, from: 'a', to: 'a@b', force: false,
     });
-    expect(await parseSnapshotArgs(['--from', 'a', '--to', 'b', '--force', '--port', '7000'], {})).toEqual({
-      kind: 'snapshot', target: { url: 'redis://127.0.0.1:7000', socket: undefined }, from: 'a', to: 'b', force: true,
+    expect(await parseSnapshotArgs(['--from', 'a', '--to', 'a@b', '--force', '--port', '7000'], {})).toEqual({
+      kind: 'snapshot', target: { url: 'redis://127.0.0.1:7000', socket: undefined }, from: 'a', to: 'a@b', force: true,
     });
   });
 
@@ -35,14 +35,17 @@ describe('parseSnapshotArgs', () => {
       kind: 'delete', target: { url: 'redis://h:1', socket: undefined }, prefix: 'b', force: false,
     });
     expect(await parseSnapshotArgs(['delete', '--prefix', 'b', '--force'], {})).toMatchObject({ force: true });
-    expect(await parseSnapshotArgs(['restore', '--from', 'b', '--to', 'a'], {})).toEqual({
-      kind: 'restore', target: noTarget, from: 'b', to: 'a', force: false,
+    expect(await parseSnapshotArgs(['restore', '--from', 'a@b', '--to', 'a'], {})).toEqual({
+      kind: 'restore', target: noTarget, from: 'a@b', to: 'a', force: false,
     });
+    expect(await parseSnapshotArgs(['restore', '--from', 'a@b', '--to', 'a@clone'], {})).toMatchObject({ to: 'a@clone' });
   });
 
   it('rejects bad command lines with one line', async () => {
     expect(await usageError(['--from', 'a'])).toMatch(/Missing required argument: to/);
-    expect(await usageError(['--from', 'a', '--to', 'b', '--bogus'])).toMatch(/Unknown argument: bogus/);
+    expect(await usageError(['--from', 'a', '--to', 'a@b', '--bogus'])).toMatch(/Unknown argument: bogus/);
+    expect(await usageError(['--from', 'a', '--to', 'b'])).toMatch(/--to must be in the family of --from .*: name it a@<label>/);
+    expect(await usageError(['restore', '--from', 'a@b', '--to', 'c'])).toMatch(/family/);
     expect(await usageError(['list', '--from', 'a'])).toMatch(/Unknown argument/);
     expect(await usageError(['restore', '--from', 'a'])).toMatch(/Missing required argument: to/);
     expect(await usageError(['list', '--of', 'a:b'])).toMatch(/--of must be/);
@@ -65,14 +68,14 @@ describe('formatList', () => {
     expect(formatList([
       { prefix: 'skx', version: 1, createdNs: 1_700_000_000_123_000_000n, inodes: 12, bytes: 4096, snapshotInProgress: true },
       {
-        prefix: 'skx.monday', version: 1, createdNs: 1_700_000_000_123_000_000n, inodes: 10, bytes: 100,
+        prefix: 'skx@monday', version: 1, createdNs: 1_700_000_000_123_000_000n, inodes: 10, bytes: 100,
         snapshot: { of: 'skx', atNs: 1_700_100_000_000_000_000n },
       },
       { prefix: 'broken', version: undefined, createdNs: undefined, inodes: 0, bytes: 0 },
     ])).toEqual([
       'NAME        TIME                      SIZE  INODES  SNAPSHOT OF',
       'skx         2023-11-14T22:13:20.123Z  4096  12      - (now being snapshotted)',
-      'skx.monday  2023-11-16T02:00:00.000Z  100   10      skx',
+      'skx@monday  2023-11-16T02:00:00.000Z  100   10      skx',
       'broken      (corrupt superblock)      0     0       -',
     ]);
   });

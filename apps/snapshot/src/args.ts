@@ -2,14 +2,15 @@
  * The command line of `redisfs-snapshot`: yargs parses, zod validates, every problem is one
  * UsageError line (exit code 2). A --url is never echoed back (it may hold a password).
  *
- *   redisfs-snapshot --from A --to B [--force]          point-in-time snapshot of A, named B
+ *   redisfs-snapshot --from A --to A@B [--force]        point-in-time snapshot of A, named A@B
  *   redisfs-snapshot list [--of A]                      filesystems and snapshots on the server
  *   redisfs-snapshot delete --prefix B [--force]        delete snapshot B (--force: any filesystem)
- *   redisfs-snapshot restore --from B --to A [--force]  copy snapshot B into a live filesystem A
+ *   redisfs-snapshot restore --from A@B --to A [--force]  roll A back to snapshot A@B (A@C: a clone)
  */
 import { createRequire } from 'node:module';
 import yargs from 'yargs';
 import { z } from 'zod';
+import { familyOf } from '@redisfs/store';
 import { REDIS_TARGET_OPTIONS, prefixSchema, redisTargetSchema, resolveRedisTarget, UsageError, type RedisTarget } from '@redisfs/cli-common';
 
 export type SnapshotCommand =
@@ -29,7 +30,7 @@ function buildParser(args: string[]) {
     .command('$0', 'take a point-in-time snapshot of filesystem --from, named --to, inside Redis', (y) =>
       y
         .option('from', { type: 'string', demandOption: true, describe: 'prefix of the filesystem (may be mounted and busy)' })
-        .option('to', { type: 'string', demandOption: true, describe: 'prefix of the new snapshot (must be empty)' })
+        .option('to', { type: 'string', demandOption: true, describe: 'name of the new snapshot: FROM@label (must be empty)' })
         .option('force', { type: 'boolean', default: false, describe: 'delete what --to holds first' }),
     )
     .command('list', 'list the filesystems and snapshots on the server', (y) =>
@@ -43,11 +44,12 @@ function buildParser(args: string[]) {
     .command('restore', 'copy snapshot --from into filesystem --to (an ordinary, writable filesystem)', (y) =>
       y
         .option('from', { type: 'string', demandOption: true, describe: 'prefix of the snapshot' })
-        .option('to', { type: 'string', demandOption: true, describe: 'prefix to restore into' })
+        .option('to', { type: 'string', demandOption: true, describe: 'prefix to restore into, in the same family (F to roll back, F@label for a clone)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace the filesystem --to holds (unmount it first)' }),
     )
     .epilogue(
-      'A snapshot holds one point in time even while --from is mounted and written to. ' +
+      'A snapshot holds one point in time even while --from is mounted and written to, and shares its data: ' +
+        'snapshots of F are named F@label (as ZFS names pool/fs@snap). ' +
         "Mount one with redisfs --prefix NAME (read-only unless --read-write). No root needed.",
     )
     .strict()
@@ -74,6 +76,9 @@ export async function parseSnapshotArgs(args: string[], env: NodeJS.ProcessEnv =
       const from = check(prefixSchema('--from'), argv.from);
       const to = check(prefixSchema('--to'), argv.to);
       if (from === to) throw new UsageError('--from and --to must differ');
+      if (familyOf(from) !== familyOf(to)) {
+        throw new UsageError(`--to must be in the family of --from (it shares its data): name it ${familyOf(from)}@<label>`);
+      }
       const kind = argv._[0] === 'restore' ? 'restore' : 'snapshot';
       return { kind, target, from, to, force: check(z.boolean(), argv.force) };
     }

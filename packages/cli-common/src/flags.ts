@@ -11,5 +11,5 @@ export const stringFlagError = (flag: string) => (iss: { input?: unknown }) =>
 
 /** A filesystem prefix given by `flag` (such as `--prefix`), checked against PREFIX_PATTERN. */
 export function prefixSchema(flag: string) {
-  return z.string({ error: stringFlagError(flag) }).regex(PREFIX_PATTERN, `${flag} must be 1-64 letters, digits, '_', '-' or '.'`);
+  return z.string({ error: stringFlagError(flag) }).regex(PREFIX_PATTERN, `${flag} must be 1-64 letters, digits, '_', '-' or '.', optionally followed by @ and a label of the same (a snapshot: skx@mon)`);
 }

@@ -25,7 +25,7 @@ describe('redisTargetSchema', () => {
     expect(problem(redisTargetSchema, { host: ['a', 'b'] })).toBe('--host may be given only once');
     expect(problem(redisTargetSchema, { socket: '' })).toBe('--socket must not be empty');
     expect(problem(prefixSchema('--to'), undefined)).toBe('--to is required');
-    expect(problem(prefixSchema('--to'), '{b}')).toBe("--to must be 1-64 letters, digits, '_', '-' or '.'");
+    expect(problem(prefixSchema('--to'), '{b}')).toBe("--to must be 1-64 letters, digits, '_', '-' or '.', optionally followed by @ and a label of the same (a snapshot: skx@mon)");
   });
 });
 

@@ -144,6 +144,8 @@ export function keysFor(prefix: string): KeyLayout {
     block: (id) => `${family}:b:${id}`,
     metaPattern: `${globEscape(meta)}*`,
     blockPattern: `${globEscape(family)}:b:*`,
+    familyPattern: `${globEscape(fam)}*`,
+    scanPatterns: [`${globEscape(meta)}*`, `${globEscape(fam)}*`, `${globEscape(family)}:b:*`],
     familyMapPatterns: [`${globEscape(tag)}:m:*`, `${globEscape(tag)}@*:m:*`],
   };
 }

@@ -44,3 +44,4 @@ export {
   type UpgradeProgress,
   type UpgradeResult,
 } from './upgrade.js';
+export { familyOf } from '@redisfs/schema';

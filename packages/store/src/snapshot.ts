@@ -9,8 +9,9 @@
  *     Every change to a filesystem is one such script, so each operation is either wholly before
  *     the point (its effects are in the keys copied) or wholly after (its keys were preserved
  *     first).
- *  3. snapCopy, in SCAN batches of ~200 keys: copies (server-side COPY) each key of S not in
- *     `{S}:snap:done`. Such a key has not changed since the point in time. SCAN returns every key
+ *  3. snapCopy, in SCAN batches of ~200 keys: copies (server-side COPY) each metadata key of S
+ *     not in `{S}:snap:done` (a copied block map adds a reference to each of its blocks: data
+ *     blocks are shared, never copied; T must be a member of S's family). Such a key has not changed since the point in time. SCAN returns every key
  *     that exists from the start of the walk to its end; a key deleted meanwhile was preserved by
  *     the script that deleted it; a key created meanwhile is in `{S}:snap:done` and skipped.
  *  4. snapFinish: writes T's superblock (last: a partial copy is never mountable) and removes
@@ -117,9 +118,15 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
       })) as string;
       started = true;
       let copiedKeys = 0;
+      // One batch copied while the next SCAN runs: both go down the one connection in order.
+      let inFlight: Promise<unknown> | undefined;
       for await (const keys of scanKeys(client, src)) {
-        copiedKeys += Number(await explain(scripts.run('snapCopy', src.metaPrefix, [id, lease, ...keys]), LEASE_LOST));
+        const next = explain(scripts.run('snapCopy', src.metaPrefix, [id, lease, ...keys]), LEASE_LOST);
+        next.catch(() => undefined);
+        if (inFlight) copiedKeys += Number(await inFlight);
+        inFlight = next;
       }
+      if (inFlight) copiedKeys += Number(await inFlight);
       await explain(scripts.run('snapFinish', src.metaPrefix, [id, markSnapshot ? '1' : '', at]), LEASE_LOST);
       return { copiedKeys: copiedKeys + 1, deletedKeys, atNs: BigInt(at) };
     } catch (err) {

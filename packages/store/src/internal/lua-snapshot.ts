@@ -12,10 +12,11 @@ local function rc_inc(id)
   if redis.call('HINCRBY', RC, id, 1) == 1 then redis.call('HSET', RC, id, 2) end
 end
 local function preserve(key, to)
-  if redis.call('COPY', key, retarget(key, to), 'REPLACE') == 1 and is_map(key) then
+  local copied = redis.call('COPY', key, retarget(key, to), 'REPLACE')
+  if copied == 1 and is_map(key) then
     for _, id in ipairs(redis.call('ZRANGE', key, 0, -1)) do rc_inc(id) end
   end
-  return 1
+  return copied
 end
 -- The snapshot in progress from this filesystem must be ours (id), and hold the target's lock.
 local function own_snapshot(id)
@@ -71,8 +72,7 @@ local skip = { [SB] = true, [SNAP] = true, [SNAP_DONE] = true, [snap_lock_of(PFX
 local n = 0
 for i = 4, #ARGV do
   local key = ARGV[i]
-  if not skip[key] and string.sub(key, 1, #MP) == MP and redis.call('SISMEMBER', SNAP_DONE, key) == 0
-    and redis.call('EXISTS', key) == 1 then
+  if not skip[key] and string.sub(key, 1, #MP) == MP and redis.call('SISMEMBER', SNAP_DONE, key) == 0 then
     n = n + preserve(key, to)
   end
 end
