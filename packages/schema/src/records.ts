@@ -27,6 +27,12 @@ export const INODE_FIELDS = {
   generation: 'v',
   /** Parent directory inode (directories only; ".." of the directory). */
   parent: 'p',
+  /**
+   * Present (`1`) while the last block of a regular file may hold bytes past its size: set by a
+   * shrink into the middle of a stored block, cleared when that block is rewritten. A growth
+   * rewrites the block first, so those bytes never become file data.
+   */
+  tailDirty: 'z',
 } as const;
 
 /** File types, as the one-character code stored in directory entries. */

@@ -3,7 +3,7 @@
  * (Copies, snapshots and restores: snapshot.ts.) Keys are walked with SCAN in bounded batches,
  * never KEYS. The superblock is deleted first, so a half-done delete is never mountable.
  */
-import { keysFor, statsSchema, superblockSchema } from '@redisfs/schema';
+import { UPGRADABLE_LAYOUTS, keysFor, statsSchema, superblockSchema } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget } from './internal/connect.js';
 import { SCAN_COUNT, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
@@ -98,6 +98,8 @@ export async function deleteFilesystem(
       }
     }
     const scripts = new ScriptRunner(client, layout.superblock);
+    // Layout 1 named blocks by inode and index, under the prefix itself (a family of one).
+    const layout1 = UPGRADABLE_LAYOUTS.includes(Number(await client.hGet(layout.superblock, 'version')));
     const existed = Number(
       await scripts.run('forget', layout.metaPrefix, []).catch((err: unknown) => {
         if (toFsError(err, '').code !== 'EBUSY') throw err;
@@ -109,7 +111,13 @@ export async function deleteFilesystem(
       throw new FsError('ENOENT', `no filesystem at prefix '${layout.prefix}' on ${describeTarget(options)}`);
     }
     await drainFreeBlocks(client, layout);
-    return { deletedKeys: existed + released.keys };
+    let layout1Blocks = 0;
+    if (layout1) {
+      for await (const keys of client.scanIterator({ MATCH: layout.blockPattern, COUNT: SCAN_COUNT })) {
+        if (keys.length > 0) layout1Blocks += await client.unlink(keys);
+      }
+    }
+    return { deletedKeys: existed + released.keys + layout1Blocks };
   });
 }
 

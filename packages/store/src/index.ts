@@ -29,6 +29,7 @@ export {
   type FsckProblemKind,
   type FsckRepair,
   type FsckCounts,
+  type FsckPending,
   type FsckProgress,
 } from './fsck.js';
 export {

@@ -11,7 +11,7 @@ import type { InodeApi } from './api.js';
 import { FsError } from './errors.js';
 import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, XattrFlags } from './types.js';
 import { nowNs, pairsToRecord, replyToAttr, toAttr } from './internal/attr.js';
-import { clearPastEnd, finishTruncate, readData, writeData } from './internal/data.js';
+import { cleanTail, readData, writeData } from './internal/data.js';
 import type { Collector } from './internal/collector.js';
 import { checkName, checkSymlinkTarget, splitPath } from './internal/names.js';
 import { toFsError } from './internal/redis-errors.js';
@@ -164,7 +164,6 @@ export class InodeStore implements InodeApi {
         if (size !== undefined && size > MAX_FILE_SIZE) throw new FsError('EFBIG', `files are limited to ${MAX_FILE_SIZE} bytes`);
         const opt = (v: number | bigint | undefined) => (v === undefined ? '' : v.toString());
         const run = async () => {
-          if (size !== undefined) await clearPastEnd(this.ctx, ino, size);
           for (;;) {
             const reply = (await this.script('setattr', [
               String(ino), nowNs(), String(this.blockSize),
@@ -172,9 +171,15 @@ export class InodeStore implements InodeApi {
             ])) as [unknown, string, number] | 'TRIM';
             // TRIM: growing over entries a shrink left (more than one batch): each call releases one.
             if (reply === 'TRIM') continue;
+            // CLEAR: growing would expose bytes a cut-short shrink left in the last block.
+            if (reply === 'CLEAR') {
+              await cleanTail(this.ctx, ino);
+              continue;
+            }
             const attr = toAttr(ino, pairsToRecord(reply[0]));
             if (reply[1] === '1') this.ctx.collect();
-            if (Number(reply[2]) >= 0) await finishTruncate(this.ctx, ino, attr.size, Number(reply[2]));
+            // A shrink to the middle of a stored block: that block loses its bytes past the size.
+            if (Number(reply[2]) >= 0) await cleanTail(this.ctx, ino);
             return attr;
           }
         };

@@ -20,7 +20,7 @@
  * target (no superblock) is removed by the next copy to it with force.
  */
 import { randomUUID } from 'node:crypto';
-import { sameFamily, type KeyLayout } from '@redisfs/schema';
+import { LAYOUT_VERSION, sameFamily, type KeyLayout } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget, type RedisClient } from './internal/connect.js';
 import {
@@ -91,8 +91,14 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
   const where = describeTarget(options);
   return withClient(options, `copying '${src.prefix}' to '${dst.prefix}'`, async (client) => {
     await assertCopySupported(client, options);
-    if ((await client.exists(src.superblock)) === 0) {
-      throw new FsError('ENOENT', `no filesystem at prefix '${src.prefix}' on ${where}`);
+    const [version, upgrading] = await client.hmGet(src.superblock, ['version', 'upgrade']);
+    if (version == null) throw new FsError('ENOENT', `no filesystem at prefix '${src.prefix}' on ${where}`);
+    if (Number(version) !== LAYOUT_VERSION || upgrading != null) {
+      throw new FsError(
+        'EINVAL',
+        `'${src.prefix}' holds layout version ${version}${upgrading != null ? ' (being upgraded)' : ''}: ` +
+          `run \`redisfs upgrade --prefix ${src.prefix}\` before copying it`,
+      );
     }
     const scripts = new ScriptRunner(client, src.superblock);
     const id = randomUUID();

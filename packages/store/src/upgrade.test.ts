@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeInode, keysFor, type KeyLayout } from '@redisfs/schema';
 import {
-  deleteFilesystem, isFsError, openStore, snapshotFilesystem, upgradeFilesystem,
+  deleteFilesystem, isFsError, openStore, restoreFilesystem, snapshotFilesystem, upgradeFilesystem,
   type Store, type UpgradeProgress, type UpgradeResult,
 } from './index.js';
 import {
@@ -142,7 +142,6 @@ async function upgradeWithKills(url: string, prefix: string): Promise<{ kills: n
 
 describe('upgradeFilesystem: the layout-1 fixture', () => {
   let redis: Layout1Redis;
-  const results = new Map<string, UpgradeResult>();
   beforeAll(async () => {
     redis = await startLayout1Redis();
   });
@@ -166,7 +165,6 @@ describe('upgradeFilesystem: the layout-1 fixture', () => {
     for (const prefix of PREFIXES) {
       const progress: UpgradeProgress[] = [];
       const result = await upgradeFilesystem({ url: redis.url, prefix, onProgress: (p) => progress.push(p) });
-      results.set(prefix, result);
       const files = filesOf(manifest.prefixes[prefix]!);
       const blocks = [...files.values()].reduce((n, b) => n + b.length, 0);
       const leftovers = prefix === 'skx' ? manifest.crashLeftovers.blockKeys.length : 0;
@@ -321,11 +319,34 @@ describe('upgradeFilesystem: rules and refusals', () => {
     expect(await t.raw.exists([layout.map(3), layout.map(5), layout.gc])).toBe(0);
   });
 
+  it('a layout-1 filesystem is neither snapshotted nor restored before its upgrade; deleting it takes its blocks too', async () => {
+    const prefix = t.newPrefix();
+    const layout = await layout1(prefix, { 2: node(5000) }, ['2:0', '2:1']);
+    await t.raw.hSet(layout.dir(1), 'f', 'f2');
+    for (const p of [
+      snapshotFilesystem({ url: url(), from: prefix, to: `${prefix}@a` }),
+      restoreFilesystem({ url: url(), from: prefix, to: `${prefix}@b` }),
+    ]) {
+      const err = await p.then(() => undefined, (e: unknown) => e);
+      expect(isFsError(err, 'EINVAL'), String(err)).toBe(true);
+      expect((err as Error).message).toContain(`redisfs upgrade --prefix ${prefix}`);
+    }
+    expect(await t.raw.exists([keysFor(`${prefix}@a`).superblock, keysFor(`${prefix}@b`).superblock])).toBe(0);
+    await deleteFilesystem({ url: url(), prefix, onlySnapshot: false });
+    expect(await t.raw.exists([layout.block('2:0'), layout.block('2:1'), layout.inode(2), layout.superblock])).toBe(0);
+  });
+
   it('refuses what it cannot upgrade, and what is in use', async () => {
     expect(await code(upgradeFilesystem({ url: url(), prefix: 'nothing' }))).toBe('ENOENT');
     expect(await code(upgradeFilesystem({ url: url(), prefix: 'bad:prefix' }))).toBe('EINVAL');
     const fresh = await t.fresh();
     expect(await upgradeFilesystem({ url: url(), prefix: fresh.prefix })).toMatchObject({ alreadyCurrent: true, blocksMapped: 0 });
+    // Layout 2 with a stray `upgrade` field (it would never mount): the field goes.
+    const stray = await openStore({ url: url(), prefix: 'stray' });
+    await stray.close();
+    await t.raw.hSet(keysFor('stray').superblock, 'upgrade', '5@x');
+    expect(await upgradeFilesystem({ url: url(), prefix: 'stray' })).toMatchObject({ alreadyCurrent: true });
+    expect(await t.raw.hGet(keysFor('stray').superblock, 'upgrade')).toBeNull();
     const future = await layout1('future', {}, []);
     await t.raw.hSet(future.superblock, 'version', '3');
     await expect(upgradeFilesystem({ url: url(), prefix: 'future' })).rejects.toThrow(/layout version 3.*upgrade redisfs/);

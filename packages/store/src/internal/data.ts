@@ -144,9 +144,9 @@ interface BlockOp {
 const MAX_TRIES = 50;
 
 /** Script replies that change nothing and ask for another try. */
-type Redo = 'RETRY' | 'RMW' | 'TRIM';
+type Redo = 'RETRY' | 'RMW' | 'TRIM' | 'CLEAR';
 function isRedo(reply: string): reply is Redo {
-  return reply === 'RETRY' || reply === 'RMW' || reply === 'TRIM';
+  return reply === 'RETRY' || reply === 'RMW' || reply === 'TRIM' || reply === 'CLEAR';
 }
 
 /**
@@ -187,6 +187,7 @@ async function storeBlocks(ctx: StoreContext, ino: Ino, build: () => Promise<Blo
     const reply = await sendOps(ctx, ino, ops, end);
     if (!isRedo(reply)) return Number(reply);
     if (reply === 'TRIM') attempt--; // each TRIM released a batch: progress, not contention
+    if (reply === 'CLEAR') await cleanTail(ctx, ino);
     if (attempt >= MAX_TRIES) {
       throw new FsError('EIO', `inode ${ino}: its blocks kept changing under ${MAX_TRIES} attempts to write them`);
     }
@@ -320,6 +321,10 @@ async function commitPiece(ctx: StoreContext, ino: Ino, staged: StagedPiece): Pr
       attempt--; // each TRIM released a batch of stale entries: progress, not contention
       continue;
     }
+    if (reply === 'CLEAR') {
+      await cleanTail(ctx, ino); // a shrink left bytes past the end that this write would expose
+      continue;
+    }
     if (reply === 'RMW') rememberRmw(ctx, ino);
     if (attempt >= MAX_TRIES) {
       throw new FsError('EIO', `inode ${ino}: its blocks kept changing under ${MAX_TRIES} attempts to write them`);
@@ -403,34 +408,24 @@ function forgetRmw(ctx: StoreContext, ino: Ino): void {
 }
 
 /**
- * Before a file grows by truncate: zero what its last block holds past the current size, so
- * the extension reads as zeros. Bytes past the size are not visible, so this changes nothing
- * a reader sees, and a crash right after it loses nothing.
+ * Rewrites the last block of a file with nothing past its size, which clears the inode's `z`
+ * ("the last block may hold bytes past the size", set by a shrink). A shrink calls it right
+ * away; a growth that finds `z` still set (the shrink was cut short) calls it first. Bytes past
+ * the size are not visible, so this changes nothing a reader sees, and a crash loses nothing.
  */
-export async function clearPastEnd(ctx: StoreContext, ino: Ino, newSize: number): Promise<void> {
-  const sizeStr = await ctx.client.hGet(ctx.keys.inode(ino), 's');
-  if (sizeStr == null) return;
-  const size = Number(sizeStr);
-  // Only a growing truncate exposes those bytes; a shrinking one trims its new tail afterwards.
-  if (newSize <= size || size % ctx.blockSize === 0) return;
-  const index = Math.floor(size / ctx.blockSize);
-  await trimBlock(ctx, ino, index, size - index * ctx.blockSize);
-}
-
-/** Cuts block `index` to its first `keep` bytes (the rest reads as zeros), if it is longer. */
-async function trimBlock(ctx: StoreContext, ino: Ino, index: number, keep: number): Promise<void> {
+export async function cleanTail(ctx: StoreContext, ino: Ino): Promise<void> {
+  const bs = ctx.blockSize;
   await storeBlocks(ctx, ino, async () => {
+    const sizeStr = await ctx.client.hGet(ctx.keys.inode(ino), 's');
+    if (sizeStr == null || Number(sizeStr) % bs === 0) return [];
+    const index = Math.floor(Number(sizeStr) / bs);
     const b = await readBlock(ctx, ino, index);
-    if (!b.payload || b.payload.length <= keep) return [];
-    const value = await encodeForStore(ctx, b.payload.subarray(0, keep));
+    if (!b.id) return []; // a hole holds nothing
+    const keep = Math.max(0, b.size - index * bs);
+    const value = b.payload ? await encodeForStore(ctx, b.payload.subarray(0, Math.min(b.payload.length, keep))) : EMPTY;
     const [id] = await ctx.blockIds.take(1);
     return [{ index, id: value.length > 0 ? id! : '', value, mode: `=${b.id}` }];
   });
-}
-
-/** After a shrinking truncate: zero the tail of the new last block. */
-export async function finishTruncate(ctx: StoreContext, ino: Ino, newSize: number, tailIndex: number): Promise<void> {
-  if (tailIndex >= 0) await trimBlock(ctx, ino, tailIndex, newSize - tailIndex * ctx.blockSize);
 }
 
 export { decodeGcEntry };

@@ -27,7 +27,8 @@ end
 
 /**
  * Starts or resumes the upgrade. ARGV: MP, run id ('' when unknown: never resumes a cursor)
- * → {'current'} for layout 2; {'version', v} for a version this code does not upgrade;
+ * → {'current'} for layout 2 (removing a stray `upgrade` field, which would keep it from
+ * mounting); {'version', v} for a version this code does not upgrade;
  * else {'run', cursor, how}: how is 'new' (started now), 'resume' (from the saved cursor) or
  * 'restart' (an upgrade cut short on another server process, or with an unknown run id: from 0).
  */
@@ -35,7 +36,10 @@ const UPGRADE_START = `${COMMON}
 if redis.call('EXISTS', SB) == 0 then fail('ENOENT') end
 local sb = redis.call('HMGET', SB, 'version', 'upgrade')
 local version, saved = sb[1], sb[2]
-if version == '2' then return { 'current' } end
+if version == '2' then
+  if saved then redis.call('HDEL', SB, 'upgrade') end
+  return { 'current' }
+end
 if version ~= '1' then return { 'version', version or '' } end
 must_be_idle()
 local run = ARGV[2]
@@ -51,11 +55,11 @@ return { 'run', '0', saved and 'restart' or 'new' }
 
 /**
  * One batch of layout-1 blocks: each goes into its file's block map (member = its id
- * \`<ino>:<index>\`, score = index) when the inode is a regular file whose size reaches the block,
+ * `<ino>:<index>`, score = index) when the inode is a regular file whose size reaches the block,
  * else (the file is gone, is no regular file, or is shorter: layout 1's pending deletions) its key
  * is deleted. An inode whose mode or size cannot be read keeps its blocks: the upgrade does not
  * judge a corrupt record, fsck does. Saves the SCAN cursor to resume from in the same step.
- * ARGV: MP, new value of the \`upgrade\` field ('' = leave it), then pairs of inode and index
+ * ARGV: MP, new value of the `upgrade` field ('' = leave it), then pairs of inode and index
  * → {blocks mapped (newly), block keys deleted}.
  */
 const UPGRADE_BATCH = `${COMMON}
@@ -80,6 +84,11 @@ local function blocks_kept(ino)
     n = math.huge
   else
     n = math.ceil(s / bsize)
+    -- Layout 1 could leave bytes past the size in the last block (a truncate cut short): mark
+    -- it (z) so that a growth rewrites it first, as layout 2 does after a shrink.
+    if s % bsize ~= 0 and redis.call('EXISTS', bkey(ino .. ':' .. math.floor(s / bsize))) == 1 then
+      redis.call('HSET', ikey(ino), 'z', '1')
+    end
   end
   keep[ino] = n
   return n
@@ -102,7 +111,7 @@ return { mapped, dropped }
 /**
  * Ends the upgrade, once a full SCAN has been through every block: layout 1's pending-deletion
  * set goes (its blocks were deleted by the batches), the version becomes 2 and the field
- * \`upgrade\` goes, in one step. ARGV: MP → number of pending-deletion members dropped.
+ * `upgrade` goes, in one step. ARGV: MP → number of pending-deletion members dropped.
  */
 const UPGRADE_FINISH = `${COMMON}
 must_be_running()

@@ -124,6 +124,13 @@ local function drop_link(ino, tc, now)
     free_map(ino)
   end
 end
+-- Whether the last block of a file may hold bytes past its size s (field z, set by a shrink
+-- until the block is rewritten): a growth must have it cleaned first. A hole holds nothing.
+local function tail_dirty(ino, s, bsize)
+  if s % bsize == 0 or not redis.call('HGET', ikey(ino), 'z') then return false end
+  local t = math.floor(s / bsize)
+  return redis.call('ZCOUNT', mkey(ino), t, t) > 0
+end
 -- What namespace scripts return first: '1' when they left work for the collector.
 local function work() return queued and '1' or '' end
 `;
@@ -285,8 +292,10 @@ return { work(), sp, attrs(sp), dp, attrs(dp) }
 /**
  * ARGV: MP, ino, now, bsize, mode, uid, gid, size, atime, mtime ('' = leave alone)
  * → {HGETALL, '1' when work was left for the collector else '', index of a tail block to trim
- * or -1}; or 'TRIM' and no change when growing the file must first release more than one batch
- * of entries a shrink left past the old size (call again: each call releases one batch).
+ * or -1}; or, with no change, 'TRIM' when growing the file must first release more than one
+ * batch of entries a shrink left past the old size (call again: each call releases one batch),
+ * and 'CLEAR' when growing it would expose bytes a shrink left in its last block (rewrite that
+ * block, writeBlocks, then call again).
  */
 const SETATTR = `${COMMON}
 local ino, now, bsize = ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -301,7 +310,8 @@ if size ~= '' then
   if fmt(m) ~= S_IFREG then fail('EINVAL') end
   local old, new = tonumber(redis.call('HGET', k, 's')), tonumber(size)
   if new > old then
-    -- Entries a shrink left past the old size (pending collection) must not come back as data.
+    -- Neither bytes nor entries a shrink left past the old size may come back as data.
+    if tail_dirty(ino, old, bsize) then return 'CLEAR' end
     if not release_from(ino, blocks_of(old, bsize)) then return 'TRIM' end
   end
   if new ~= old then
@@ -312,7 +322,10 @@ if size ~= '' then
         redis.call('SADD', w(GC), ino)
         queued = true
       end
-      if new % bsize ~= 0 then tail = math.floor(new / bsize) end
+      if new % bsize ~= 0 and redis.call('ZCOUNT', mkey(ino), math.floor(new / bsize), math.floor(new / bsize)) > 0 then
+        tail = math.floor(new / bsize)
+        table.insert(f, 'z'); table.insert(f, '1')
+      end
     end
   end
   table.insert(f, 't'); table.insert(f, now)
@@ -347,7 +360,10 @@ return { attrs(ino), work(), tail }
  * changed: 'RETRY' when an entry changed since it was read; 'RMW' when a block cannot be
  * written in place (compressed, shared, or holding bytes past the end of the file): the writer
  * reads it and writes it whole, with a compare-and-set; 'TRIM' when growing the file must first
- * release more than one batch of entries a shrink left past the old size (call again).
+ * release more than one batch of entries a shrink left past the old size (call again); 'CLEAR'
+ * when growing it would expose bytes a shrink left in its last block (inode field z) and this
+ * script does not rewrite that block (rewrite it first). A script that rewrites the last block
+ * (whole, or read-modify-written, which keeps bytes past the size out) clears z.
  * Either way two clients writing different bytes of one block both keep their bytes, and a
  * block another map shares is never changed.
  */
@@ -356,12 +372,17 @@ local ino, now, bsize, inline = ARGV[2], ARGV[4], tonumber(ARGV[5]), ARGV[6] == 
 local RAW = ${BLOCK_CODECS.raw}
 local k = ikey(ino)
 local mk = mkey(ino)
-local h = redis.call('HMGET', k, 'm', 's')
+local h = redis.call('HMGET', k, 'm', 's', 'z')
 local m = h[1]
 if not m then fail('ENOENT') end
 if fmt(m) == S_IFDIR then fail('EISDIR') end
 if fmt(m) ~= S_IFREG then fail('EINVAL') end
 local s = tonumber(h[2])
+local tail = h[3] and s % bsize ~= 0 and math.floor(s / bsize) or -1
+local rewrites_tail = false
+for i = 7, #ARGV, 4 do
+  if tonumber(ARGV[i]) == tail then rewrites_tail = true end
+end
 local function entry(index)
   return redis.call('ZRANGEBYSCORE', mk, index, index, 'LIMIT', 0, 1)[1]
 end
@@ -386,8 +407,11 @@ for i = 7, #ARGV, 4 do
   end
 end
 local e = ARGV[3] ~= '' and tonumber(ARGV[3]) or s
+if e > s and not rewrites_tail and tail_dirty(ino, s, bsize) then return 'CLEAR' end
 if e > s and not release_from(ino, blocks_of(s, bsize)) then return 'TRIM' end
 w(mk)
+-- The last block rewritten (an in-place patch passed the check that nothing lies past the size).
+if rewrites_tail then redis.call('HDEL', w(k), 'z') end
 for i = 7, #ARGV, 4 do
   local index, id, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local p = patch[i]
