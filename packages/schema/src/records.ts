@@ -174,7 +174,7 @@ export const superblockSchema = z.object({
   snapof: z.string().optional(),
   /** Set on a snapshot: when it was taken (the point in time it holds), ns since the epoch. */
   snapat: nsField.optional(),
-  /** Set while `redisfs upgrade` converts a layout-1 filesystem: its SCAN cursor. */
+  /** Set while `redisfs upgrade` converts a layout-1 filesystem: `<SCAN cursor>@<Redis run id>`. */
   upgrade: z.string().optional(),
 });
 export type Superblock = z.infer<typeof superblockSchema>;
