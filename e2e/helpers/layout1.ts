@@ -1,5 +1,5 @@
 /**
- * Test-only: the layout-1 fixture (`fixtures/layout1/`, see its README) loaded into a
+ * Test-only: the layout-1 fixture (`packages/store/fixtures/layout1/`, see its README) loaded into a
  * redis-server of its own, and its manifest. The dump is copied into a temporary directory first:
  * the server must never get a chance to write the committed file. Not exported from the package.
  *
@@ -12,13 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '@redis/client';
-import { OutputTail, isRunning, own, stopChild } from '../../../../e2e/helpers/child.js';
-import { freePort } from '../../../../e2e/helpers/free-port.js';
-import { findExecutable } from '../../../../e2e/helpers/prerequisites.js';
-import { pingRedis } from '../../../../e2e/helpers/redis-server.js';
-import { waitFor } from '../../../../e2e/helpers/wait-for.js';
+import { OutputTail, isRunning, own, stopChild } from './child.js';
+import { freePort } from './free-port.js';
+import { findExecutable } from './prerequisites.js';
+import { pingRedis } from './redis-server.js';
+import { waitFor } from './wait-for.js';
 
-const FIXTURE_DIR = fileURLToPath(new URL('../../fixtures/layout1/', import.meta.url));
+const FIXTURE_DIR = fileURLToPath(new URL('../../packages/store/fixtures/layout1/', import.meta.url));
 
 const makeRaw = (url: string) => createClient({ url });
 type RawClient = ReturnType<typeof makeRaw>;

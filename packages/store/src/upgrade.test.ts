@@ -7,7 +7,7 @@ import {
 } from './index.js';
 import {
   readLayout1Manifest, startLayout1Redis, type Layout1Manifest, type Layout1Redis, type ManifestPrefix,
-} from './internal/layout1-fixture.js';
+} from '../../../e2e/helpers/layout1.js';
 import { countsOf, storeFixture } from './internal/test-fixture.js';
 
 const PREFIXES = ['skx', 'skx.Mon'] as const;
