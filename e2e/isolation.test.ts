@@ -55,10 +55,19 @@ async function keysContaining(client: Client, text: string): Promise<string[]> {
   return keys.sort();
 }
 
-/** Whether `key` is one of filesystem `prefix`'s keys, as the layout defines them. */
+/** The family-wide keys of `prefix`'s family (`{F}#…`), which every member of the family shares. */
+function familyKeysOf(prefix: string): string[] {
+  const layout = keysFor(prefix);
+  return [layout.refcounts, layout.freeBlocks, layout.blockCounter, layout.deadMembers];
+}
+
+/**
+ * Whether `key` is one of the keys filesystem `prefix` depends on, as the layout defines them:
+ * its own metadata, a key of its family, or a data block of its family.
+ */
 function belongsTo(prefix: string, key: string): boolean {
   const layout = keysFor(prefix);
-  return key.startsWith(layout.metaPrefix) || parseBlockKey(layout, key) !== undefined;
+  return key.startsWith(layout.metaPrefix) || familyKeysOf(prefix).includes(key) || parseBlockKey(layout, key) !== undefined;
 }
 
 const ready = (await requireRedis()) && requireFuse();
@@ -109,6 +118,7 @@ describe.skipIf(!ready)('prefixes are separate filesystems', () => {
   });
 
   it('each key belongs to one prefix, even when one prefix name starts with the other', async () => {
+    // `X` and `X.b` are two families (a member of X's family would be `X@label`).
     const prefixA = uniquePrefix('iso-keys');
     const prefixB = `${prefixA}.b`;
     const client: Client = createClient({ url: redis.url });
@@ -127,11 +137,15 @@ describe.skipIf(!ready)('prefixes are separate filesystems', () => {
     expect(owners.filter((k) => k.owners.length !== 1)).toEqual([]);
     const ofA = owners.filter((k) => k.owners[0] === prefixA).map((k) => k.key);
     const ofB = owners.filter((k) => k.owners[0] === prefixB).map((k) => k.key);
-    // Both have blocks and metadata, and each prefix's SCAN patterns find exactly its own keys.
+    // Both have blocks, metadata and family keys, and each prefix's SCAN patterns find exactly
+    // its own keys.
     for (const [prefix, own] of [[prefixA, ofA], [prefixB, ofB]] as const) {
-      expect(own.some((k) => parseBlockKey(keysFor(prefix), k))).toBe(true);
+      const layout = keysFor(prefix);
+      expect(own.some((k) => parseBlockKey(layout, k))).toBe(true);
+      expect(own.some((k) => k.startsWith(layout.metaPrefix))).toBe(true);
+      expect(own.some((k) => familyKeysOf(prefix).includes(k))).toBe(true);
       const scanned: string[] = [];
-      for (const pattern of keysFor(prefix).scanPatterns) {
+      for (const pattern of layout.scanPatterns) {
         for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 1000 })) scanned.push(...batch);
       }
       expect(scanned.sort()).toEqual(own);
@@ -258,8 +272,12 @@ describe.skipIf(!ready)('a Redis ACL user limited to one filesystem', () => {
       await writeFile(m.path('docs/notes.txt'), 'read me\n');
     }
     const user = await createFsUser(prefix);
-    // The same line, but the key patterns grant reading only.
-    await admin.sendCommand(['ACL', 'SETUSER', user.name, 'resetkeys', `%R~{${prefix}}:*`, `%R~${prefix}:b:*`]);
+    // The same line, but its key patterns (`~{skx}* ~skx:b:*`) grant reading only, as the README says.
+    const readOnlyPatterns = documentedAclLine()
+      .filter((word) => word.startsWith('~'))
+      .map((word) => `%R${word.replaceAll('skx', prefix)}`);
+    expect(readOnlyPatterns).toEqual([`%R~{${prefix}}*`, `%R~${prefix}:b:*`]);
+    await admin.sendCommand(['ACL', 'SETUSER', user.name, 'resetkeys', ...readOnlyPatterns]);
     await using m = await mountRedisfs({ redis: { url: user.url }, prefix, readOnly: true });
     expect(await readFile(m.path('docs/notes.txt'), 'utf8')).toBe('read me\n');
     expect((await stat(m.path('docs'))).isDirectory()).toBe(true);
@@ -312,6 +330,8 @@ describe.skipIf(!ready)('a Redis ACL user limited to one filesystem', () => {
       'HGETALL superblock': await outcome(raw.hGetAll(otherKeysOf.superblock)),
       'HGETALL root inode': await outcome(raw.hGetAll(otherKeysOf.inode(ROOT_INO))),
       'GET a block': await outcome(raw.get(block!)),
+      'GET the block counter': await outcome(raw.get(otherKeysOf.blockCounter)),
+      'HGETALL reference counts': await outcome(raw.hGetAll(otherKeysOf.refcounts)),
       'HSET an inode': await outcome(raw.hSet(otherKeysOf.inode(ROOT_INO), 'm', '0')),
       'UNLINK a block': await outcome(raw.unlink(block!)),
       'SCAN (lists every key name)': await outcome(raw.scan('0')),
@@ -320,6 +340,8 @@ describe.skipIf(!ready)('a Redis ACL user limited to one filesystem', () => {
       'HGETALL superblock': 'NOPERM',
       'HGETALL root inode': 'NOPERM',
       'GET a block': 'NOPERM',
+      'GET the block counter': 'NOPERM',
+      'HGETALL reference counts': 'NOPERM',
       'HSET an inode': 'NOPERM',
       'UNLINK a block': 'NOPERM',
       'SCAN (lists every key name)': 'NOPERM',

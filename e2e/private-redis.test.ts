@@ -60,8 +60,11 @@ describe.skipIf(!ready || portTaken)('the private Redis', () => {
       const list = await node(SNAPSHOT_CLI, ['list']);
       expect(list, list.stderr).toMatchObject({ code: 0 });
       expect(list.stdout).toMatch(/^skx\s/m);
-      expect(await node(SNAPSHOT_CLI, ['--from', 'skx', '--to', 'skx.before'])).toMatchObject({ code: 0 });
-      expect(await node(MOUNT_CLI, ['fsck', '--prefix', 'skx'])).toMatchObject({ code: 0 });
+      // A snapshot is named in its filesystem's family: skx@label.
+      const snap = await node(SNAPSHOT_CLI, ['--from', 'skx', '--to', 'skx@before']);
+      expect(snap, snap.stderr).toMatchObject({ code: 0 });
+      const fsck = await node(MOUNT_CLI, ['fsck', '--prefix', 'skx']);
+      expect(fsck, fsck.stdout + fsck.stderr).toMatchObject({ code: 0 });
       await unmount();
       // The private server stops with its mount, and keeps the data for the next one.
       await waitFor(() => {
@@ -77,7 +80,7 @@ describe.skipIf(!ready || portTaken)('the private Redis', () => {
 
       await mount();
       expect(await readFile(`${mountpoint}/kept`, 'utf8')).toBe('in the private redis\n');
-      expect((await node(SNAPSHOT_CLI, ['list', '--of', 'skx'])).stdout).toMatch(/^skx\.before\s/m);
+      expect((await node(SNAPSHOT_CLI, ['list', '--of', 'skx'])).stdout).toMatch(/^skx@before\s/m);
       await unmount();
     } finally {
       await forceUnmount(mountpoint);

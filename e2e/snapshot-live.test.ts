@@ -6,8 +6,9 @@
  *  - moves files between two directories with rename (each file is in exactly one of them);
  *  - creates log files, fsyncs each, and says so on stdout (every one reported before the
  *    snapshot began is whole in the copy).
- * The source also holds enough data that the copy takes many batches. The test then reports the
- * longest single command Redis ran during the snapshot (SLOWLOG), which bounded batches keep short.
+ * The source also holds enough that the copy takes many batches (a snapshot copies metadata,
+ * block maps included, and shares the data blocks). The test then reports the longest single
+ * command Redis ran during the snapshot (SLOWLOG), which bounded batches keep short.
  */
 import { spawn } from 'node:child_process';
 import { readFile, readdir, stat } from 'node:fs/promises';
@@ -75,7 +76,8 @@ describe.skipIf(!ready)('a snapshot of a busy filesystem', () => {
   });
 
   it('is a point-in-time copy, made in short commands', async () => {
-    const [from, to] = [uniquePrefix('live-from'), uniquePrefix('live-to')];
+    const from = uniquePrefix('live-from');
+    const to = `${from}@during`; // a snapshot is a member of its source's family
     await using src = await mountRedisfs({ redis, prefix: from });
     // Bulk for the copy to chew on: 48 MiB of incompressible data and 1,000 small files.
     await run('sh', ['-c', `mkdir -p big left right log bulk && head -c 50331648 /dev/urandom > bulk/random`], { cwd: src.dir });
