@@ -81,7 +81,7 @@ describe.skipIf(!redisReady)('redisfs fsck', () => {
     const repaired = await runFsck(redis, prefix, ['--repair']);
     expect(repaired.code, repaired.stdout + repaired.stderr).toBe(1);
     expect(repaired.stdout).toMatch(/^fixed: removed entry 'ghost'/m);
-    expect(repaired.stdout).toMatch(/^fixed: deleted orphan inode \d+ and its 1 block\(s\)/m);
+    expect(repaired.stdout).toMatch(/^fixed: deleted orphan inode \d+ and released its 1 block\(s\)/m);
     expect(repaired.stdout).toMatch(/3 problems found, \d+ repairs made, 0 left$/m);
     await expectFsckClean(redis, prefix);
 
@@ -89,7 +89,9 @@ describe.skipIf(!redisReady)('redisfs fsck', () => {
     try {
       expect((await store.readFile('/docs/sub/a-link')).toString()).toBe('a'.repeat(100_000));
       expect((await store.stat('/docs/a.txt')).nlink).toBe(2);
-      expect(await store.statfs()).toMatchObject({ inodes: 4, bytesUsed: 100_000 });
+      // (statfs reports what Redis holds, not the files' sizes: those are in {P}:st.)
+      expect(await store.statfs()).toMatchObject({ inodes: 4 });
+      expect(await raw.hGetAll(k.stats)).toEqual({ inodes: '4', bytes: '100000' });
     } finally {
       await store.close();
     }
@@ -98,7 +100,12 @@ describe.skipIf(!redisReady)('redisfs fsck', () => {
   it('prints the report as JSON with --json', async () => {
     const prefix = uniquePrefix('fsckjson');
     const ino = await makeFs(prefix);
-    await raw.set(keysFor(prefix).block(ino.b, 5), 'x');
+    // A block stored at index 5 of /b's block map, far past its 3 bytes (layout 2: block ids come
+    // from the family's counter, and the map says where each block belongs).
+    const k = keysFor(prefix);
+    const id = String(await raw.incrBy(k.blockCounter, 1));
+    await raw.set(k.block(id), 'x');
+    await raw.zAdd(k.map(ino.b), { score: 5, value: id });
     const result = await runFsck(redis, prefix, ['--json']);
     expect(result.code).toBe(4);
     const report = JSON.parse(result.stdout) as { prefix: string; problems: { kind: string; ino: number }[]; counts: { inodes: number } };
@@ -122,6 +129,15 @@ describe.skipIf(!redisReady)('redisfs fsck', () => {
     const none = await runFsck(redis, uniquePrefix('nofs'));
     expect(none.code).toBe(8);
     expect(none.stderr.trim()).toMatch(/^redisfs fsck: ENOENT: no filesystem at prefix 'nofs-.*' on redis:\/\/127.0.0.1:\d+$/);
+
+    // A layout-1 filesystem is not checked: it needs `redisfs upgrade` first.
+    const v1 = uniquePrefix('fsckv1');
+    await makeFs(v1);
+    await raw.hSet(keysFor(v1).superblock, 'version', '1');
+    const old = await runFsck(redis, v1, ['--repair']);
+    expect(old.code).toBe(8);
+    expect(old.stderr.trim().split('\n')).toHaveLength(1);
+    expect(old.stderr).toContain(`holds layout version 1: convert it with \`redisfs upgrade --prefix ${v1}\``);
 
     const port = await freePort();
     const down = await run(process.execPath, [cli, 'fsck', '--prefix', 'x', '--url', `redis://me:hunter22@127.0.0.1:${port}`], {

@@ -67,7 +67,8 @@ describe('fsck report', () => {
     problems: [],
     repaired: [],
     remaining: [],
-    counts: { inodes: 3, directories: 1, entries: 2, blocks: 4 },
+    counts: { inodes: 3, directories: 1, entries: 2, blocks: 4, familyBlocks: 4 },
+    pending: { gcInodes: 0, freeBlocks: 0, deadMembers: 0 },
     passes: 1,
   };
   const problem = { kind: 'nlink-wrong' as const, message: 'inode 2 (file) has nlink 3, expected 1: 1 entry names it', ino: 2, repairable: true };
@@ -88,6 +89,17 @@ describe('fsck report', () => {
     expect(lines).toEqual([
       `nlink-wrong: ${problem.message}`,
       'p on unix:/s: 3 inodes (1 directory), 2 entries, 4 blocks: 1 problem found; run with --repair on a quiet filesystem to fix',
+    ]);
+  });
+
+  it('prints the collector\'s pending work, and the blocks a family shares', () => {
+    const lines = formatReport(
+      { ...base, counts: { ...base.counts, familyBlocks: 9 }, pending: { gcInodes: 1, freeBlocks: 20, deadMembers: 0 } },
+      { where: 'redis://h:1', repair: false },
+    );
+    expect(lines).toEqual([
+      'pending: 1 file with blocks to release, 20 unreferenced blocks to delete (collection in progress: a read-write mount of the family does it)',
+      'p on redis://h:1: 3 inodes (1 directory), 2 entries, 4 blocks (9 stored in its family): clean',
     ]);
   });
 });

@@ -3,7 +3,7 @@
  * maps it to an exit code, as e2fsck does. All checking lives in @redisfs/store.
  */
 import { UsageError, findPrivateRedis } from '@redisfs/cli-common';
-import { checkFilesystem, describeTarget, type FsckProblem, type FsckReport } from '@redisfs/store';
+import { checkFilesystem, describeTarget, type FsckPending, type FsckProblem, type FsckReport } from '@redisfs/store';
 import { parseFsckArgs, type FsckConfig } from './fsck-args.js';
 
 /** No problem found. */
@@ -55,21 +55,36 @@ export function fsckExitCode(report: FsckReport): number {
   return report.remaining.length === 0 ? FSCK_EXIT_REPAIRED : FSCK_EXIT_PROBLEMS_LEFT;
 }
 
-/** One line per problem (then per repair and per problem left), and a summary line. */
+/** One line per problem (then per repair and per problem left), the collector's pending work, and a summary line. */
 export function formatReport(report: FsckReport, options: { where: string; repair: boolean }): string[] {
   const lines = report.problems.map(problemLine);
   for (const r of report.repaired) lines.push(`fixed: ${r.message}`);
   if (options.repair) for (const p of report.remaining) lines.push(`left: ${problemLine(p)}`);
-  const { inodes, directories, entries, blocks } = report.counts;
+  const pending = pendingLine(report.pending);
+  if (pending) lines.push(pending);
+  const { inodes, directories, entries, blocks, familyBlocks } = report.counts;
   const found = `${count(report.problems.length, 'problem')} found`;
   let verdict: string;
   if (report.problems.length === 0) verdict = 'clean';
   else if (report.fatal) verdict = `${found} (fatal: nothing else was checked)`;
   else if (options.repair) verdict = `${found}, ${count(report.repaired.length, 'repair')} made, ${report.remaining.length} left`;
   else verdict = report.problems.some((p) => p.repairable) ? `${found}; run with --repair on a quiet filesystem to fix` : found;
-  const seen = `${count(inodes, 'inode')} (${count(directories, 'directory', 'directories')}), ${count(entries, 'entry', 'entries')}, ${count(blocks, 'block')}`;
+  // Members of a family share blocks: what the family stores is said when it differs.
+  const family = familyBlocks === blocks ? '' : ` (${familyBlocks} stored in its family)`;
+  const seen = `${count(inodes, 'inode')} (${count(directories, 'directory', 'directories')}), ${count(entries, 'entry', 'entries')}, ${count(blocks, 'block')}${family}`;
   lines.push(`${report.prefix} on ${options.where}: ${seen}: ${verdict}`);
   return lines;
+}
+
+/** What the collector has still to do (not a problem): one line, or undefined when nothing. */
+function pendingLine(p: FsckPending): string | undefined {
+  const parts = [
+    p.gcInodes > 0 ? `${count(p.gcInodes, 'file')} with blocks to release` : '',
+    p.freeBlocks > 0 ? `${count(p.freeBlocks, 'unreferenced block')} to delete` : '',
+    p.deadMembers > 0 ? `${count(p.deadMembers, 'deleted filesystem')} of the family to release` : '',
+  ].filter((part) => part !== '');
+  if (parts.length === 0) return undefined;
+  return `pending: ${parts.join(', ')} (collection in progress: a read-write mount of the family does it)`;
 }
 
 function problemLine(p: FsckProblem): string {

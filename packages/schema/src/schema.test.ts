@@ -15,14 +15,26 @@ import {
   joinBlock,
   keysFor,
   parseBlockKey,
-  parseInodeKey,
   parseFamilyMapKey,
+  parseInodeKey,
   parseLayout1BlockKey,
   sameFamily,
   splitBlock,
   superblockSchema,
   type InodeRecord,
 } from './index.js';
+
+/** Whether SCAN MATCH `pattern` matches `key` (globs as Redis reads them: * any run, \x a literal x). */
+function matches(pattern: string, key: string): boolean {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '\\') re += (pattern[++i] ?? '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    else if (c === '*') re += '.*';
+    else re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`).test(key);
+}
 
 describe('key layout', () => {
   it('puts metadata and family keys under the family hash tag and data blocks outside it', () => {
@@ -72,17 +84,6 @@ describe('key layout', () => {
   });
 
   it('keeps the patterns of different prefixes apart (SCAN MATCH)', () => {
-    // A glob as SCAN MATCH reads it: * any run, \x a literal x.
-    const matches = (pattern: string, key: string) => {
-      let re = '';
-      for (let i = 0; i < pattern.length; i++) {
-        const c = pattern[i]!;
-        if (c === '\\') re += (pattern[++i] ?? '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-        else if (c === '*') re += '.*';
-        else re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      }
-      return new RegExp(`^${re}$`).test(key);
-    };
     const f = keysFor('skx');
     const m = keysFor('skx@mon');
     const other = keysFor('skx2');
@@ -115,6 +116,35 @@ describe('key layout', () => {
       '{skx}@mon:m:1:2', '{skx}#m:1',
     ]) {
       expect(parseFamilyMapKey(m, bad), bad).toBeUndefined();
+    }
+  });
+
+  it('covers a member\'s own keys, its family\'s keys and blocks, and the maps of every member', () => {
+    const k = keysFor('skx@mon');
+    const f = keysFor('skx');
+    expect(k.familyPattern).toBe('{skx}#*');
+    expect(k.scanPatterns).toEqual([k.metaPattern, k.familyPattern, k.blockPattern]);
+    const anyOf = (patterns: readonly string[], key: string) => patterns.some((p) => matches(p, key));
+    for (const key of [k.inode(1), k.map(3), k.superblock, k.refcounts, k.freeBlocks, k.blockCounter, k.deadMembers, k.block('7')]) {
+      expect(anyOf(k.scanPatterns, key), key).toBe(true);
+    }
+    for (const key of [f.inode(1), keysFor('skx@other').map(3), keysFor('skx2').refcounts, keysFor('skx2').block('7')]) {
+      expect(anyOf(k.scanPatterns, key), key).toBe(false);
+    }
+    for (const key of [f.map(3), k.map(3), keysFor('skx@a.b-c').map(12)]) expect(anyOf(k.familyMapPatterns, key), key).toBe(true);
+    for (const key of [keysFor('skx2').map(3), keysFor('skx2@mon').map(3)]) expect(anyOf(k.familyMapPatterns, key), key).toBe(false);
+  });
+
+  it('parses the block map keys of every member of the family back, only in their canonical form', () => {
+    const k = keysFor('skx@mon');
+    expect(parseFamilyMapKey(k, '{skx}:m:5')).toEqual({ prefix: 'skx', ino: 5 });
+    expect(parseFamilyMapKey(k, keysFor('skx@x.1').map(9))).toEqual({ prefix: 'skx@x.1', ino: 9 });
+    expect(parseFamilyMapKey(keysFor('skx'), k.map(2 ** 40))).toEqual({ prefix: 'skx@mon', ino: 2 ** 40 });
+    for (const bad of [
+      '{skx}:m:05', '{skx}:m:0', '{skx}:m:', '{skx}@:m:5', '{skx}@a@b:m:5', '{skx}@a{b}:m:5', '{skx2}:m:5', '{skx2}@mon:m:5',
+      '{skx}:i:5', '{skx}@mon:i:5', 'skx:m:5', '{skx}#m:5', '{skx}:m:5:1',
+    ]) {
+      expect(parseFamilyMapKey(k, bad), bad).toBeUndefined();
     }
   });
 

@@ -1,31 +1,48 @@
 /**
- * fsck: checks (and with `repair`, fixes) the consistency of one filesystem.
+ * fsck: checks (and with `repair`, fixes) the consistency of one filesystem, and of the blocks
+ * its family shares (layout 2: a filesystem, its snapshots and clones share one pool of blocks).
  *
  * A consistent filesystem: every directory entry names a live inode of the type the entry says;
  * every live inode except the root is reachable from the root; a file's nlink is the number of
  * entries naming it, a directory's is 2 + its subdirectories, and a directory has exactly one
- * name, in the directory its `p` field records; dir and xattr hashes belong to live inodes; data
- * blocks belong to regular files and lie below their size (or are pending deletion in `{P}:gc`);
- * `{P}:st` matches the inodes and bytes counted; `{P}:ino` is at least every inode number in use.
+ * name, in the directory its `p` field records; dir and xattr hashes belong to live inodes; a
+ * block map belongs to a live regular file, holds no entry at or past its end, and names only
+ * blocks that are stored (or is pending in `{P}:gc`); `{P}:st` matches the inodes and bytes
+ * counted; `{P}:ino` is at least every inode number in use. A consistent family: `{F}#rc` holds
+ * the number of map entries, over every member, of exactly the blocks that have two or more;
+ * every stored block is referenced by some map or listed in `{F}#free`, and no referenced block
+ * is listed there. Work the collector has not done yet (`{P}:gc`, `{F}#free`, `{F}#dead`) is
+ * reported as pending, not as a problem.
  *
- * Reading is SCAN in batches with pipelined reads: safe on a live filesystem, but a check that
- * runs while others write may report transient problems, since an operation may run between two
- * SCAN batches (a rename can move an entry from a directory not read yet into one already read).
- * `repair` is meant for a quiet filesystem (unmounted, or mounted by nobody who writes), and is
- * refused (EBUSY) while a snapshot is taken from or into the prefix. Each repair is one atomic
- * step that re-checks what it cheaply can (an entry is removed only if it still holds the value
- * seen, an nlink is set only if it did not change...), but some conditions (no entry names this
- * inode) cannot be re-checked atomically. Repairing runs passes (check, repair, check again)
- * until nothing repairable is left, so that the children of a deleted orphan directory go in the
- * same run; `{P}:st` is recomputed last, once nothing else changes what it counts.
+ * Reading is SCAN in batches with pipelined reads (the filesystem's keys, then the family's
+ * blocks, every member's block maps, `{F}#rc` and `{F}#free`): safe on a live filesystem, but a
+ * check that runs while others write may report transient problems, since an operation may run
+ * between two SCAN batches (a rename can move an entry from a directory not read yet into one
+ * already read). Memory holds the filesystem's metadata and one number per block id of the family.
+ * `repair` is meant for a quiet family (unmounted, or mounted by nobody who writes, in any member,
+ * since reference counts and blocks are shared), and is refused (EBUSY) while a snapshot is taken
+ * from or into the prefix or any member of its family that holds blocks. Each repair is one
+ * atomic step that re-checks what it cheaply can (an entry is removed only if it still holds the
+ * value seen, an nlink or a reference count is set only if it did not change...), but some
+ * conditions (no entry names this inode, no map references this block) cannot be re-checked
+ * atomically. Repairing runs passes (check, repair, check again) until nothing repairable is
+ * left, so that the children of a deleted orphan directory go in the same run; `{P}:st` is
+ * recomputed last, once nothing else changes what it counts.
+ *
+ * A filesystem of layout 1 is not checked: `redisfs upgrade` converts it first.
  */
-import type { KeyLayout } from '@redisfs/schema';
+import { UPGRADABLE_LAYOUTS, isSupportedLayout, type KeyLayout } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { holdsAnyKey, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
 import { describeTarget, type RedisClient } from './internal/connect.js';
 import { checkImage, type Finding } from './internal/fsck-check.js';
+import { BlockTable, FamilyCheck } from './internal/fsck-family.js';
+import { MapCheck } from './internal/fsck-maps.js';
 import { applyRepair } from './internal/fsck-repair.js';
-import { scanBlocks, scanMetadata } from './internal/fsck-scan.js';
+import {
+  countDeadMembers, membersBeingCopied, readLayoutFields, scanBlocks, scanMaps, scanMetadata, scanRefcountsAndFree, storedBlocks,
+} from './internal/fsck-scan.js';
+import { ScriptRunner } from './internal/scripts.js';
 
 /** Every kind of problem fsck reports: a closed list. */
 export const FSCK_PROBLEM_KINDS = [
@@ -55,15 +72,25 @@ export const FSCK_PROBLEM_KINDS = [
   'stray-dir-hash',
   /** An xattr hash `{P}:x:<n>` whose inode is missing. */
   'stray-xattr-hash',
-  /** A data block of a missing inode or of an inode that is not a regular file. */
-  'stray-block',
-  /** A data block at or past the end of its file, not pending deletion in `{P}:gc`. */
+  /** A block map `{P}:m:<n>` whose inode is missing or not a regular file, not pending in `{P}:gc` (repair releases it). */
+  'orphan-map',
+  /** Block map entries at or past the end of their file, not pending in `{P}:gc` (repair releases them). */
   'block-past-eof',
+  /** A block map entry that is not a block id at a block index (repair removes it, releasing its reference). */
+  'map-entry-corrupt',
+  /** A block map entry of a live file whose block key does not exist: data lost (repair removes the entry: zeros). */
+  'block-missing',
+  /** `{F}#rc` differs from the map entries, over every member of the family, that reference a block. */
+  'refcount-wrong',
+  /** A block listed in `{F}#free` (to be deleted) that a map references. */
+  'block-freed-in-use',
+  /** A stored block no map of any member references, not listed in `{F}#free` (repair deletes it). */
+  'block-unreferenced',
   /** `{P}:st` differs from the inodes and bytes counted. */
   'stats-mismatch',
   /** `{P}:ino` is missing or lower than an inode number in use (a new file could reuse it). */
   'inode-counter-behind',
-  /** A key under the prefix that the layout does not define, or that has the wrong type (never repaired). */
+  /** A key under the prefix (or the block pattern) that the layout does not define, or that has the wrong type (never repaired). */
   'unexpected-key',
 ] as const;
 export type FsckProblemKind = (typeof FSCK_PROBLEM_KINDS)[number];
@@ -102,8 +129,20 @@ export interface FsckCounts {
   directories: number;
   /** Directory entries. */
   entries: number;
-  /** Data-block keys scanned. */
+  /** Entries of its block maps: the blocks its files reference (some may be shared). */
   blocks: number;
+  /** Data-block keys of the whole family scanned (its members share them). */
+  familyBlocks: number;
+}
+
+/** Work the collector has not done yet: not a problem, but it holds memory until done. */
+export interface FsckPending {
+  /** Files whose block map has entries to release (`{P}:gc`: freed or shrunk files). */
+  gcInodes: number;
+  /** Blocks nothing references any more, whose keys are yet to be deleted (`{F}#free`). */
+  freeBlocks: number;
+  /** Deleted members of the family whose keys are still being released (`{F}#dead`). */
+  deadMembers: number;
 }
 
 /** The result of {@link checkFilesystem}. */
@@ -118,13 +157,16 @@ export interface FsckReport {
   /** Problems left: those a final check still finds after repairing; `problems` without repair. */
   remaining: FsckProblem[];
   counts: FsckCounts;
+  /** What the collector has still to do, as the last check saw it (a read-write mount of the family does it). */
+  pending: FsckPending;
   /** Checks run (1 without repair; with it, one more after each round of repairs). */
   passes: number;
 }
 
 /** Progress of a run: the phase and how many keys (or repairs) it has done so far. */
 export interface FsckProgress {
-  phase: 'metadata' | 'blocks' | 'repair';
+  /** metadata: the filesystem's keys; blocks, maps, refcounts: the family's; repair. */
+  phase: 'metadata' | 'blocks' | 'maps' | 'refcounts' | 'repair';
   /** 1 for the first check; repair passes count up from there. */
   pass: number;
   done: number;
@@ -134,7 +176,7 @@ export interface FsckProgress {
 export interface FsckOptions extends AdminTarget {
   /** Prefix of the filesystem to check. */
   prefix: string;
-  /** Fix what can be fixed (orphans, counts, entries, stray keys). Only on a quiet filesystem. */
+  /** Fix what can be fixed (orphans, counts, entries, maps, blocks). Only on a quiet family. */
   repair?: boolean | undefined;
   /** Called as the check proceeds (after each SCAN batch, each repair). */
   onProgress?: ((progress: FsckProgress) => void) | undefined;
@@ -145,9 +187,10 @@ const MAX_REPAIR_PASSES = 6;
 
 /**
  * Checks filesystem `prefix` (read-only unless `repair`) and reports what it found and fixed.
- * Fails with EINVAL (bad prefix, unknown layout version), ENOENT (the prefix holds no key at
- * all), EBUSY (repair while a snapshot is taken from or into the prefix), EIO/EACCES (Redis
- * unreachable or failing). See the module comment for live filesystems.
+ * Fails with EINVAL (bad prefix, unknown layout version, layout 1: upgrade it first), ENOENT (the
+ * prefix holds no key at all), EBUSY (repair while a snapshot is taken from or into the prefix
+ * or a member of its family), EIO/EACCES (Redis unreachable or failing). See the module comment
+ * for live filesystems.
  */
 export async function checkFilesystem(options: FsckOptions): Promise<FsckReport> {
   const layout = layoutOf(options.prefix);
@@ -161,21 +204,24 @@ export async function checkFilesystem(options: FsckOptions): Promise<FsckReport>
       repaired: [],
       remaining: first.findings.map((f) => f.problem),
       counts: first.counts,
+      pending: first.pending,
       passes: 1,
     };
     if (first.fatal || !options.repair || first.findings.every((f) => f.action === undefined)) return report;
-    await assertNoSnapshot(client, layout, options);
+    const scripts = new ScriptRunner(client, layout.superblock);
     let current = first;
     let done = 0;
     while (pass <= MAX_REPAIR_PASSES) {
       const fixable = current.findings.filter((f) => f.action !== undefined);
-      // Counters last: only once nothing else changes what they count.
+      // Counters last: only once nothing else changes what they count. Reference counts and the
+      // free list first: releasing a map (an orphan's, say) trusts them to tell a shared block.
       const structural = fixable.filter((f) => f.action?.op !== 'set-stats');
-      const batch = structural.length > 0 ? structural : fixable;
+      const batch = (structural.length > 0 ? structural : fixable).sort((a, b) => repairOrder(a) - repairOrder(b));
       if (batch.length === 0) break;
+      await assertNoSnapshot(client, layout, options, current.members);
       let changed = 0;
       for (const finding of batch) {
-        const repaired = await applyRepair(client, layout, finding, current.blockSize);
+        const repaired = await applyRepair(client, layout, finding, current.blockSize, scripts);
         if (repaired) {
           report.repaired.push(repaired);
           changed++;
@@ -189,43 +235,119 @@ export async function checkFilesystem(options: FsckOptions): Promise<FsckReport>
     }
     report.remaining = current.findings.map((f) => f.problem);
     report.fatal = current.fatal;
+    report.pending = current.pending;
     return report;
   });
 }
 
+/** Block bookkeeping (what every release relies on) before anything that releases blocks. */
+function repairOrder(f: Finding): number {
+  return f.action?.op === 'set-refcount' || f.action?.op === 'unfree-block' ? 0 : 1;
+}
+
 /**
  * Repairs write keys directly, not through the copy-on-write hooks of the store's scripts: while
- * a snapshot is taken from or into this prefix they would leak into it, or be overwritten.
+ * a snapshot is taken from or into this prefix they would leak into it, or be overwritten; and
+ * while one is taken from or into another member, the references it adds would be miscounted.
  */
-async function assertNoSnapshot(client: RedisClient, layout: KeyLayout, target: AdminTarget): Promise<void> {
-  if ((await client.exists([layout.snapshot, layout.snapshotLock])) === 0) return;
+async function assertNoSnapshot(client: RedisClient, layout: KeyLayout, target: AdminTarget, members: ReadonlySet<string>): Promise<void> {
+  const busy = await membersBeingCopied(client, new Set([layout.prefix, ...members]));
+  if (busy.length === 0) return;
+  const which = busy.includes(layout.prefix) ? `'${layout.prefix}'` : `'${busy[0]}', a member of the family of '${layout.prefix}'`;
   throw new FsError(
     'EBUSY',
-    `a snapshot is being taken from or into '${layout.prefix}' on ${describeTarget(target)}: not repairing; retry once it is done`,
+    `a snapshot is being taken from or into ${which} on ${describeTarget(target)}: not repairing; retry once it is done`,
   );
+}
+
+/** Refuses a filesystem of another layout before reading it: layout 1 needs `redisfs upgrade` first. */
+async function assertCheckableLayout(client: RedisClient, layout: KeyLayout): Promise<void> {
+  const fields = await readLayoutFields(client, layout);
+  if (!fields || fields.version === undefined || !/^\d+$/.test(fields.version)) return; // the check reports it
+  const version = Number(fields.version);
+  if (UPGRADABLE_LAYOUTS.includes(version) || fields.upgrade !== undefined) {
+    throw new FsError(
+      'EINVAL',
+      `prefix '${layout.prefix}' holds layout version ${version}${fields.upgrade === undefined ? '' : ' (an upgrade was cut short)'}: ` +
+        `convert it with \`redisfs upgrade --prefix ${layout.prefix}\` (unmounted), then check it`,
+    );
+  }
+  if (!isSupportedLayout(version)) {
+    throw new FsError('EINVAL', `prefix '${layout.prefix}' holds layout version ${version}, which this redisfs cannot check`);
+  }
 }
 
 interface CheckResult {
   fatal: boolean;
   findings: Finding[];
   counts: FsckCounts;
+  pending: FsckPending;
   blockSize: number;
+  /** Members of the family that hold block maps. */
+  members: ReadonlySet<string>;
 }
 
-/** One full check: metadata scan and analysis, then the block scan. */
+/**
+ * One full check: the filesystem's metadata, then the family's blocks, every member's block
+ * maps (counting the references to each block, and judging this filesystem's), the reference
+ * counts and the free list.
+ */
 async function checkOnce(client: RedisClient, layout: KeyLayout, options: FsckOptions, pass: number): Promise<CheckResult> {
-  const image = await scanMetadata(client, layout, (done) => options.onProgress?.({ phase: 'metadata', pass, done }));
+  const progress = (phase: FsckProgress['phase']) => (done: number) => options.onProgress?.({ phase, pass, done });
+  await assertCheckableLayout(client, layout);
+  const image = await scanMetadata(client, layout, progress('metadata'));
   if (image.superblock === undefined && image.keysScanned === 0 && !(await holdsAnyKey(client, layout))) {
     throw new FsError('ENOENT', `no filesystem at prefix '${layout.prefix}' on ${describeTarget(options)}`);
   }
   const check = checkImage(image, layout);
-  if (check.fatal) return { fatal: true, findings: check.findings(), counts: check.counts(0), blockSize: 0 };
-  const blocks = await scanBlocks(
+  const gcInodes = new Set(image.gc).size;
+  if (check.fatal) {
+    return {
+      fatal: true,
+      findings: check.findings(() => 0, []),
+      counts: check.counts({ mapped: 0, family: 0 }),
+      pending: { gcInodes, freeBlocks: 0, deadMembers: await countDeadMembers(client, layout) },
+      blockSize: 0,
+      members: new Set(),
+    };
+  }
+  const table = new BlockTable();
+  const maps = new MapCheck(image, layout, check.blockSize, check.orphanInodes);
+  const familyBlocks = await scanBlocks(
     client,
     layout,
-    (ino, index, key) => check.block(ino, index, key),
-    (key) => check.unexpected(key, 'is not a key of the redisfs layout'),
-    (done) => options.onProgress?.({ phase: 'blocks', pass, done }),
+    (id) => table.stored(id),
+    (key) => check.unexpected(key, 'is under the block pattern but is not a block key'),
+    progress('blocks'),
   );
-  return { fatal: false, findings: check.findings(), counts: check.counts(blocks), blockSize: check.blockSize };
+  const { members } = await scanMaps(
+    client,
+    layout,
+    (prefix, ino, entries) => {
+      for (const e of entries) table.reference(e.id);
+      if (prefix === layout.prefix) maps.entries(ino, entries, (id) => table.isStored(id));
+    },
+    (prefix, ino, key) => {
+      if (prefix === layout.prefix) check.unexpected(key, maps.notZset(ino));
+    },
+    progress('maps'),
+  );
+  const family = new FamilyCheck(layout, table, members);
+  await scanRefcountsAndFree(
+    client,
+    layout,
+    { refcount: (id, raw) => family.refcount(id, raw), free: (id) => family.free(id), unexpected: (key, why) => check.unexpected(key, why) },
+    progress('refcounts'),
+  );
+  // A block stored after the block scan went by (a write meanwhile) is not missing.
+  const candidates = maps.missingCandidates();
+  if (candidates.length > 0) maps.storedAfterAll(await storedBlocks(client, layout, candidates));
+  return {
+    fatal: false,
+    findings: check.findings((ino) => maps.entriesOf(ino), [...maps.findings(), ...family.findings()]),
+    counts: check.counts({ mapped: maps.mapped, family: familyBlocks }),
+    pending: { gcInodes, freeBlocks: family.freeBlocks, deadMembers: await countDeadMembers(client, layout) },
+    blockSize: check.blockSize,
+    members,
+  };
 }

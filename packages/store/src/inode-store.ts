@@ -168,7 +168,7 @@ export class InodeStore implements InodeApi {
             const reply = (await this.script('setattr', [
               String(ino), nowNs(), String(this.blockSize),
               opt(changes.mode), opt(changes.uid), opt(changes.gid), opt(size), opt(changes.atimeNs), opt(changes.mtimeNs),
-            ])) as [unknown, string, number] | 'TRIM';
+            ])) as [unknown, string, number] | 'TRIM' | 'CLEAR';
             // TRIM: growing over entries a shrink left (more than one batch): each call releases one.
             if (reply === 'TRIM') continue;
             // CLEAR: growing would expose bytes a cut-short shrink left in the last block.

@@ -105,7 +105,10 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
     const lease = String(LEASE_MS);
     const existed = await explain(
       scripts.run('snapLock', dst.metaPrefix, [src.prefix, id, lease, options.force ? '1' : '']),
-      { EBUSY: `prefix '${dst.prefix}' is busy: a copy into it, or a snapshot of it, is in progress`, EEXIST: existsMessage(dst.prefix, where) },
+      {
+        EBUSY: `prefix '${dst.prefix}' is busy: a copy into it or a snapshot of it is in progress, or its delete is unfinished (run redisfs-snapshot delete --prefix ${dst.prefix} again)`,
+        EEXIST: existsMessage(dst.prefix, where),
+      },
     );
     let started = false;
     let targetIsOurs = false; // from here on, whatever the target holds was put there by this copy
@@ -134,12 +137,30 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
       }
       if (inFlight) copiedKeys += Number(await inFlight);
       await explain(scripts.run('snapFinish', src.metaPrefix, [id, markSnapshot ? '1' : '', at]), LEASE_LOST);
+      await collectCopiedWork(client, scripts, dst, src);
       return { copiedKeys: copiedKeys + 1, deletedKeys, atNs: BigInt(at) };
     } catch (err) {
       await cleanUp(client, scripts, { src: src.metaPrefix, dst: dst.metaPrefix, id, started, targetIsOurs, target: dst });
       throw err;
     }
   });
+}
+
+/**
+ * The copy holds what the source's collector had not done yet at the point in time: block maps
+ * of removed files and entries past a shrunk file's size, listed in the copy's `MP gc`. No file
+ * of the copy can read them, and a snapshot is read-only (no collector of its own), so they are
+ * released here, in the collector's own short steps; blocks the source still holds stay.
+ */
+async function collectCopiedWork(client: RedisClient, scripts: ScriptRunner, dst: KeyLayout, src: KeyLayout): Promise<void> {
+  const bsize = String((await client.hGet(src.superblock, 'bsize')) ?? '65536');
+  for (;;) {
+    const members = await client.sRandMemberCount(dst.gc, 16);
+    if (members.length === 0) return;
+    for (const ino of members) {
+      while (Number(await scripts.run('gcStep', dst.metaPrefix, [ino, bsize])) !== 1);
+    }
+  }
 }
 
 const LEASE_LOST = {

@@ -73,10 +73,14 @@ describe('partial blocks', () => {
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
     const model = text(2 * 64 * KiB);
     await s.write(f.ino, 0, model);
+    // (The collector, woken by the replaced block, runs its own commands meanwhile: not counted.)
+    const ops = (c: Record<string, number>) => Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith('EVALSHA')));
     const first = await countsOf(s, () => s.write(f.ino, 100, Buffer.from('first')));
-    expect(first).toEqual({ 'EVALSHA writeBlocks': 2, 'EVALSHA_RO readBlocks': 1 }); // refused in place, then read
+    expect(ops(first)).toEqual({ 'EVALSHA writeBlocks': 2, 'EVALSHA_RO readBlocks': 1 }); // refused in place, then read
+    expect(first.GET).toBeUndefined();
+    await s.collected();
     const second = await countsOf(s, () => s.write(f.ino, 65_600, Buffer.from('second')));
-    expect(second).toEqual({ 'EVALSHA writeBlocks': 1, 'EVALSHA_RO readBlocks': 1 });
+    expect(ops(second)).toEqual({ 'EVALSHA writeBlocks': 1, 'EVALSHA_RO readBlocks': 1 });
     Buffer.from('first').copy(model, 100);
     Buffer.from('second').copy(model, 65_600);
     expect((await s.read(f.ino, 0, model.length)).equals(model)).toBe(true);

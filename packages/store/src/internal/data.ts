@@ -163,11 +163,22 @@ async function sendOps(ctx: StoreContext, ino: Ino, ops: BlockOp[], end: number 
   try {
     reply = String(await ctx.scripts.run('writeBlocks', ctx.keys.metaPrefix, args));
   } catch (err) {
-    if (stored.length > 0) await dropUnreferenced(ctx, stored.map((op) => op.id));
+    // Only a refusal by the script itself (it changes nothing before it fails) proves that no
+    // map took these blocks; after a lost connection they may be referenced: fsck judges.
+    if (stored.length > 0 && isScriptRefusal(err)) await dropUnreferenced(ctx, stored.map((op) => op.id));
     throw err;
   }
   if (stored.length > 0 && isRedo(reply)) await dropUnreferenced(ctx, stored.map((op) => op.id));
+  if (reply.endsWith('+')) {
+    ctx.collect(); // replaced blocks wait in {F}#free
+    reply = reply.slice(0, -1);
+  }
   return reply;
+}
+
+/** Whether a script failed with one of its own `RFS:<CODE>` errors (raised before any change). */
+function isScriptRefusal(err: unknown): boolean {
+  return err instanceof Error && /(^|\W)RFS:[A-Z]+/.test(err.message);
 }
 
 /** Deletes blocks this client stored and no map took (best effort: fsck finds what is left). */

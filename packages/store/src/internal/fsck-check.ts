@@ -1,6 +1,7 @@
 /**
- * fsck, judging: turns the image the scan read into findings, each a problem and (when fsck
- * knows a safe fix) the repair action for it. No I/O here.
+ * fsck, judging one filesystem: turns the image the scan read, and the entries of its block
+ * maps, into findings, each a problem and (when fsck knows a safe fix) the repair action for it.
+ * No I/O here. (What the members of a family share, their blocks: fsck-family.ts.)
  *
  * Reachability decides what is live: a breadth-first walk from the root over the entries of
  * live directories. A directory's one true name is the entry through which the walk reached it
@@ -12,14 +13,11 @@
 import {
   FILE_TYPE_CODES,
   ROOT_INO,
-  decodeGcEntry,
   encodeDirEntry,
-  isSupportedLayout,
   superblockSchema,
   type FileType,
   type KeyLayout,
 } from '@redisfs/schema';
-import { FsError } from '../errors.js';
 import type { FsckCounts, FsckProblem, FsckProblemKind } from '../fsck.js';
 import type { InodeImage, MetaImage } from './fsck-scan.js';
 
@@ -29,9 +27,19 @@ export type RepairAction =
   | { op: 'set-entry'; dir: number; name: string; value: string; newValue: string }
   | { op: 'set-nlink'; ino: number; from: string; to: number }
   | { op: 'set-parent'; ino: number; from: string; to: number }
-  | { op: 'delete-inode'; ino: number; nlink: string; ctime: string; blocks: number[] }
+  /** Deletes an orphan inode; its block map (`blocks` entries) is released. */
+  | { op: 'delete-inode'; ino: number; nlink: string; ctime: string; blocks: number }
   | { op: 'delete-hash'; which: 'dir' | 'xattr'; ino: number }
-  | { op: 'delete-block'; ino: number; index: number }
+  /** Releases a block map's entries: all of them (`whole`: its inode is gone or not a file), or those past the file's end. */
+  | { op: 'release-map'; ino: number; whole: boolean }
+  /** Removes one map entry (its block is missing, or the entry is corrupt), releasing its reference. */
+  | { op: 'remove-map-entry'; ino: number; id: string; index: number; missing: boolean }
+  /** Sets (to >= 2), removes (to 1) or removes and frees (to 0) a block's reference count. */
+  | { op: 'set-refcount'; id: string; from: string; to: number }
+  /** Deletes a stored block nothing references (`maps`: the keys that could, re-checked first). */
+  | { op: 'delete-block'; id: string; maps: string[] }
+  /** Takes a referenced block off the free list. */
+  | { op: 'unfree-block'; id: string }
   | { op: 'create-root'; nlink: number }
   | { op: 'set-stats'; from: { inodes: string; bytes: string }; to: { inodes: number; bytes: string } }
   | { op: 'raise-counter'; to: number };
@@ -53,7 +61,7 @@ interface EntryRef {
 
 const TYPE_OF_CODE = new Map<string, FileType>(Object.entries(FILE_TYPE_CODES).map(([t, c]) => [c, t as FileType]));
 
-/** Checks a scanned image; blocks are fed in afterwards with {@link ImageCheck.block}. */
+/** Checks a scanned image (its block maps: fsck-maps.ts, fed in afterwards). */
 export function checkImage(image: MetaImage, layout: KeyLayout): ImageCheck {
   return new ImageCheck(image, layout);
 }
@@ -63,10 +71,8 @@ export class ImageCheck {
   readonly fatal: boolean;
   readonly blockSize: number;
   private readonly found: Finding[] = [];
-  private readonly blockFindings: Finding[] = [];
   private readonly flaggedKeys = new Set<string>();
-  private readonly orphans = new Map<number, { node: InodeImage; blocks: Set<number> }>();
-  private readonly gc = new Map<number, [number, number][]>();
+  private readonly orphans = new Map<number, InodeImage>();
   private maxIno = ROOT_INO;
 
   constructor(
@@ -76,42 +82,10 @@ export class ImageCheck {
     this.blockSize = this.checkSuperblock();
     this.fatal = this.blockSize === 0 || this.checkRootType();
     if (this.fatal) return;
-    for (const member of image.gc) {
-      const e = decodeGcEntry(member);
-      if (!e) continue;
-      const ranges = this.gc.get(e.ino);
-      if (ranges) ranges.push([e.from, e.to]);
-      else this.gc.set(e.ino, [[e.from, e.to]]);
-    }
     for (const [key, why] of image.unexpected) this.unexpected(key, why);
-    for (const ino of [...image.inodes.keys(), ...image.dirs.keys(), ...image.xattrs]) this.maxIno = Math.max(this.maxIno, ino);
+    for (const ino of [...image.inodes.keys(), ...image.dirs.keys(), ...image.xattrs, ...image.maps]) this.maxIno = Math.max(this.maxIno, ino);
     this.checkTree();
     this.checkStrayHashes();
-  }
-
-  /** Judges one data block (called for every block key the scan finds). */
-  block(ino: number, index: number, key: string): void {
-    this.maxIno = Math.max(this.maxIno, ino);
-    const orphan = this.orphans.get(ino);
-    if (orphan) {
-      orphan.blocks.add(index);
-      return;
-    }
-    const node = this.image.inodes.get(ino);
-    // Pending deletion (an unlink or truncate lists its blocks in {P}:gc, deletes them after).
-    if ((node && !node.readable) || this.pendingDeletion(ino, index)) return;
-    const where = `block ${index} of inode ${ino}`;
-    let message: string | undefined;
-    let kind: FsckProblemKind = 'stray-block';
-    if (!node) message = `${where}: the inode does not exist`;
-    else if (node.type !== 'file') message = `${where}: the inode is a ${node.type}, not a regular file`;
-    else if (index >= Math.ceil(node.size / this.blockSize)) {
-      kind = 'block-past-eof';
-      message = `${where} lies past the end of the file (size ${node.size}, ${Math.ceil(node.size / this.blockSize)} block(s))`;
-    }
-    if (message === undefined || this.flaggedKeys.has(key)) return;
-    this.flaggedKeys.add(key);
-    this.blockFindings.push(finding(kind, message, { ino, key }, { op: 'delete-block', ino, index }));
   }
 
   /** Records a key the layout does not define (never repaired: fsck does not know what it is). */
@@ -121,26 +95,31 @@ export class ImageCheck {
     this.found.push(finding('unexpected-key', `key ${key} ${why}`, { key }));
   }
 
-  /** Every finding, once all blocks were fed in. */
-  findings(): Finding[] {
-    if (this.fatal) return this.found;
-    const orphans = [...this.orphans.values()].map(({ node, blocks }) =>
-      finding(
-        'orphan-inode',
-        `inode ${node.ino} (${node.type}${node.type === 'file' ? `, ${node.size} bytes, ${blocks.size} block(s)` : ''}) is not reachable from the root: no entry of a reachable directory names it`,
-        { ino: node.ino, key: this.layout.inode(node.ino) },
-        { op: 'delete-inode', ino: node.ino, nlink: node.rawNlink, ctime: node.rawCtime, blocks: [...blocks].sort((a, b) => a - b) },
-      ),
-    );
-    return [...this.found, ...orphans, ...this.blockFindings, ...this.totals()];
+  /** Live inodes not reachable from the root (found in the constructor). */
+  get orphanInodes(): ReadonlyMap<number, InodeImage> {
+    return this.orphans;
   }
 
-  counts(blocks: number): FsckCounts {
+  /** Every finding; `mapEntries(ino)`: how many blocks the block map of `ino` holds. */
+  findings(mapEntries: (ino: number) => number, mapFindings: readonly Finding[]): Finding[] {
+    if (this.fatal) return this.found;
+    const orphans = [...this.orphans.values()].map((node) =>
+      finding(
+        'orphan-inode',
+        `inode ${node.ino} (${node.type}${node.type === 'file' ? `, ${node.size} bytes, ${mapEntries(node.ino)} block(s)` : ''}) is not reachable from the root: no entry of a reachable directory names it`,
+        { ino: node.ino, key: this.layout.inode(node.ino) },
+        { op: 'delete-inode', ino: node.ino, nlink: node.rawNlink, ctime: node.rawCtime, blocks: mapEntries(node.ino) },
+      ),
+    );
+    return [...this.found, ...orphans, ...mapFindings, ...this.totals()];
+  }
+
+  counts(blocks: { mapped: number; family: number }): FsckCounts {
     let directories = 0;
     let entries = 0;
     for (const node of this.image.inodes.values()) if (node.type === 'dir') directories++;
     for (const dir of this.image.dirs.values()) entries += dir.size;
-    return { inodes: this.image.inodes.size, directories, entries, blocks };
+    return { inodes: this.image.inodes.size, directories, entries, blocks: blocks.mapped, familyBlocks: blocks.family };
   }
 
   private add(kind: FsckProblemKind, message: string, refs: Refs, action?: RepairAction): void {
@@ -155,10 +134,7 @@ export class ImageCheck {
       this.add('superblock-missing', `no superblock ${key}, but the prefix holds other keys (a half-deleted or half-copied filesystem?)`, { key });
       return 0;
     }
-    const version = Number(sb.version);
-    if (/^\d+$/.test(sb.version ?? '') && !isSupportedLayout(version)) {
-      throw new FsError('EINVAL', `prefix '${this.layout.prefix}' holds layout version ${version}, which this redisfs cannot check`);
-    }
+    // (Its layout version was checked before the scan: fsck.ts.)
     const parsed = superblockSchema.safeParse(sb);
     if (!parsed.success) {
       const fields = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? '?')))].join(', ');
@@ -247,7 +223,7 @@ export class ImageCheck {
       const refs = names.get(ino) ?? [];
       const reachable = node.type === 'dir' ? visited.has(ino) : refs.length > 0;
       if (!reachable) {
-        this.orphans.set(ino, { node, blocks: new Set() });
+        this.orphans.set(ino, node);
         continue;
       }
       let expected = refs.length;
@@ -372,13 +348,9 @@ export class ImageCheck {
     }
     return out;
   }
-
-  private pendingDeletion(ino: number, index: number): boolean {
-    return (this.gc.get(ino) ?? []).some(([from, to]) => index >= from && index < to);
-  }
 }
 
-function finding(kind: FsckProblemKind, message: string, refs: Refs, action?: RepairAction): Finding {
+export function finding(kind: FsckProblemKind, message: string, refs: Refs, action?: RepairAction): Finding {
   return { problem: { kind, message, ...refs, repairable: action !== undefined }, action };
 }
 

@@ -1,24 +1,33 @@
 /**
  * fsck, repairing: applies one finding's action as one atomic step (a single command or a small
  * Lua script), after re-checking in that same step what can be re-checked cheaply: an entry is
- * removed only if it still holds the value fsck saw, an nlink or parent is set only if it is
- * still the value fsck saw, an orphan is deleted only if its nlink and ctime did not change (a
- * link or rename would change them), a block is deleted only if it is still outside its file.
- * A repair whose condition no longer holds is skipped (and the next check looks again).
+ * removed only if it still holds the value fsck saw, an nlink, parent or reference count is set
+ * only if it is still the value fsck saw, an orphan is deleted only if its nlink and ctime did
+ * not change (a link or rename would change them), a map entry of a missing block is removed
+ * only while the block is still missing, a block is deleted only while no map fsck can name
+ * holds it and it is neither counted nor free. A repair whose condition no longer holds is
+ * skipped (and the next check looks again).
  *
- * Data blocks are deleted after the script that deletes their inode, as the store does: a crash
- * in between leaves blocks of a missing inode, which the next fsck finds.
+ * Block maps are released as the store releases them, a batch of entries per script: a dead or
+ * shrunk file's inode goes into `{P}:gc` in the script that judges it, then fsck runs the
+ * collector's own step (gcStep) until the map is done (a crash in between leaves it to the
+ * collector); a map whose inode is gone for good is released with the store's releaseKey. Every
+ * reference released follows the store's rules (lua.ts, release): a shared block's count drops,
+ * a block nothing references any more goes to `{F}#free`, whose keys the collector deletes.
+ *
+ * Scripts that touch a data block key and family keys at once (remove-map-entry, delete-block)
+ * need a single server, as the block scan does: data blocks carry no hash tag.
  */
 import { INODE_FIELDS, ROOT_INO, encodeInode, type KeyLayout } from '@redisfs/schema';
 import type { FsckRepair } from '../fsck.js';
 import type { Finding } from './fsck-check.js';
 import type { RedisClient } from './connect.js';
+import { ScriptRunner } from './scripts.js';
 
 const F = INODE_FIELDS;
 const S_IFMT = 61440;
 const S_IFDIR = 16384;
 const S_IFREG = 32768;
-const UNLINK_BATCH = 500;
 
 /** KEYS[1] dir hash; ARGV: name, expected value, new value ('' = remove the entry). */
 const SET_ENTRY = `
@@ -35,12 +44,90 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 `;
 
-/** KEYS: inode, its entries hash, its xattr hash; ARGV: expected nlink, expected ctime. */
+/**
+ * KEYS: inode, its entries hash, its xattr hash, its block map, `{P}:gc`; ARGV: expected nlink,
+ * expected ctime, ino → 0 (changed: skipped), 1 (deleted), 2 (deleted; its map queued in gc).
+ */
 const DELETE_INODE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if (redis.call('HGET', KEYS[1], '${F.nlink}') or '') ~= ARGV[1] then return 0 end
 if (redis.call('HGET', KEYS[1], '${F.ctime}') or '') ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if redis.call('EXISTS', KEYS[4]) == 0 then return 1 end
+redis.call('SADD', KEYS[5], ARGV[3])
+return 2
+`;
+
+/**
+ * KEYS: inode, its block map, `{P}:gc`; ARGV: ino, block size. Queues the map in gc while the
+ * inode is a regular file whose map holds entries at or past its end.
+ */
+const QUEUE_PAST_EOF = `
+local m = tonumber(redis.call('HGET', KEYS[1], '${F.mode}') or '')
+local s = tonumber(redis.call('HGET', KEYS[1], '${F.size}') or '')
+if not m or not s or bit.band(m, ${S_IFMT}) ~= ${S_IFREG} then return 0 end
+if redis.call('ZCOUNT', KEYS[2], math.ceil(s / tonumber(ARGV[2])), '+inf') == 0 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+`;
+
+/**
+ * KEYS: inode, its block map. 1 while the map exists and its inode is gone or (readably) not a
+ * regular file. Inode numbers are never reused and a file type never changes, so this stays true.
+ */
+const IS_ORPHAN_MAP = `
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
+local m = tonumber(redis.call('HGET', KEYS[1], '${F.mode}') or '')
+if not m or bit.band(m, ${S_IFMT}) == ${S_IFREG} then return 0 end
+return 1
+`;
+
+/**
+ * KEYS: block map, block, `{F}#rc`, `{F}#free`; ARGV: id, index, '1' when the block must be
+ * missing. Removes the entry if it still holds the id at that index, releasing its reference: a
+ * shared block's count drops; an unshared one that is stored goes to free.
+ */
+const REMOVE_ENTRY = `
+local z = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not z or tonumber(z) ~= tonumber(ARGV[2]) then return 0 end
+local stored = redis.call('EXISTS', KEYS[2]) == 1
+if ARGV[3] == '1' and stored then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+local c = redis.call('HGET', KEYS[3], ARGV[1])
+if c then
+  if (tonumber(c) or 0) <= 2 then redis.call('HDEL', KEYS[3], ARGV[1]) else redis.call('HINCRBY', KEYS[3], ARGV[1], -1) end
+elseif stored then
+  redis.call('SADD', KEYS[4], ARGV[1])
+end
+return 1
+`;
+
+/**
+ * KEYS: `{F}#rc`, `{F}#free`; ARGV: id, expected field ('' = absent), new count: >= 2 sets
+ * it, 1 removes the field, 0 removes it and hands the block to the collector.
+ */
+const SET_REFCOUNT = `
+if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
+local to = tonumber(ARGV[3])
+if to >= 2 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) else redis.call('HDEL', KEYS[1], ARGV[1]) end
+if to == 0 then redis.call('SADD', KEYS[2], ARGV[1]) end
+return 1
+`;
+
+/**
+ * KEYS: block, `{F}#rc`, `{F}#free`, then the maps that could reference it; ARGV: id.
+ * Deletes the block while it is stored, neither counted nor free, and in none of those maps.
+ */
+const DELETE_BLOCK = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 0 end
+for i = 4, #KEYS do
+  local z = redis.pcall('ZSCORE', KEYS[i], ARGV[1])
+  if z then return 0 end
+end
+redis.call('UNLINK', KEYS[1])
 return 1
 `;
 
@@ -52,21 +139,6 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   if not m or bit.band(m, ${S_IFMT}) == ${S_IFDIR} then return 0 end
 end
 return redis.call('DEL', KEYS[1])
-`;
-
-/**
- * KEYS: inode, block; ARGV: block index, block size. Deletes the block unless its inode is now a
- * regular file that covers it. (Data blocks carry no hash tag: with Redis Cluster, which the
- * store does not support yet, this script would need the inode and block in one slot.)
- */
-const DELETE_BLOCK = `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local m = tonumber(redis.call('HGET', KEYS[1], '${F.mode}') or '')
-  local s = tonumber(redis.call('HGET', KEYS[1], '${F.size}') or '')
-  if not m or not s then return 0 end
-  if bit.band(m, ${S_IFMT}) == ${S_IFREG} and tonumber(ARGV[1]) < math.ceil(s / tonumber(ARGV[2])) then return 0 end
-end
-return redis.call('UNLINK', KEYS[2])
 `;
 
 /** KEYS[1] root inode; ARGV: field/value pairs. Only while the root is missing. */
@@ -101,11 +173,17 @@ export async function applyRepair(
   layout: KeyLayout,
   found: Finding,
   blockSize: number,
+  scripts: ScriptRunner = new ScriptRunner(client, layout.superblock),
 ): Promise<FsckRepair | undefined> {
   const action = found.action;
   if (!action) return undefined;
-  const run = async (script: string, keys: string[], args: string[]) =>
-    Number(await client.eval(script, { keys, arguments: args })) === 1;
+  const call = async (script: string, keys: string[], args: string[]) => Number(await client.eval(script, { keys, arguments: args }));
+  const run = async (script: string, keys: string[], args: string[]) => (await call(script, keys, args)) === 1;
+  /** Runs a store script until it says it is done (1): a batch of map entries per call. */
+  const drain = async (step: () => Promise<unknown>) => {
+    while (Number(await step()) !== 1);
+  };
+  const collect = (ino: number) => drain(() => scripts.run('gcStep', layout.metaPrefix, [String(ino), String(blockSize)]));
   const done = (message: string): FsckRepair => ({
     kind: found.problem.kind,
     message,
@@ -130,21 +208,48 @@ export async function applyRepair(
         ? done(`set parent of directory ${action.ino} to ${action.to} (was ${action.from || 'unset'})`)
         : undefined;
     case 'delete-inode': {
-      const keys = [layout.inode(action.ino), layout.dir(action.ino), layout.xattr(action.ino)];
-      if (!(await run(DELETE_INODE, keys, [action.nlink, action.ctime]))) return undefined;
-      const blocks = action.blocks.map((index) => layout.block(action.ino, index));
-      for (let i = 0; i < blocks.length; i += UNLINK_BATCH) await client.unlink(blocks.slice(i, i + UNLINK_BATCH));
-      return done(`deleted orphan inode ${action.ino}${blocks.length > 0 ? ` and its ${blocks.length} block(s)` : ''}`);
+      const keys = [layout.inode(action.ino), layout.dir(action.ino), layout.xattr(action.ino), layout.map(action.ino), layout.gc];
+      const deleted = await call(DELETE_INODE, keys, [action.nlink, action.ctime, String(action.ino)]);
+      if (deleted === 0) return undefined;
+      if (deleted === 2) await collect(action.ino);
+      return done(`deleted orphan inode ${action.ino}${deleted === 2 ? ` and released its ${action.blocks} block(s)` : ''}`);
     }
+    case 'release-map': {
+      const map = layout.map(action.ino);
+      if (action.whole) {
+        if (!(await run(IS_ORPHAN_MAP, [layout.inode(action.ino), map], []))) return undefined;
+        await drain(() => scripts.run('releaseKey', layout.metaPrefix, [map]));
+        return done(`released block map ${map}: inode ${action.ino} is gone or not a regular file`);
+      }
+      if (!(await run(QUEUE_PAST_EOF, [layout.inode(action.ino), map, layout.gc], [String(action.ino), String(blockSize)]))) return undefined;
+      await collect(action.ino);
+      return done(`released the blocks of inode ${action.ino} at or past the end of the file`);
+    }
+    case 'remove-map-entry': {
+      const keys = [layout.map(action.ino), layout.block(action.id), layout.refcounts, layout.freeBlocks];
+      if (!(await run(REMOVE_ENTRY, keys, [action.id, scoreArg(action.index), action.missing ? '1' : '']))) return undefined;
+      return done(
+        action.missing
+          ? `removed block ${action.index} of inode ${action.ino} (missing block ${action.id}): it now reads as zeros`
+          : `removed the corrupt entry ${JSON.stringify(action.id)} of ${layout.map(action.ino)}`,
+      );
+    }
+    case 'set-refcount': {
+      if (!(await run(SET_REFCOUNT, [layout.refcounts, layout.freeBlocks], [action.id, action.from, String(action.to)]))) return undefined;
+      if (action.to === 0) return done(`removed the count of block ${action.id}, which nothing references, and freed it`);
+      return done(action.to === 1 ? `removed the count of block ${action.id} (one reference)` : `set the count of block ${action.id} to ${action.to}`);
+    }
+    case 'delete-block':
+      return (await run(DELETE_BLOCK, [layout.block(action.id), layout.refcounts, layout.freeBlocks, ...action.maps], [action.id]))
+        ? done(`deleted ${layout.block(action.id)}, which nothing references`)
+        : undefined;
+    case 'unfree-block':
+      return (await client.sRem(layout.freeBlocks, action.id)) === 1
+        ? done(`took block ${action.id}, which is in use, off ${layout.freeBlocks}`)
+        : undefined;
     case 'delete-hash': {
       const key = action.which === 'dir' ? layout.dir(action.ino) : layout.xattr(action.ino);
       return (await run(DELETE_HASH, [key, layout.inode(action.ino)], [action.which])) ? done(`deleted ${key}`) : undefined;
-    }
-    case 'delete-block': {
-      const key = layout.block(action.ino, action.index);
-      return (await run(DELETE_BLOCK, [layout.inode(action.ino), key], [String(action.index), String(blockSize)]))
-        ? done(`deleted ${key}`)
-        : undefined;
     }
     case 'create-root':
       return (await run(CREATE_ROOT, [layout.inode(ROOT_INO)], Object.entries(rootInode(action.nlink)).flat()))
@@ -159,6 +264,11 @@ export async function applyRepair(
         ? done(`raised ${layout.inoCounter} to ${action.to}`)
         : undefined;
   }
+}
+
+/** A score as Lua's tonumber reads it back (ZSCORE answers 'inf' for Infinity). */
+function scoreArg(index: number): string {
+  return Number.isFinite(index) ? String(index) : index > 0 ? 'inf' : '-inf';
 }
 
 function rootInode(nlink: number): Record<string, string> {

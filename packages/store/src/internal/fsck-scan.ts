@@ -158,35 +158,43 @@ export interface MapEntry {
 /**
  * Walks the block map of every member of the family (ZSCAN each, a batch of maps at a time),
  * calling `visit(prefix, ino, entries)` per page of entries; a map key that is not a sorted set
- * goes to `notZset(prefix, key)`. Returns the members that hold block maps, and the keys scanned.
+ * goes to `notZset(prefix, ino, key)`. Returns the members that hold block maps, and the keys scanned.
  */
 export async function scanMaps(
   client: RedisClient,
   layout: KeyLayout,
   visit: (prefix: string, ino: number, entries: MapEntry[]) => void,
-  notZset: (prefix: string, key: string) => void,
+  notZset: (prefix: string, ino: number, key: string) => void,
   progress?: ScanProgress,
 ): Promise<{ members: Set<string>; scanned: number }> {
   const members = new Set<string>();
+  // Each map is counted once, each of its entries once: SCAN and ZSCAN may repeat elements, and a
+  // reference counted twice would make a wrong reference count look right (or a right one wrong).
+  const done = new Set<string>();
   let scanned = 0;
   for (const pattern of layout.familyMapPatterns) {
     for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: SCAN_COUNT })) {
       const maps = keys.flatMap((key) => {
-        const parsed = parseFamilyMapKey(layout, key);
-        return parsed ? [{ key, ...parsed }] : [];
+        const parsed = done.has(key) ? undefined : parseFamilyMapKey(layout, key);
+        if (!parsed) return [];
+        done.add(key);
+        return [{ key, ...parsed }];
       });
       for (let i = 0; i < maps.length; i += BATCH) {
         await Promise.all(
           maps.slice(i, i + BATCH).map(async ({ key, prefix, ino }) => {
+            const seen = new Set<string>();
             try {
               for await (const page of client.zScanIterator(key, { COUNT: SCAN_COUNT })) {
-                if (page.length === 0) continue;
+                const fresh = page.filter((e) => !seen.has(e.value));
+                for (const e of fresh) seen.add(e.value);
+                if (fresh.length === 0) continue;
                 members.add(prefix);
-                visit(prefix, ino, page.map((e) => ({ id: e.value, index: e.score })));
+                visit(prefix, ino, fresh.map((e) => ({ id: e.value, index: e.score })));
               }
             } catch (err) {
               rethrowUnlessWrongType(err);
-              notZset(prefix, key);
+              notZset(prefix, ino, key);
             }
           }),
         );

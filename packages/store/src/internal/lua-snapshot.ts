@@ -36,6 +36,8 @@ const SNAP_LOCK = `${COMMON}
 local lock = snap_lock_of(PFX)
 if redis.call('EXISTS', lock) == 1 then fail('EBUSY') end
 if redis.call('EXISTS', SNAP) == 1 then fail('EBUSY') end
+-- A deleted member whose keys are still being released: a copy into it would be released too.
+if redis.call('SISMEMBER', DEAD, PFX) == 1 then fail('EBUSY') end
 local exists = redis.call('EXISTS', SB)
 if exists == 1 and ARGV[5] ~= '1' then fail('EEXIST') end
 redis.call('HSET', lock, 'from', ARGV[2], 'id', ARGV[3])

@@ -52,7 +52,9 @@ local function w(key)
   if snap_to == nil then snap_to = redis.call('HGET', SNAP, 'to') end
   if not snap_to then return key end
   if redis.call('SADD', SNAP_DONE, key) == 1 then
-    preserve(key, snap_to)
+    -- The copier may have preserved it already (unchanged since the point in time, so its copy
+    -- is right): copying again would count a map's blocks twice.
+    if redis.call('EXISTS', retarget(key, snap_to)) == 0 then preserve(key, snap_to) end
     local ttl = redis.call('PTTL', SNAP)
     if ttl > 0 then redis.call('PEXPIRE', SNAP_DONE, ttl) end
   end
@@ -82,7 +84,9 @@ local function attrs(ino)
   end
   -- (A corrupt record is left as it is: the caller reports it.)
   if tonumber(m) and fmt(m) == S_IFREG and tonumber(s) then
-    local n = redis.call('ZCARD', mkey(ino))
+    -- Entries past the size (a shrink's, still being collected) hold no file data.
+    local within = blocks_of(s, fs_bsize())
+    local n = within > 0 and redis.call('ZCOUNT', mkey(ino), 0, within - 1) or 0
     h[#h + 1] = 'k'
     h[#h + 1] = int(math.ceil(math.min(tonumber(s), n * fs_bsize()) / 512))
   end
@@ -356,7 +360,8 @@ return { attrs(ino), work(), tail }
  *                   without the writer reading it: only into a raw block that no other map
  *                   shares and whose payload ends within the file's size (a gap before n reads
  *                   as zeros); when the entry is a hole, a new block under the given id.
- * → the new size ('' if no commit), with the replaced blocks released; or, with nothing
+ * → the new size ('' if no commit), with the replaced blocks released (followed by '+' when
+ * that left blocks for the collector to delete); or, with nothing
  * changed: 'RETRY' when an entry changed since it was read; 'RMW' when a block cannot be
  * written in place (compressed, shared, or holding bytes past the end of the file): the writer
  * reads it and writes it whole, with a compare-and-set; 'TRIM' when growing the file must first
@@ -392,6 +397,7 @@ for i = 7, #ARGV, 4 do
   local want = ARGV[i + 3]
   local c = string.byte(want, 1)
   if c == 64 then
+    if not inline then fail('EINVAL') end -- in place needs the block within reach of this script
     local cur = entry(ARGV[i])
     if cur then
       w(mk) -- a snapshot in progress shares the map's blocks first
@@ -438,14 +444,16 @@ for i = 7, #ARGV, 4 do
     end
   end
 end
-if ARGV[3] == '' then return '' end
+-- '+' after the reply: blocks were released for the collector.
+local more = queued and '+' or ''
+if ARGV[3] == '' then return more end
 if e > s then
   redis.call('HSET', w(k), 's', ARGV[3], 't', now, 'c', now)
   redis.call('HINCRBY', w(STATS), 'bytes', int(e - s))
-  return ARGV[3]
+  return ARGV[3] .. more
 end
 redis.call('HSET', w(k), 't', now, 'c', now)
-return int(s)
+return int(s) .. more
 `;
 
 /**
@@ -491,13 +499,20 @@ return 0
  */
 const RELEASE_KEY = `${COMMON}
 local key = ARGV[2]
-if string.sub(key, 1, #FAM + 2) ~= '{' .. FAM .. '}' then fail('EINVAL') end
+-- A metadata key of a member of this family ({F}:… or {F}@label:…), never a family key ({F}#…).
+local after = string.sub(key, #FAM + 3, #FAM + 3)
+if string.sub(key, 1, #FAM + 2) ~= '{' .. FAM .. '}' or (after ~= ':' and after ~= '@') then fail('EINVAL') end
 -- A block map (MP m:<ino>) by its name: no TYPE, a command the mount's ACL line need not allow.
 if not string.match(key, '^{[^}]*}[^:]*:m:%d+$') then
   redis.call('DEL', key)
   return 1
 end
-local ids = redis.call('ZRANGE', key, 0, RELEASE_BATCH - 1)
+local ok, ids = pcall(redis.call, 'ZRANGE', key, 0, RELEASE_BATCH - 1)
+if not ok then
+  -- Named like a map but not one (corrupt): nothing to release, and it must not stop the rest.
+  redis.call('DEL', key)
+  return 1
+end
 for _, id in ipairs(ids) do release(id) end
 if #ids > 0 then redis.call('ZREM', key, unpack(ids)) end
 return redis.call('EXISTS', key) == 1 and 0 or 1

@@ -74,7 +74,10 @@ export async function releaseMember(
     await client.sRem(family.deadMembers, prefix); // not a prefix: nothing to release
     return { steps: 0, keys: 0 };
   }
-  if (member.family !== family.family) return { steps: 0, keys: 0 };
+  if (member.family !== family.family) {
+    await client.sRem(family.deadMembers, prefix); // not of this family: nothing of ours to release
+    return { steps: 0, keys: 0 };
+  }
   const done = await releaseKeys(client, scripts, member, [], stop);
   if (!done.stopped) await scripts.run('releaseDone', member.metaPrefix, []);
   return done;
