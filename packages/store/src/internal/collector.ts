@@ -17,6 +17,8 @@ import { deleteFreeBlocks, releaseMember } from './release.js';
 
 /** GC members and dead members looked at per round. */
 const MEMBERS_PER_ROUND = 16;
+/** How long after the first ask a round starts. */
+const KICK_DELAY_MS = 20;
 
 export class Collector {
   private running: Promise<void> | undefined;
@@ -37,13 +39,28 @@ export class Collector {
     this.timer.unref();
   }
 
-  /** Asks for a round soon (after an operation left work). Never waits. */
+  /**
+   * Asks for a round soon (after an operation left work). Never waits. Rounds start a few ms
+   * after the first ask, so that a burst of unlinks (rm -rf) is collected in full batches rather
+   * than a round per file.
+   */
   kick(): void {
     if (this.stopped) return;
     if (this.running) {
       this.again = true;
       return;
     }
+    if (this.pending) return;
+    this.pending = setTimeout(() => {
+      this.pending = undefined;
+      this.round();
+    }, KICK_DELAY_MS);
+  }
+
+  private pending: NodeJS.Timeout | undefined;
+
+  private round(): void {
+    if (this.stopped || this.running) return;
     this.running = this.loop()
       .catch((err: unknown) => {
         if (!this.stopped) this.ctx.warn('background collection of unreferenced blocks (it resumes later)', err);
@@ -52,20 +69,30 @@ export class Collector {
         this.running = undefined;
         if (this.again && !this.stopped) {
           this.again = false;
-          this.kick();
+          this.round();
         }
       });
   }
 
   /** Resolves when the current round (if any) and every round asked for meanwhile are done. */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    for (;;) {
+      if (this.pending) {
+        clearTimeout(this.pending);
+        this.pending = undefined;
+        this.round();
+      }
+      if (!this.running) return;
+      await this.running;
+    }
   }
 
   /** Stops: the batch in progress finishes, nothing else starts. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.pending);
+    this.pending = undefined;
     await this.running;
   }
 
