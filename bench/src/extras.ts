@@ -9,6 +9,7 @@ import { closeSync, mkdirSync, openSync, rmSync, statSync, writeSync, fsyncSync 
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, RESP_TYPES } from '@redis/client';
+import { keysFor } from '@redisfs/schema';
 import { usedMemory } from './redis-stats.js';
 import type { BenchRedis, Target } from './targets.js';
 import type { Fixtures } from './workloads.js';
@@ -78,11 +79,14 @@ export async function memoryUse(target: Target, fx: Fixtures): Promise<MemoryUse
   const dir = join(target.dir, 'memory');
   mkdirSync(dir);
   const n = fx.scale.emptyFilesForMemory;
+  // Blocks of earlier workloads are deleted in the background: measure once that is done.
+  await collectorIdle(client, target.prefix!);
   const before = await usedMemory(client);
   for (let i = 0; i < n; i++) closeSync(openSync(join(dir, `empty-${i}`), 'wx'));
   const afterEmpty = await usedMemory(client);
   const bytes = fx.scale.bytesForMemory;
   const perByte = async (name: string, chunk: () => Buffer) => {
+    await collectorIdle(client, target.prefix!);
     const start = await usedMemory(client);
     const fd = openSync(join(dir, name), 'w');
     for (let off = 0; off < bytes; off += MiB) writeSync(fd, chunk(), 0, MiB, off);
@@ -101,6 +105,16 @@ export async function memoryUse(target: Target, fx: Fixtures): Promise<MemoryUse
     perByteCompressible: text,
     perByteIncompressible: random,
   };
+}
+
+/** Waits (up to a minute) until the mount's collector has nothing left: `MP gc` and `{F}#free` empty. */
+async function collectorIdle(client: NonNullable<Target['redis']>, prefix: string): Promise<void> {
+  const keys = keysFor(prefix);
+  const deadline = Date.now() + 60_000;
+  while ((await client.sCard(keys.gc)) + (await client.sCard(keys.freeBlocks)) > 0) {
+    if (Date.now() > deadline) throw new Error(`the collector of '${prefix}' did not finish within a minute`);
+    await sleep(50);
+  }
 }
 
 export interface Latency {

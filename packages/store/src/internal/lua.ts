@@ -457,8 +457,10 @@ return int(s) .. more
 `;
 
 /**
- * Reads a window of a regular file, on a single server (block keys lie outside the metadata
- * slot: a cluster reads the map first, then the blocks). ARGV: MP, ino, first, last block index
+ * Reads blocks of a regular file, on a single server (block keys lie outside the metadata
+ * slot: a cluster reads the map first, then the blocks). Used for the one block a
+ * read-modify-write needs: a window of many blocks is read with plain GETs (Lua would copy
+ * every byte twice on the way). ARGV: MP, ino, first, last block index
  * → {size, index1, id1, block1, index2, …} for the blocks that exist (block '' when its key is
  * missing); 'ENOENT'.
  */
