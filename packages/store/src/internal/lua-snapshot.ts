@@ -4,20 +4,11 @@
  * snapCopy, snapFinish and snapAbort, the target for snapLock. Errors are `RFS:<CODE>`.
  */
 import { LUA_KEY_FUNCTIONS } from '@redisfs/schema';
+import { LUA_SHARE } from './lua.js';
 
 const COMMON = `${LUA_KEY_FUNCTIONS}
 local function fail(code) error({ err = 'RFS:' .. code }) end
--- As in lua.ts: a copied block map references its blocks once more (RC: shared blocks, absent = 1).
-local function rc_inc(id)
-  if redis.call('HINCRBY', RC, id, 1) == 1 then redis.call('HSET', RC, id, 2) end
-end
-local function preserve(key, to)
-  local copied = redis.call('COPY', key, retarget(key, to), 'REPLACE')
-  if copied == 1 and is_map(key) then
-    for _, id in ipairs(redis.call('ZRANGE', key, 0, -1)) do rc_inc(id) end
-  end
-  return copied
-end
+${LUA_SHARE}
 -- The snapshot in progress from this filesystem must be ours (id), and hold the target's lock.
 local function own_snapshot(id)
   local s = redis.call('HMGET', SNAP, 'id', 'to')

@@ -10,6 +10,24 @@
  */
 import { BLOCK_CODECS, LINK_MAX, LUA_KEY_FUNCTIONS, RELEASE_BATCH } from '@redisfs/schema';
 
+/**
+ * Sharing blocks (lua.ts and lua-snapshot.ts): rc_inc counts one more reference to a block (RC
+ * holds counts of shared blocks only: absent = 1); preserve copies a metadata key of this member
+ * into member \`to\` (1 if it existed), and a copied block map references its blocks once more.
+ */
+export const LUA_SHARE = `
+local function rc_inc(id)
+  if redis.call('HINCRBY', RC, id, 1) == 1 then redis.call('HSET', RC, id, 2) end
+end
+local function preserve(key, to)
+  local copied = redis.call('COPY', key, retarget(key, to), 'REPLACE')
+  if copied == 1 and is_map(key) then
+    for _, id in ipairs(redis.call('ZRANGE', key, 0, -1)) do rc_inc(id) end
+  end
+  return copied
+end
+`;
+
 const COMMON = `${LUA_KEY_FUNCTIONS}
 local S_IFMT = 61440
 local S_IFDIR = 16384
@@ -24,9 +42,7 @@ local function fail(code) error({ err = 'RFS:' .. code }) end
 -- collector deletes. Family keys (RC, FREE) are never preserved for a snapshot: they describe
 -- the blocks of every member at once.
 local queued = false
-local function rc_inc(id)
-  if redis.call('HINCRBY', RC, id, 1) == 1 then redis.call('HSET', RC, id, 2) end
-end
+${LUA_SHARE}
 local function release(id)
   local c = redis.call('HGET', RC, id)
   if not c then
@@ -38,12 +54,7 @@ local function release(id)
     redis.call('HINCRBY', RC, id, -1)
   end
 end
--- Copies key (of this member) into member \`to\`; a copied block map references its blocks once more.
-local function preserve(key, to)
-  if redis.call('COPY', key, retarget(key, to), 'REPLACE') == 1 and is_map(key) then
-    for _, id in ipairs(redis.call('ZRANGE', key, 0, -1)) do rc_inc(id) end
-  end
-end
+
 -- Copy-on-write for a snapshot in progress (see snapshot.ts): before a key is first changed
 -- while SNAP exists, its current value (or its absence) is preserved in the snapshot's prefix.
 -- Every write of a member key below goes through w(key). nil: not looked up yet; false: no snapshot.
