@@ -1,5 +1,9 @@
 /**
- * `pnpm bench [--quick] [--json FILE] [--targets a,b] [--workloads 1,4]`
+ * `pnpm bench [--quick] [--json FILE] [--targets a,b] [--workloads 1,4] [--baseline DIR]`
+ *
+ * `--baseline DIR`: also run another checkout's build of redisfs (DIR/apps/mount/dist/cli.js,
+ * e.g. a worktree of main) as targets `baseline-tcp` and `baseline-unix`, on the same Redis in
+ * the same run, to compare a change with what it changes.
  *
  * Runs the eight workloads (workloads.ts) on every target (targets.ts) in one run, then the raw
  * Redis ceiling, Redis memory per file and per byte, and stat latency during a big write. Prints
@@ -13,7 +17,7 @@ import { REPO_ROOT } from '../../e2e/helpers/paths.js';
 import { headOfLine, memoryUse, rawCeiling, type Ceiling, type HeadOfLine, type MemoryUse } from './extras.js';
 import { commandCounts, diffCounts, type CommandCounts } from './redis-stats.js';
 import { printReport, summarise, type TargetResult, type RunResult } from './report.js';
-import { ALL_TARGETS, scratchDir, startBenchRedis, startTarget, type TargetName } from './targets.js';
+import { ALL_TARGETS, BASELINE_TARGETS, scratchDir, startBenchRedis, startTarget, type TargetName } from './targets.js';
 import { FULL, QUICK, WORKLOADS, makeFixtures } from './workloads.js';
 
 function arg(name: string): string | undefined {
@@ -26,8 +30,10 @@ function arg(name: string): string | undefined {
 const quick = process.argv.includes('--quick');
 const scale = quick ? QUICK : FULL;
 const jsonPath = arg('--json') ?? join(REPO_ROOT, 'bench/results', quick ? 'latest-quick.json' : 'latest.json');
-const targetNames = (arg('--targets')?.split(',') ?? ALL_TARGETS) as TargetName[];
-for (const t of targetNames) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target ${t}; known: ${ALL_TARGETS.join(', ')}`);
+const baselineRoot = arg('--baseline');
+const known = [...ALL_TARGETS, ...BASELINE_TARGETS];
+const targetNames = (arg('--targets')?.split(',') ?? (baselineRoot ? known : ALL_TARGETS)) as TargetName[];
+for (const t of targetNames) if (!known.includes(t)) throw new Error(`unknown target ${t}; known: ${known.join(', ')}`);
 const workloadIds = arg('--workloads')?.split(',').map(Number) ?? WORKLOADS.map((w) => w.id);
 const workloads = WORKLOADS.filter((w) => workloadIds.includes(w.id));
 
@@ -45,7 +51,7 @@ try {
   log(`${quick ? 'quick' : 'full'} run; making fixtures in ${scratch.dir}`);
   const fx = makeFixtures(scale, scratch.dir);
   for (const name of targetNames) {
-    const target = await startTarget(name, redis);
+    const target = await startTarget(name, redis, baselineRoot);
     log(`${name}: ${target.dir}`);
     const result: TargetResult = { target: name, workloads: [] };
     results.push(result);

@@ -194,6 +194,27 @@ export function printReport(run: RunResult): void {
   }
   out.push(pad('geometric mean of × tmpfs', 40) + run.targets.map((t) => lpad(t.target === 'tmpfs' ? '1' : (run.summary?.geomean[t.target]?.toFixed(1) ?? '-') + '×', 20)).join(''));
   out.push('');
+  // With --baseline: this build against the other, workload by workload (time ratio; < 1 is faster).
+  for (const via of ['tcp', 'unix'] as const) {
+    const mine = find(run, `redisfs-${via}`);
+    const base = find(run, `baseline-${via}`);
+    if (!mine || !base) continue;
+    out.push(`redisfs-${via} / baseline-${via} (time; below 1 is faster)`);
+    const ratios: number[] = [];
+    for (const id of ids) {
+      const a = mine.workloads.find((w) => w.id === id);
+      const b = base.workloads.find((w) => w.id === id);
+      if (!a || !b || a.error || b.error) continue;
+      const r = workloadSeconds(a) / workloadSeconds(b);
+      ratios.push(r);
+      out.push(pad(`  ${id}. ${a.name}`, 60) + lpad(r.toFixed(2), 8) + (r > 1.1 ? '  slower by more than 10%' : ''));
+    }
+    if (ratios.length > 0) {
+      const geo = Math.exp(ratios.reduce((sum, r) => sum + Math.log(r), 0) / ratios.length);
+      out.push(pad('  geometric mean', 60) + lpad(geo.toFixed(2), 8));
+    }
+    out.push('');
+  }
   out.push('sequential throughput, MiB/s (write / read)');
   for (const t of run.targets) {
     const w = phaseOf(t, 4, 0);

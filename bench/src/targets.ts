@@ -19,8 +19,10 @@ import { own } from '../../e2e/helpers/child.js';
 import { OutputTail, isMounted, stopChild, waitFor, forceUnmount, freePort, pingRedis } from '../../e2e/helpers/index.js';
 import { MOUNT_CLI, REPO_ROOT, requireBuilt } from '../../e2e/helpers/paths.js';
 
-export type TargetName = 'tmpfs' | 'memfs' | 'redisfs-tcp' | 'redisfs-unix';
+export type TargetName = 'tmpfs' | 'memfs' | 'redisfs-tcp' | 'redisfs-unix' | 'baseline-tcp' | 'baseline-unix';
 export const ALL_TARGETS: readonly TargetName[] = ['tmpfs', 'memfs', 'redisfs-tcp', 'redisfs-unix'];
+/** Targets that run another checkout's build of redisfs (`--baseline DIR`), to compare in one run. */
+export const BASELINE_TARGETS: readonly TargetName[] = ['baseline-tcp', 'baseline-unix'];
 
 const makeClient = (url: string) => createClient({ url });
 export type RedisClient = ReturnType<typeof makeClient>;
@@ -221,21 +223,27 @@ export async function startMemfs(): Promise<Target> {
   };
 }
 
-export async function startRedisfs(redis: BenchRedis, via: 'tcp' | 'unix', prefix: string): Promise<Target> {
-  const dir = await newDir(tmpdir(), `redisfs-${via}`);
+export async function startRedisfs(
+  redis: BenchRedis,
+  via: 'tcp' | 'unix',
+  prefix: string,
+  baseline?: { root: string },
+): Promise<Target> {
+  const dir = await newDir(tmpdir(), `${baseline ? 'baseline' : 'redisfs'}-${via}`);
+  const cli = baseline ? join(baseline.root, 'apps/mount/dist/cli.js') : requireBuilt(MOUNT_CLI);
   const target = via === 'tcp' ? ['--host', '127.0.0.1', '--port', String(redis.port)] : ['--socket', redis.socket];
   let probe: StatsProbe | undefined;
   const child = await startFuseProcess(
     dir,
     process.execPath,
-    [requireBuilt(MOUNT_CLI), ...target, '--prefix', prefix, '--mount', dir],
+    [cli, ...target, '--prefix', prefix, '--mount', dir],
     'redisfs',
     (line) => probe?.onLine(line),
   );
   probe = new StatsProbe(child);
   const stats = probe;
   return {
-    name: via === 'tcp' ? 'redisfs-tcp' : 'redisfs-unix',
+    name: `${baseline ? 'baseline' : 'redisfs'}-${via}`,
     dir,
     redis: redis.client,
     prefix,
@@ -245,7 +253,7 @@ export async function startRedisfs(redis: BenchRedis, via: 'tcp' | 'unix', prefi
   };
 }
 
-export async function startTarget(name: TargetName, redis: BenchRedis): Promise<Target> {
+export async function startTarget(name: TargetName, redis: BenchRedis, baselineRoot?: string): Promise<Target> {
   switch (name) {
     case 'tmpfs':
       return startTmpfs();
@@ -255,6 +263,10 @@ export async function startTarget(name: TargetName, redis: BenchRedis): Promise<
       return startRedisfs(redis, 'tcp', 'bench-tcp');
     case 'redisfs-unix':
       return startRedisfs(redis, 'unix', 'bench-unix');
+    case 'baseline-tcp':
+    case 'baseline-unix':
+      if (!baselineRoot) throw new Error(`${name} needs --baseline DIR (a built checkout of redisfs)`);
+      return startRedisfs(redis, name === 'baseline-tcp' ? 'tcp' : 'unix', `base-${name.slice(9)}`, { root: baselineRoot });
   }
 }
 
