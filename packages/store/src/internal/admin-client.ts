@@ -35,9 +35,9 @@ export function layoutOf(prefix: string): KeyLayout {
  * Every metadata key of a prefix (not its family's keys or data blocks), in SCAN batches (a key
  * may come twice; SCAN allows that).
  */
-export async function* scanKeys(client: RedisClient, layout: KeyLayout): AsyncGenerator<string[]> {
-  for await (const keys of client.scanIterator({ MATCH: layout.metaPattern, COUNT: SCAN_COUNT })) {
-    for (let i = 0; i < keys.length; i += BATCH) yield keys.slice(i, i + BATCH);
+export async function* scanKeys(client: RedisClient, layout: KeyLayout, batch = BATCH): AsyncGenerator<string[]> {
+  for await (const keys of client.scanIterator({ MATCH: layout.metaPattern, COUNT: batch })) {
+    for (let i = 0; i < keys.length; i += batch) yield keys.slice(i, i + batch);
   }
 }
 

@@ -63,9 +63,11 @@ redis.call('PEXPIRE', SNAP_DONE, ARGV[3])
 redis.call('PEXPIRE', lock, ARGV[3])
 local skip = { [SB] = true, [SNAP] = true, [SNAP_DONE] = true, [snap_lock_of(PFX)] = true }
 local n = 0
+-- No writer has preserved anything yet (the usual case on a quiet filesystem): skip the lookups.
+local any_done = redis.call('SCARD', SNAP_DONE) > 0
 for i = 4, #ARGV do
   local key = ARGV[i]
-  if not skip[key] and string.sub(key, 1, #MP) == MP and redis.call('SISMEMBER', SNAP_DONE, key) == 0 then
+  if not skip[key] and string.sub(key, 1, #MP) == MP and not (any_done and redis.call('SISMEMBER', SNAP_DONE, key) == 1) then
     n = n + preserve(key, to)
   end
 end

@@ -17,7 +17,7 @@ import { BLOCK_CODECS, LINK_MAX, LUA_KEY_FUNCTIONS, RELEASE_BATCH } from '@redis
  */
 export const LUA_SHARE = `
 local function rc_inc(id)
-  if redis.call('HINCRBY', RC, id, 1) == 1 then redis.call('HSET', RC, id, 2) end
+  if redis.call('HSETNX', RC, id, 2) == 0 then redis.call('HINCRBY', RC, id, 1) end
 end
 local function preserve(key, to)
   local copied = redis.call('COPY', key, retarget(key, to), 'REPLACE')
