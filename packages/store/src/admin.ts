@@ -83,10 +83,9 @@ export async function deleteFilesystem(
   options: AdminTarget & { prefix: string; onlySnapshot?: boolean },
 ): Promise<{ deletedKeys: number }> {
   const layout = layoutOf(options.prefix);
+  const busy = () => new FsError('EBUSY', `prefix '${layout.prefix}' is busy: a snapshot of it, or a copy into it, is in progress`);
   return withClient(options, `deleting '${layout.prefix}'`, async (client) => {
-    if ((await client.exists([layout.snapshot, layout.snapshotLock])) > 0) {
-      throw new FsError('EBUSY', `prefix '${layout.prefix}' is busy: a snapshot of it, or a copy into it, is in progress`);
-    }
+    if ((await client.exists([layout.snapshot, layout.snapshotLock])) > 0) throw busy();
     await assertNotOpen(client, layout.prefix, `delete '${layout.prefix}'`);
     if (options.onlySnapshot) {
       const sb = await client.hGetAll(layout.superblock);
@@ -103,7 +102,7 @@ export async function deleteFilesystem(
     const existed = Number(
       await scripts.run('forget', layout.metaPrefix, []).catch((err: unknown) => {
         if (toFsError(err, '').code !== 'EBUSY') throw err;
-        throw new FsError('EBUSY', `prefix '${layout.prefix}' is busy: a snapshot of it, or a copy into it, is in progress`);
+        throw busy(); // a snapshot started since the check above
       }),
     );
     const released = await releaseMember(client, scripts, layout, layout.prefix);

@@ -20,13 +20,13 @@
  * target (no superblock) is removed by the next copy to it with force.
  */
 import { randomUUID } from 'node:crypto';
-import { LAYOUT_VERSION, sameFamily, type KeyLayout } from '@redisfs/schema';
+import { DEFAULT_BLOCK_SIZE, LAYOUT_VERSION, sameFamily, type KeyLayout } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget, type RedisClient } from './internal/connect.js';
 import {
   assertCopySupported, holdsAnyKey, layoutOf, scanKeys, withClient, type AdminTarget,
 } from './internal/admin-client.js';
-import { drainFreeBlocks, releaseKeys } from './internal/release.js';
+import { drainFreeBlocks, releaseGcWork, releaseKeys } from './internal/release.js';
 import { ScriptRunner } from './internal/scripts.js';
 import { assertNotOpen } from './internal/clients.js';
 import { toFsError } from './internal/redis-errors.js';
@@ -159,14 +159,8 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
  * released here, in the collector's own short steps; blocks the source still holds stay.
  */
 async function collectCopiedWork(client: RedisClient, scripts: ScriptRunner, dst: KeyLayout, src: KeyLayout): Promise<void> {
-  const bsize = String((await client.hGet(src.superblock, 'bsize')) ?? '65536');
-  for (;;) {
-    const members = await client.sRandMemberCount(dst.gc, 16);
-    if (members.length === 0) return;
-    for (const ino of members) {
-      while (Number(await scripts.run('gcStep', dst.metaPrefix, [ino, bsize])) !== 1);
-    }
-  }
+  const bsize = Number((await client.hGet(src.superblock, 'bsize')) ?? DEFAULT_BLOCK_SIZE);
+  await releaseGcWork(client, scripts, dst, bsize);
 }
 
 const LEASE_LOST = {

@@ -11,11 +11,10 @@
  * it stopped, on this mount, another one, or the next. It never delays an open and stops within
  * one batch on close.
  */
-import { decodeGcEntry } from '@redisfs/schema';
 import type { StoreContext } from './context.js';
-import { deleteFreeBlocks, releaseMember } from './release.js';
+import { deleteFreeBlocks, releaseGcWork, releaseMember } from './release.js';
 
-/** GC members and dead members looked at per round. */
+/** Dead members looked at per round. */
 const MEMBERS_PER_ROUND = 16;
 /** How long after the first ask a round starts. */
 const KICK_DELAY_MS = 20;
@@ -105,23 +104,8 @@ export class Collector {
   }
 
   private async maps(): Promise<number> {
-    const { client, keys, scripts } = this.ctx;
-    const members = await client.sRandMemberCount(keys.gc, MEMBERS_PER_ROUND);
-    let did = 0;
-    for (const member of members) {
-      const ino = decodeGcEntry(member);
-      if (ino === undefined) {
-        await client.sRem(keys.gc, member); // not a member this layout writes
-        continue;
-      }
-      while (!this.stopped) {
-        did++;
-        const done = await scripts.run('gcStep', keys.metaPrefix, [String(ino), String(this.ctx.blockSize)]);
-        if (Number(done) === 1) break;
-      }
-      if (this.stopped) break;
-    }
-    return did;
+    const { client, keys, scripts, blockSize } = this.ctx;
+    return releaseGcWork(client, scripts, keys, blockSize, () => this.stopped);
   }
 
   private async deadMembers(): Promise<number> {

@@ -24,7 +24,7 @@
  * holds the id read (compare-and-set), else read again. Either way, two clients writing
  * different bytes of one block both keep their bytes. All-zero blocks are holes (no entry).
  */
-import { BLOCK_CODECS, MAX_FILE_SIZE, decodeGcEntry } from '@redisfs/schema';
+import { BLOCK_CODECS, MAX_FILE_SIZE } from '@redisfs/schema';
 import { FsError } from '../errors.js';
 import type { Ino } from '../types.js';
 import { decodeBlock, encodeBlock, isAllZero } from './codec.js';
@@ -246,20 +246,32 @@ async function dropUnreferenced(ctx: StoreContext, ids: string[]): Promise<void>
  * and tries again, so that concurrent writes to different bytes of one block both stay.
  */
 async function storeBlocks(ctx: StoreContext, ino: Ino, build: () => Promise<BlockOp[]>, end?: number): Promise<number> {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1; ; ) {
     const ops = await build();
     if (ops.length === 0 && end === undefined) return 0; // nothing to store or commit
     const reply = await sendOps(ctx, ino, ops, end);
     if (!isRedo(reply)) return Number(reply);
-    if (reply === 'TRIM') attempt--; // each TRIM released a batch: progress, not contention
-    if (reply === 'CLEAR') await cleanTail(ctx, ino);
-    if (attempt >= MAX_TRIES) {
-      throw new FsError('EIO', `inode ${ino}: its blocks kept changing under ${MAX_TRIES} attempts to write them`);
-    }
+    attempt = await beforeRetry(ctx, ino, reply, attempt);
   }
 }
 
-/** Reads up to `length` bytes at `offset` of a regular file; one round trip on a single server. */
+/**
+ * Gets ready to send again after a reply that changed nothing, and returns the attempt number
+ * to go on with: TRIM released a batch of stale entries (progress, not contention: not
+ * counted); CLEAR has the last block rewritten first; RMW means read the block next time.
+ * Throws EIO after MAX_TRIES counted attempts.
+ */
+async function beforeRetry(ctx: StoreContext, ino: Ino, reply: Redo, attempt: number): Promise<number> {
+  if (reply === 'TRIM') return attempt;
+  if (reply === 'CLEAR') await cleanTail(ctx, ino); // a shrink left bytes past the end that this write would expose
+  if (reply === 'RMW') rememberRmw(ctx, ino);
+  if (attempt >= MAX_TRIES) {
+    throw new FsError('EIO', `inode ${ino}: its blocks kept changing under ${MAX_TRIES} attempts to write them`);
+  }
+  return attempt + 1;
+}
+
+/** Reads up to `length` bytes at `offset` of a regular file (see readWindow for its round trips). */
 export async function readData(ctx: StoreContext, ino: Ino, offset: number, length: number): Promise<Buffer> {
   if (offset < 0 || length < 0) throw new FsError('EINVAL', 'negative offset or length');
   const bs = ctx.blockSize;
@@ -379,22 +391,12 @@ async function commitPiece(ctx: StoreContext, ino: Ino, staged: StagedPiece): Pr
   const end = piece.offset + piece.data.length;
   let partial = staged.partial;
   const partialIdx = partial.map((op) => op.index);
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1; ; ) {
     const reply = await sendOps(ctx, ino, [...whole, ...partial], end);
     if (!isRedo(reply)) return Number(reply);
-    if (reply === 'TRIM') {
-      attempt--; // each TRIM released a batch of stale entries: progress, not contention
-      continue;
-    }
-    if (reply === 'CLEAR') {
-      await cleanTail(ctx, ino); // a shrink left bytes past the end that this write would expose
-      continue;
-    }
-    if (reply === 'RMW') rememberRmw(ctx, ino);
-    if (attempt >= MAX_TRIES) {
-      throw new FsError('EIO', `inode ${ino}: its blocks kept changing under ${MAX_TRIES} attempts to write them`);
-    }
-    partial = await partialOps(ctx, ino, piece, partialIdx, false);
+    attempt = await beforeRetry(ctx, ino, reply, attempt);
+    // A partial block changed under this write, or cannot be written in place: read it again.
+    if (reply === 'RETRY' || reply === 'RMW') partial = await partialOps(ctx, ino, piece, partialIdx, false);
   }
 }
 
@@ -497,4 +499,3 @@ export async function cleanTail(ctx: StoreContext, ino: Ino): Promise<void> {
   });
 }
 
-export { decodeGcEntry };

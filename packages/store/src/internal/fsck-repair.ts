@@ -23,6 +23,7 @@ import type { FsckRepair } from '../fsck.js';
 import type { Finding } from './fsck-check.js';
 import type { RedisClient } from './connect.js';
 import { ScriptRunner } from './scripts.js';
+import { releaseKey, releaseMapWork } from './release.js';
 
 const F = INODE_FIELDS;
 const S_IFMT = 61440;
@@ -179,11 +180,7 @@ export async function applyRepair(
   if (!action) return undefined;
   const call = async (script: string, keys: string[], args: string[]) => Number(await client.eval(script, { keys, arguments: args }));
   const run = async (script: string, keys: string[], args: string[]) => (await call(script, keys, args)) === 1;
-  /** Runs a store script until it says it is done (1): a batch of map entries per call. */
-  const drain = async (step: () => Promise<unknown>) => {
-    while (Number(await step()) !== 1);
-  };
-  const collect = (ino: number) => drain(() => scripts.run('gcStep', layout.metaPrefix, [String(ino), String(blockSize)]));
+  const collect = (ino: number) => releaseMapWork(scripts, layout, ino, blockSize);
   const done = (message: string): FsckRepair => ({
     kind: found.problem.kind,
     message,
@@ -218,7 +215,7 @@ export async function applyRepair(
       const map = layout.map(action.ino);
       if (action.whole) {
         if (!(await run(IS_ORPHAN_MAP, [layout.inode(action.ino), map], []))) return undefined;
-        await drain(() => scripts.run('releaseKey', layout.metaPrefix, [map]));
+        await releaseKey(scripts, layout, map);
         return done(`released block map ${map}: inode ${action.ino} is gone or not a regular file`);
       }
       if (!(await run(QUEUE_PAST_EOF, [layout.inode(action.ino), map, layout.gc], [String(action.ino), String(blockSize)]))) return undefined;

@@ -139,10 +139,11 @@ local function drop_link(ino, tc, now)
     free_map(ino)
   end
 end
--- Whether the last block of a file may hold bytes past its size s (field z, set by a shrink
--- until the block is rewritten): a growth must have it cleaned first. A hole holds nothing.
-local function tail_dirty(ino, s, bsize)
-  if s % bsize == 0 or not redis.call('HGET', ikey(ino), 'z') then return false end
+-- Whether the last block of a file may hold bytes past its size s (its field z, passed in as
+-- read, is set by a shrink until the block is rewritten): a growth must have it cleaned first.
+-- A hole holds nothing.
+local function tail_dirty(ino, s, z, bsize)
+  if s % bsize == 0 or not z then return false end
   local t = math.floor(s / bsize)
   return redis.call('ZCOUNT', mkey(ino), t, t) > 0
 end
@@ -323,10 +324,11 @@ local tail = -1
 if size ~= '' then
   if fmt(m) == S_IFDIR then fail('EISDIR') end
   if fmt(m) ~= S_IFREG then fail('EINVAL') end
-  local old, new = tonumber(redis.call('HGET', k, 's')), tonumber(size)
+  local cur = redis.call('HMGET', k, 's', 'z')
+  local old, new = tonumber(cur[1]), tonumber(size)
   if new > old then
     -- Neither bytes nor entries a shrink left past the old size may come back as data.
-    if tail_dirty(ino, old, bsize) then return 'CLEAR' end
+    if tail_dirty(ino, old, cur[2], bsize) then return 'CLEAR' end
     if not release_from(ino, blocks_of(old, bsize)) then return 'TRIM' end
   end
   if new ~= old then
@@ -424,7 +426,7 @@ for i = 7, #ARGV, 4 do
   end
 end
 local e = ARGV[3] ~= '' and tonumber(ARGV[3]) or s
-if e > s and not rewrites_tail and tail_dirty(ino, s, bsize) then return 'CLEAR' end
+if e > s and not rewrites_tail and tail_dirty(ino, s, h[3], bsize) then return 'CLEAR' end
 if e > s and not release_from(ino, blocks_of(s, bsize)) then return 'TRIM' end
 w(mk)
 -- The last block rewritten (an in-place patch passed the check that nothing lies past the size).

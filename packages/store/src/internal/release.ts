@@ -1,8 +1,9 @@
 /**
- * Releasing what a family no longer references, in bounded steps (used by the collector and by
- * the admin tools): the keys of a deleted member, and the blocks in `{F}#free`.
+ * Releasing what a family no longer references, in bounded steps (used by the collector, the
+ * admin tools and fsck): the map work listed in `MP gc`, the keys of a deleted member, and the
+ * blocks in `{F}#free`.
  */
-import { keysFor, type KeyLayout } from '@redisfs/schema';
+import { decodeGcEntry, keysFor, type KeyLayout } from '@redisfs/schema';
 import type { RedisClient } from './connect.js';
 import type { ScriptRunner } from './scripts.js';
 import { SCAN_COUNT } from './admin-client.js';
@@ -28,6 +29,72 @@ export async function deleteFreeBlocks(client: RedisClient, keys: KeyLayout, per
 }
 
 /**
+ * Releases the map work `MP gc` lists for inode `ino` (all its map when the inode is gone, else
+ * the entries past its size), one script (gcStep) of RELEASE_BATCH entries at a time, until the
+ * script says it is done. Returns the steps taken; stops early, to be resumed, on `stop()`.
+ */
+export async function releaseMapWork(
+  scripts: ScriptRunner,
+  layout: KeyLayout,
+  ino: number,
+  blockSize: number,
+  stop: () => boolean = () => false,
+): Promise<number> {
+  let steps = 0;
+  while (!stop()) {
+    steps++;
+    if (Number(await scripts.run('gcStep', layout.metaPrefix, [String(ino), String(blockSize)])) === 1) break;
+  }
+  return steps;
+}
+
+/**
+ * Works through `MP gc` (a few members at a time) until it is empty or `stop()` says so; a
+ * member that is not an inode number is removed. Returns the steps taken.
+ */
+export async function releaseGcWork(
+  client: RedisClient,
+  scripts: ScriptRunner,
+  layout: KeyLayout,
+  blockSize: number,
+  stop: () => boolean = () => false,
+): Promise<number> {
+  let steps = 0;
+  while (!stop()) {
+    const members = await client.sRandMemberCount(layout.gc, GC_MEMBERS_PER_STEP);
+    if (members.length === 0) break;
+    for (const member of members) {
+      const ino = decodeGcEntry(member);
+      if (ino === undefined) await client.sRem(layout.gc, member); // not a member this layout writes
+      else steps += await releaseMapWork(scripts, layout, ino, blockSize, stop);
+      if (stop()) break;
+    }
+  }
+  return steps;
+}
+
+/**
+ * Releases one metadata key of `member`'s family, one script (releaseKey) at a time: a block map
+ * loses RELEASE_BATCH references per step, another key goes in one. Stops early on `stop()`.
+ */
+export async function releaseKey(
+  scripts: ScriptRunner,
+  member: KeyLayout,
+  key: string,
+  stop: () => boolean = () => false,
+): Promise<{ steps: number; done: boolean }> {
+  let steps = 0;
+  while (!stop()) {
+    steps++;
+    if (Number(await scripts.run('releaseKey', member.metaPrefix, [key])) === 1) return { steps, done: true };
+  }
+  return { steps, done: false };
+}
+
+/** `MP gc` members looked at per SRANDMEMBER. */
+const GC_MEMBERS_PER_STEP = 16;
+
+/**
  * Releases every metadata key of `member` but `except`: block maps lose their references in
  * batches (blocks nobody else references go to `{F}#free`), other keys are deleted. Returns the
  * number of steps taken (script calls); stops early, to be resumed, when `stop()` says so.
@@ -45,11 +112,9 @@ export async function releaseKeys(
     for (const key of batch as string[]) {
       if (except.includes(key)) continue;
       keys++;
-      for (;;) {
-        if (stop()) return { steps, keys, stopped: true };
-        steps++;
-        if (Number(await scripts.run('releaseKey', member.metaPrefix, [key])) === 1) break;
-      }
+      const released = await releaseKey(scripts, member, key, stop);
+      steps += released.steps;
+      if (!released.done) return { steps, keys, stopped: true };
     }
   }
   return { steps, keys, stopped: false };
