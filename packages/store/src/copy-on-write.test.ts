@@ -9,6 +9,7 @@ import { keysFor } from '@redisfs/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../e2e/helpers/wait-for.js';
 import { deleteFilesystem } from './admin.js';
+import type { Attr, Store } from './index.js';
 import { snapshotFilesystem } from './snapshot.js';
 import { connectClient, type RedisClient } from './internal/connect.js';
 import { blockIdsOf, familyProblems } from './internal/family-check.js';
@@ -76,11 +77,12 @@ describe('a snapshot', () => {
 });
 
 describe('copy-on-write against the copier (the snapshot protocol step by step)', () => {
-  // The copier copies a key without listing it in `{S}:snap:done`; a writer changing that key
-  // later in the same snapshot must not preserve it again: COPY … REPLACE of a block map would
-  // count each of its blocks once more, and those blocks would never be freed.
-  it('counts the blocks of a map once when the copier copies it before a writer changes it', async () => {
-    const s = await t.fresh();
+  /**
+   * A snapshot of `s` into `F@a`, run by hand: the copier copies the map of a 4-block file
+   * first, then a writer replaces block 0 (its first change of that map since the point in
+   * time), then the copier copies the rest and the snapshot ends.
+   */
+  async function copierBeforeWriter(s: Store): Promise<{ f: Attr }> {
     const F = s.prefix;
     const src = keysFor(F);
     const dst = keysFor(`${F}@a`);
@@ -90,41 +92,35 @@ describe('copy-on-write against the copier (the snapshot protocol step by step)'
     const id = randomUUID();
     await scripts.run('snapLock', dst.metaPrefix, [F, id, '30000', '']);
     const at = String(await scripts.run('snapStart', src.metaPrefix, [dst.prefix, id, '30000']));
-    // The copier reaches the file's map first …
     expect(await scripts.run('snapCopy', src.metaPrefix, [id, '30000', src.map(f.ino)])).toBe(1);
-    // … then a writer replaces block 0 (its first change of that map since the point in time).
     await s.write(f.ino, 0, randomBytes(BS));
     const keys: string[] = [];
     for await (const batch of t.raw.scanIterator({ MATCH: src.metaPattern, COUNT: 1000 })) keys.push(...batch);
     await scripts.run('snapCopy', src.metaPrefix, [id, '30000', ...keys]);
     await scripts.run('snapFinish', src.metaPrefix, [id, '1', at]);
+    return { f };
+  }
+
+  // The copier copies a key without listing it in `{S}:snap:done`; a writer changing that key
+  // later in the same snapshot must not preserve it again: COPY … REPLACE of a block map would
+  // count each of its blocks once more, and those blocks would never be freed (as happened
+  // before the fix).
+  it('counts the blocks of a map once when the copier copies it before a writer changes it', async () => {
+    const s = await t.fresh();
+    await copierBeforeWriter(s);
     await s.collected();
-    // Blocks 1-3 of the file are referenced by both maps: rc must be 2 (it is 3); the old block
-    // 0 by the snapshot's only: no rc entry (it is 2).
-    expect(await problems(F)).toEqual([]);
+    // Blocks 1-3 of the file are referenced by both maps: rc 2 (it was 3 before the fix); the
+    // old block 0 by the snapshot's only: no rc entry (it was 2).
+    expect(await problems(s.prefix)).toEqual([]);
   });
 
   it('leaves no block behind once both members have dropped it (same sequence)', async () => {
     const s = await t.fresh();
-    const F = s.prefix;
-    const src = keysFor(F);
-    const dst = keysFor(`${F}@a`);
-    await s.writeFile('/f', randomBytes(4 * BS));
-    const f = await s.stat('/f');
-    const scripts = new ScriptRunner(client, src.superblock);
-    const id = randomUUID();
-    await scripts.run('snapLock', dst.metaPrefix, [F, id, '30000', '']);
-    const at = String(await scripts.run('snapStart', src.metaPrefix, [dst.prefix, id, '30000']));
-    await scripts.run('snapCopy', src.metaPrefix, [id, '30000', src.map(f.ino)]);
-    await s.write(f.ino, 0, randomBytes(BS));
-    const keys: string[] = [];
-    for await (const batch of t.raw.scanIterator({ MATCH: src.metaPattern, COUNT: 1000 })) keys.push(...batch);
-    await scripts.run('snapCopy', src.metaPrefix, [id, '30000', ...keys]);
-    await scripts.run('snapFinish', src.metaPrefix, [id, '1', at]);
-    await deleteFilesystem({ url: url(), prefix: `${F}@a` });
+    await copierBeforeWriter(s);
+    await deleteFilesystem({ url: url(), prefix: `${s.prefix}@a` });
     await s.unlink(s.rootIno, 'f');
     await s.collected();
-    expect(await blockIdsOf(t.raw, F)).toEqual([]);
+    expect(await blockIdsOf(t.raw, s.prefix)).toEqual([]);
   });
 });
 
