@@ -3,10 +3,9 @@
  * validates, and every problem becomes one UsageError line. Values are never echoed back: a
  * --url may hold a password.
  */
-import { createRequire } from 'node:module';
-import yargs from 'yargs';
 import { z } from 'zod';
-import { REDIS_TARGET_OPTIONS, firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, UsageError } from '@redisfs/cli-common';
+import { firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, UsageError } from '@redisfs/cli-common';
+import { prefixSubcommandParser } from './subcommand-parser.js';
 
 /** A validated fsck command line. */
 export interface FsckConfig {
@@ -23,8 +22,6 @@ export interface FsckConfig {
 /** What the command line asks for: a check, or nothing more (help or version was printed). */
 export type FsckCommand = { kind: 'fsck'; config: FsckConfig } | { kind: 'done' };
 
-const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
-
 const argsSchema = z.object({
   prefix: prefixSchema('--prefix'),
   ...redisTargetShape,
@@ -33,31 +30,20 @@ const argsSchema = z.object({
 });
 
 function buildParser(args: string[]) {
-  return yargs(args)
-    .scriptName('redisfs fsck')
-    .usage(
+  return prefixSubcommandParser('fsck', args, {
+    usage:
       '$0 --prefix P [--repair] [--json] [options]\n\n' +
         'Check the consistency of the redisfs filesystem under --prefix: every entry names a live inode, ' +
         'every link count matches its entries, no orphan inode, stray key or block. Read-only unless --repair.',
-    )
-    .locale('en')
-    .option('prefix', { type: 'string', demandOption: true, describe: 'filesystem prefix in Redis' })
-    .option('repair', { type: 'boolean', default: false, describe: 'fix what can be fixed (only on a filesystem nobody writes)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
-    .options(REDIS_TARGET_OPTIONS)
-    .epilogue(
+    epilogue:
       'Exit codes, as e2fsck: 0 clean, 1 problems found and all repaired, 4 problems left (found without ' +
         '--repair, or not all fixed), 8 operational error (Redis unreachable, no filesystem at --prefix), ' +
         '16 usage error. A check of a filesystem being written may report transient problems; run --repair ' +
         'only on a quiet one (unmounted, or mounted --read-only everywhere).',
-    )
-    .strict()
-    .help()
-    .version(VERSION)
-    .exitProcess(false)
-    .fail((message, err) => {
-      throw new UsageError(`${message ?? err?.message ?? 'invalid arguments'} (see redisfs fsck --help)`);
-    });
+  }, {
+    repair: { type: 'boolean', default: false, describe: 'fix what can be fixed (only on a filesystem nobody writes)' },
+    json: { type: 'boolean', default: false, describe: 'print the report as JSON' },
+  } as const);
 }
 
 /**

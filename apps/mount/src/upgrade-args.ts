@@ -3,10 +3,9 @@
  * schema validates, and every problem becomes one UsageError line. Values are never echoed back:
  * a --url may hold a password.
  */
-import { createRequire } from 'node:module';
-import yargs from 'yargs';
 import { z } from 'zod';
-import { REDIS_TARGET_OPTIONS, firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, UsageError } from '@redisfs/cli-common';
+import { firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, UsageError } from '@redisfs/cli-common';
+import { prefixSubcommandParser } from './subcommand-parser.js';
 
 /** A validated upgrade command line. */
 export interface UpgradeConfig {
@@ -19,34 +18,20 @@ export interface UpgradeConfig {
 /** What the command line asks for: an upgrade, or nothing more (help or version was printed). */
 export type UpgradeCommand = { kind: 'upgrade'; config: UpgradeConfig } | { kind: 'done' };
 
-const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
-
 const argsSchema = z.object({ prefix: prefixSchema('--prefix'), ...redisTargetShape });
 
 function buildParser(args: string[]) {
-  return yargs(args)
-    .scriptName('redisfs upgrade')
-    .usage(
+  return prefixSubcommandParser('upgrade', args, {
+    usage:
       '$0 --prefix P [options]\n\n' +
         'Convert the redisfs filesystem under --prefix from layout 1 (redisfs before layout 2) to layout 2, in place: ' +
         'its data blocks stay where they are, each file gets its block map, and the blocks layout 1 had not deleted yet ' +
         'go. Unmount it first (everywhere). Safe to stop at any point: run it again to resume.',
-    )
-    .locale('en')
-    .option('prefix', { type: 'string', demandOption: true, describe: 'filesystem prefix in Redis' })
-    .options(REDIS_TARGET_OPTIONS)
-    .epilogue(
+    epilogue:
       'Exit codes: 0 upgraded, or already layout 2; 1 failure (Redis unreachable, no filesystem at --prefix, ' +
         'mounted, a snapshot of it in progress, a layout it does not convert); 2 usage error. A snapshot taken ' +
         'with layout 1 (skx.Mon, say) is a filesystem of its own: upgrade it with its own --prefix.',
-    )
-    .strict()
-    .help()
-    .version(VERSION)
-    .exitProcess(false)
-    .fail((message, err) => {
-      throw new UsageError(`${message ?? err?.message ?? 'invalid arguments'} (see redisfs upgrade --help)`);
-    });
+  });
 }
 
 /**
