@@ -64,6 +64,9 @@ export function storeFixture(label: string): StoreFixture {
 
 /** What `fn` adds to the store's round-trip counts (Store.stats), zeros left out. */
 export async function countsOf(store: Store, fn: () => Promise<unknown>): Promise<Record<string, number>> {
+  // A collector round still running (the one every read-write open starts, or one an earlier
+  // operation asked for) would add its commands to fn's: let it finish first.
+  await store.collected();
   const before = store.stats().commands;
   await fn();
   const out: Record<string, number> = {};
