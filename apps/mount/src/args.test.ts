@@ -42,7 +42,7 @@ describe('parseMountArgs', () => {
   it('fills defaults', async () => {
     expect(await config(['--mount', empty])).toEqual({
       mountpoint: empty, prefix: 'skx', readOnly: false, readWrite: false, debug: false, daemon: false, allowOther: false,
-      logFile: undefined, url: undefined, socket: undefined, cacheTimeoutMs: 1000,
+      logFile: undefined, url: undefined, socket: undefined, cacheTimeoutMs: 1000, syncReplicas: 0,
     });
   });
 
@@ -50,6 +50,22 @@ describe('parseMountArgs', () => {
     expect((await config(['--mount', empty, '--host', 'db.example', '--port', '6380'])).url).toBe('redis://db.example:6380');
     expect((await config(['--mount', empty, '--port', '7000'])).url).toBe('redis://127.0.0.1:7000');
     expect((await config(['--mount', empty, '--host', '::1'])).url).toBe('redis://[::1]:6379');
+  });
+
+  it('takes a cluster\'s seed nodes in --url, and sentinels with the master\'s name', async () => {
+    expect((await config(['--mount', empty, '--url', 'redis://a:7000,b:7001'])).url).toBe('redis://a:7000,b:7001');
+    const viaSentinel = await config(['--mount', empty, '--sentinel', 's1:26379,s2:26380', '--master-name', 'main']);
+    expect(viaSentinel.url).toBe('redis+sentinel://s1:26379,s2:26380/main');
+    expect(await usageError(['--mount', empty, '--sentinel', 's1:26379'])).toMatch(/--sentinel and --master-name go together/);
+    expect(await usageError(['--mount', empty, '--sentinel', 's1:99999', '--master-name', 'm'])).toMatch(/--sentinel is not a valid Redis address: a port/);
+    expect(await usageError(['--mount', empty, '--sentinel', 's1:1', '--master-name', 'm', '--url', 'redis://h'])).toMatch(/mutually exclusive/);
+  });
+
+  it('takes --sync-replicas as a whole number', async () => {
+    expect((await config(['--mount', empty, '--sync-replicas', '1'])).syncReplicas).toBe(1);
+    for (const bad of ['-1', 'x', '1.5', '17', '']) {
+      expect(await usageError(['--mount', empty, '--sync-replicas', bad]), bad).toMatch(/--sync-replicas must be a whole number from 0 to 16/);
+    }
   });
 
   it('takes the flags of the original', async () => {

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import yargs from 'yargs';
 import { z } from 'zod';
-import { REDIS_TARGET_OPTIONS, firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, stringFlagError, URL_ENV, UsageError } from '@redisfs/cli-common';
+import { REDIS_TARGET_OPTIONS, firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, redisTargetFlagsOf, stringFlagError, URL_ENV, UsageError } from '@redisfs/cli-common';
 import { DEFAULT_PREFIX } from '@redisfs/schema';
 import { mountpointProblem } from './mountpoint.js';
 
@@ -29,6 +29,8 @@ export interface MountConfig {
   socket: string | undefined;
   /** --cache-timeout in ms: how long attributes and entries are cached (0: no cache). */
   cacheTimeoutMs: number;
+  /** --sync-replicas: replicas that must acknowledge each change before it returns (0: none). */
+  syncReplicas: number;
 }
 
 /** What the command line asks for: a mount, or nothing more (help or version was printed). */
@@ -39,6 +41,10 @@ export const DEFAULT_CACHE_TIMEOUT_S = 1;
 /** Largest --cache-timeout, in seconds: beyond an hour, another host's changes would look lost. */
 export const MAX_CACHE_TIMEOUT_S = 3600;
 const CACHE_TIMEOUT_MESSAGE = `--cache-timeout must be a number of seconds from 0 to ${MAX_CACHE_TIMEOUT_S}`;
+
+/** More replicas than this per master is not a deployment anyone runs. */
+const MAX_SYNC_REPLICAS = 16;
+const SYNC_REPLICAS_MESSAGE = `--sync-replicas must be a whole number from 0 to ${MAX_SYNC_REPLICAS}`;
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -60,6 +66,12 @@ const argsSchema = z.object({
     .transform((s) => Math.round(s * 1000))
     .default(DEFAULT_CACHE_TIMEOUT_S * 1000),
   logFile: z.string({ error: stringFlagError('--log-file') }).min(1).transform((f) => resolve(f)).optional(),
+  syncReplicas: z
+    .string({ error: stringFlagError('--sync-replicas') })
+    .regex(/^\d{1,3}$/, SYNC_REPLICAS_MESSAGE)
+    .transform(Number)
+    .refine((n) => n <= MAX_SYNC_REPLICAS, SYNC_REPLICAS_MESSAGE)
+    .default(0),
   // Last: the disk is looked at only when the flags are right.
   mount: z
     .string({ error: stringFlagError('--mount') })
@@ -89,6 +101,10 @@ function buildParser(args: string[]) {
     .option('daemon', { type: 'boolean', default: false, describe: 'run in the background once mounted' })
     .option('log-file', { type: 'string', describe: 'with --daemon: append output to this file' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount' })
+    .option('sync-replicas', {
+      type: 'string',
+      describe: 'wait until N replicas have each change (WAIT) before it returns: an fsync then survives losing the master [default: 0]',
+    })
     .option('cache-timeout', {
       type: 'string',
       describe: `seconds that attributes and names are cached: other hosts' changes show within it; 0 = strict [default: ${DEFAULT_CACHE_TIMEOUT_S}]`,
@@ -118,16 +134,14 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
   const parsed = argsSchema.safeParse({
     mount: argv.mount,
     prefix: argv.prefix,
-    host: argv.host,
-    port: argv.port,
-    url: argv.url,
-    socket: argv.socket,
+    ...redisTargetFlagsOf(argv),
     readOnly: argv['read-only'],
     readWrite: argv['read-write'],
     debug: argv.debug,
     daemon: argv.daemon,
     allowOther: argv['allow-other'],
     cacheTimeout: argv['cache-timeout'],
+    syncReplicas: argv['sync-replicas'],
     logFile: argv['log-file'],
   });
   if (!parsed.success) throw new UsageError(firstIssueMessage(parsed.error));
@@ -149,6 +163,7 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
       url,
       socket,
       cacheTimeoutMs: a.cacheTimeout,
+      syncReplicas: a.syncReplicas,
     },
   };
 }
@@ -165,6 +180,7 @@ export function daemonChildArgs(config: MountConfig): { args: string[]; env: Rec
   if (config.debug) args.push('--debug');
   if (config.allowOther) args.push('--allow-other');
   args.push('--cache-timeout', String(config.cacheTimeoutMs / 1000));
+  if (config.syncReplicas > 0) args.push('--sync-replicas', String(config.syncReplicas));
   return { args, env: config.url ? { [URL_ENV]: config.url } : {} };
 }
 

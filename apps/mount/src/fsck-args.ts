@@ -4,7 +4,7 @@
  * --url may hold a password.
  */
 import { z } from 'zod';
-import { firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, UsageError } from '@redisfs/cli-common';
+import { firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, redisTargetFlagsOf, UsageError } from '@redisfs/cli-common';
 import { prefixSubcommandParser } from './subcommand-parser.js';
 
 /** A validated fsck command line. */
@@ -55,10 +55,7 @@ export async function parseFsckArgs(args: string[], env: NodeJS.ProcessEnv = pro
   if (argv.help || argv.version) return { kind: 'done' };
   const parsed = argsSchema.safeParse({
     prefix: argv.prefix,
-    host: argv.host,
-    port: argv.port,
-    url: argv.url,
-    socket: argv.socket,
+    ...redisTargetFlagsOf(argv),
     repair: argv.repair,
     json: argv.json,
   });

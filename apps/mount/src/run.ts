@@ -52,6 +52,7 @@ export async function runMount(config: MountConfig, io: Output): Promise<number>
       prefix: config.prefix,
       readOnly: config.readOnly,
       writeSnapshot: config.readWrite,
+      syncReplicas: config.syncReplicas,
       onWarning: (message) => io.err(`redisfs: warning: ${message}`),
     });
     signals.throwIfSignalled();

@@ -4,7 +4,7 @@
  * a --url may hold a password.
  */
 import { z } from 'zod';
-import { firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, UsageError } from '@redisfs/cli-common';
+import { firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, redisTargetFlagsOf, UsageError } from '@redisfs/cli-common';
 import { prefixSubcommandParser } from './subcommand-parser.js';
 
 /** A validated upgrade command line. */
@@ -41,7 +41,7 @@ function buildParser(args: string[]) {
 export async function parseUpgradeArgs(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<UpgradeCommand> {
   const argv = await buildParser(args).parseAsync();
   if (argv.help || argv.version) return { kind: 'done' };
-  const parsed = argsSchema.safeParse({ prefix: argv.prefix, host: argv.host, port: argv.port, url: argv.url, socket: argv.socket });
+  const parsed = argsSchema.safeParse({ prefix: argv.prefix, ...redisTargetFlagsOf(argv) });
   if (!parsed.success) throw new UsageError(firstIssueMessage(parsed.error));
   const { url, socket } = resolveRedisTarget(parsed.data, env);
   return { kind: 'upgrade', config: { prefix: parsed.data.prefix, url, socket } };

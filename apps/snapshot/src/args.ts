@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import yargs from 'yargs';
 import { z } from 'zod';
 import { familyOf } from '@redisfs/store';
-import { REDIS_TARGET_OPTIONS, prefixSchema, redisTargetSchema, resolveRedisTarget, UsageError, type RedisTarget } from '@redisfs/cli-common';
+import { REDIS_TARGET_OPTIONS, prefixSchema, redisTargetSchema, resolveRedisTarget, redisTargetFlagsOf, UsageError, type RedisTarget } from '@redisfs/cli-common';
 
 export type SnapshotCommand =
   | { kind: 'snapshot'; target: RedisTarget; from: string; to: string; force: boolean }
@@ -65,7 +65,7 @@ function buildParser(args: string[]) {
 export async function parseSnapshotArgs(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<SnapshotCommand> {
   const argv = await buildParser(args).parseAsync();
   if (argv.help || argv.version) return { kind: 'done' };
-  const flags = check(redisTargetSchema, { host: argv.host, port: argv.port, url: argv.url, socket: argv.socket });
+  const flags = check(redisTargetSchema, redisTargetFlagsOf(argv));
   const target = resolveRedisTarget(flags, env);
   switch (argv._[0]) {
     case 'list':

@@ -10,6 +10,7 @@ export {
   URL_ENV,
   redisUrlSchema,
   redisTargetShape,
+  redisTargetFlagsOf,
   redisTargetSchema,
   REDIS_TARGET_OPTIONS,
   resolveRedisTarget,

@@ -4,28 +4,29 @@
  * hold a password.
  */
 import { z } from 'zod';
+import { parseRedisUrl } from '@redisfs/store';
 import { UsageError } from './errors.js';
 import { stringFlagError } from './flags.js';
 
 /** Environment variable that may carry the Redis URL, keeping a password out of `ps`. */
 export const URL_ENV = 'REDISFS_URL';
 
-/** A redis:// or rediss:// URL; the message names `source`, never the value. */
+/**
+ * A Redis address: redis:// or rediss:// with one host, or several (cluster seed nodes), or
+ * redis+sentinel://host:port,…/MASTER. The message names `source`, never the value.
+ */
 export function redisUrlSchema(source: string) {
   return z.string({ error: stringFlagError(source) }).superRefine((value, ctx) => {
-    let u: URL;
     try {
-      u = new URL(value);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `${source} is not a valid URL (expected redis://[user:pass@]host:port/db)` });
-      return;
-    }
-    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-      ctx.addIssue({ code: 'custom', message: `${source} must start with redis:// or rediss:// (TLS)` });
-    } else if (!u.hostname) {
-      ctx.addIssue({ code: 'custom', message: `${source} has no host (expected redis://[user:pass@]host:port/db)` });
-    } else if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) {
-      ctx.addIssue({ code: 'custom', message: `${source}: the path must be a database number, e.g. /0` });
+      parseRedisUrl(value);
+    } catch (err) {
+      const reason = (err as Error).message;
+      ctx.addIssue({
+        code: 'custom',
+        message: reason.startsWith('not a ')
+          ? `${source} must start with redis:// (rediss:// for TLS, redis+sentinel:// for Sentinel)`
+          : `${source} is not a valid Redis address: ${reason} (expected redis://[user:pass@]host:port[,host:port…][/db] or redis+sentinel://host:port[,…]/master)`,
+      });
     }
   });
 }
@@ -47,7 +48,24 @@ export const redisTargetShape = {
     .optional(),
   url: redisUrlSchema('--url').optional(),
   socket: z.string({ error: stringFlagError('--socket') }).min(1, '--socket must not be empty').optional(),
+  sentinel: z
+    .string({ error: stringFlagError('--sentinel') })
+    .regex(/^[^,@/\s]+(,[^,@/\s]+)*$/, '--sentinel must be host:port[,host:port…]')
+    .optional(),
+  masterName: z.string({ error: stringFlagError('--master-name') }).min(1, '--master-name must not be empty').optional(),
 };
+
+/** The address flags of a parsed yargs argv, as {@link redisTargetShape} takes them. */
+export function redisTargetFlagsOf(argv: Record<string, unknown>): Record<keyof typeof redisTargetShape, unknown> {
+  return {
+    host: argv.host,
+    port: argv.port,
+    url: argv.url,
+    socket: argv.socket,
+    sentinel: argv.sentinel,
+    masterName: argv['master-name'],
+  };
+}
 
 /** The address flags alone: {@link redisTargetShape} as an object schema. */
 export const redisTargetSchema = z.object(redisTargetShape);
@@ -67,6 +85,15 @@ export interface RedisTarget {
  * UsageError that names {@link URL_ENV}.
  */
 export function resolveRedisTarget(flags: RedisTargetFlags, env: NodeJS.ProcessEnv = process.env): RedisTarget {
+  if ((flags.sentinel === undefined) !== (flags.masterName === undefined)) {
+    throw new UsageError('--sentinel and --master-name go together (the sentinels, and the name of the master they watch)');
+  }
+  if (flags.sentinel !== undefined) {
+    const url = `redis+sentinel://${flags.sentinel}/${encodeURIComponent(flags.masterName!)}`;
+    const valid = redisUrlSchema('--sentinel').safeParse(url);
+    if (!valid.success) throw new UsageError(valid.error.issues[0]?.message ?? 'invalid --sentinel');
+    return { url, socket: undefined };
+  }
   let url = flags.url;
   if (url === undefined && (flags.host !== undefined || flags.port !== undefined)) {
     const host = flags.host ?? '127.0.0.1';
@@ -88,10 +115,16 @@ export function resolveRedisTarget(flags: RedisTargetFlags, env: NodeJS.ProcessE
 export const REDIS_TARGET_OPTIONS = {
   url: {
     type: 'string',
-    describe: `redis://[user:pass@]host:port/db (rediss:// for TLS); or set ${URL_ENV}`,
+    describe: `redis://[user:pass@]host:port/db (rediss:// for TLS; several host:port, comma-separated, for a cluster's seed nodes); or set ${URL_ENV}`,
     conflicts: ['host', 'port'],
   },
   host: { type: 'string', describe: 'Redis host [default: 127.0.0.1]' },
   port: { type: 'string', describe: 'Redis port [default: 6379]' },
   socket: { type: 'string', describe: 'Redis unix socket path', conflicts: ['host', 'port'] },
+  sentinel: {
+    type: 'string',
+    describe: 'host:port[,host:port…] of Redis Sentinels, with --master-name: follow that master through failovers',
+    conflicts: ['host', 'port', 'url', 'socket'],
+  },
+  'master-name': { type: 'string', describe: 'the master the --sentinel sentinels watch' },
 } as const;

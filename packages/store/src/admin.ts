@@ -11,6 +11,7 @@ import { assertNotOpen } from './internal/clients.js';
 import { ScriptRunner } from './internal/scripts.js';
 import { drainFreeBlocks, releaseMember } from './internal/release.js';
 import { toFsError } from './internal/redis-errors.js';
+import { scanMatching, unlinkKeys } from './internal/topology.js';
 
 export type { AdminTarget } from './internal/admin-client.js';
 
@@ -36,7 +37,7 @@ export async function listFilesystems(target: AdminTarget = {}): Promise<Filesys
   return withClient(target, 'listing filesystems', async (client) => {
     const prefixes = new Set<string>();
     // SCAN MATCH treats '{' literally, so match the tail and check each candidate exactly.
-    for await (const keys of client.scanIterator({ MATCH: '*:sb', COUNT: SCAN_COUNT })) {
+    for await (const keys of scanMatching(client, '*:sb', SCAN_COUNT)) {
       for (const key of keys) {
         const m = SUPERBLOCK_KEY.exec(key);
         const prefix = m ? m[1]! + (m[2] ?? '') : undefined;
@@ -112,8 +113,8 @@ export async function deleteFilesystem(
     await drainFreeBlocks(client, layout);
     let layout1Blocks = 0;
     if (layout1) {
-      for await (const keys of client.scanIterator({ MATCH: layout.blockPattern, COUNT: SCAN_COUNT })) {
-        if (keys.length > 0) layout1Blocks += await client.unlink(keys);
+      for await (const keys of scanMatching(client, layout.blockPattern, SCAN_COUNT)) {
+        if (keys.length > 0) layout1Blocks += await unlinkKeys(client, keys);
       }
     }
     return { deletedKeys: existed + released.keys + layout1Blocks };

@@ -19,6 +19,7 @@ export type {
   XattrFlags,
 } from './types.js';
 export { redactUrl, describeTarget } from './internal/connect.js';
+export { parseRedisUrl, type ParsedRedisUrl, type RedisHost } from './internal/redis-url.js';
 export { listFilesystems, deleteFilesystem, type AdminTarget, type FilesystemInfo } from './admin.js';
 export {
   checkFilesystem,

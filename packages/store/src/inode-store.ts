@@ -18,6 +18,7 @@ import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
 import type { StoreContext } from './internal/context.js';
 import type { ScriptName } from './internal/scripts.js';
+import { infoOfMasters, waitForReplicas } from './internal/topology.js';
 
 /** How many inode numbers one INCRBY reserves. Unused numbers are simply skipped. */
 const INO_BATCH = 64;
@@ -70,11 +71,27 @@ export class InodeStore implements InodeApi {
   protected async op<T>(what: string, fn: () => Promise<T>, mutates = false): Promise<T> {
     if (mutates && this.ctx.readOnly) throw new FsError('EROFS', `${what}: read-only filesystem`);
     try {
-      return await withDeadline(fn(), this.opTimeoutMs, what);
+      const run = mutates && this.ctx.syncReplicas > 0 ? () => fn().then(async (r) => (await this.replicated(what), r)) : fn;
+      return await withDeadline(run(), this.opTimeoutMs, what);
     } catch (err) {
       const e = toFsError(err, what);
       if (e.code === 'EIO') this.ctx.warn(e.message, err);
       throw e;
+    }
+  }
+
+  /**
+   * Waits until ctx.syncReplicas replicas have every change made so far through this store
+   * (WAIT, on every master written to): EIO when fewer acknowledge within ctx.syncTimeoutMs.
+   */
+  private async replicated(what: string): Promise<void> {
+    const { client, syncReplicas, syncTimeoutMs } = this.ctx;
+    const acks = await waitForReplicas(client, syncReplicas, syncTimeoutMs);
+    if (acks < syncReplicas) {
+      throw new FsError(
+        'EIO',
+        `${what}: done on the master, but only ${acks} of ${syncReplicas} replica(s) acknowledged it within ${syncTimeoutMs} ms (syncReplicas): it may be lost if the master fails`,
+      );
     }
   }
 
@@ -340,18 +357,20 @@ export class InodeStore implements InodeApi {
     return this.op('statfs', async () => {
       const [stats, info] = await Promise.all([
         this.ctx.client.hGetAll(this.ctx.keys.stats),
-        this.ctx.client.info('memory'),
+        infoOfMasters(this.ctx.client, 'memory'),
       ]);
       const s = statsSchema.parse(stats);
       // What Redis holds, against what it may hold: maxmemory, else the machine's memory. A full
       // Redis shows full, however few bytes the files' sizes add up to (sparse files, say).
-      const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)\\s*$`, 'm').exec(info)?.[1] ?? 0);
-      const maxmemory = field('maxmemory');
+      // In a cluster: the sums over its masters (replicas hold copies, not more room).
+      const field = (text: string, name: string) => Number(new RegExp(`^${name}:(\\d+)\\s*$`, 'm').exec(text)?.[1] ?? 0);
+      const sum = (name: string) => info.reduce((n, text) => n + field(text, name), 0);
+      const maxBytes = info.reduce((n, text) => n + (field(text, 'maxmemory') || field(text, 'total_system_memory')), 0);
       return {
         blockSize: this.blockSize,
-        bytesUsed: field('used_memory'),
+        bytesUsed: sum('used_memory'),
         inodes: Math.max(0, s.inodes),
-        maxBytes: maxmemory > 0 ? maxmemory : field('total_system_memory'),
+        maxBytes,
         nameMax: NAME_MAX,
       };
     });

@@ -18,10 +18,11 @@ import { Collector } from './internal/collector.js';
 import { nowNs } from './internal/attr.js';
 import type { StoreContext } from './internal/context.js';
 import { RedisStore } from './redis-store.js';
+import { destroyClient, infoAt, topologyOf } from './internal/topology.js';
 
 /** Whether the server is a replica (role:slave in INFO replication). */
-async function isReplica(client: RedisClient): Promise<boolean> {
-  const info = await client.info('replication');
+async function isReplica(client: RedisClient, routingKey: string): Promise<boolean> {
+  const info = await infoAt(client, routingKey, 'replication');
   return /^role:slave\s*$/m.test(info);
 }
 
@@ -40,10 +41,12 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
     throw new FsError('EINVAL', (err as Error).message);
   }
   let readOnly = options.readOnly ?? false;
+  const syncReplicas = options.syncReplicas ?? 0;
+  if (!Number.isInteger(syncReplicas) || syncReplicas < 0) throw new FsError('EINVAL', 'syncReplicas must be a whole number ≥ 0');
   const target = describeTarget(options);
   const client = await connectClient({ ...options, clientName: mountClientName(prefix, readOnly) });
   try {
-    if (!readOnly && (await isReplica(client))) {
+    if (!readOnly && (await isReplica(client, keys.superblock))) {
       throw new FsError(
         'EROFS',
         `Redis at ${target} is a read-only replica: mount it with --read-only (readOnly: true)`,
@@ -104,7 +107,10 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
       blockSize: parsed.data.bsize,
       codec: parsed.data.codec,
       readOnly,
-      inlineBlocks: options.inlineBlocks ?? true,
+      // In a cluster, blocks live on other masters than the metadata: out of a script's reach.
+      inlineBlocks: options.inlineBlocks ?? topologyOf(client).kind !== 'cluster',
+      syncReplicas: options.syncReplicas ?? 0,
+      syncTimeoutMs: options.syncTimeoutMs ?? 5000,
       blockIds: undefined as unknown as BlockIds,
       collect: () => collector?.kick(),
       warn,
@@ -116,9 +122,10 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
       collector = new Collector(ctx);
       collector.start();
     }
-    return new RedisStore(ctx, options.opTimeoutMs ?? 10_000, collector);
+    const failover = topologyOf(client).kind !== 'single';
+    return new RedisStore(ctx, options.opTimeoutMs ?? (failover ? 60_000 : 10_000), collector);
   } catch (err) {
-    client.destroy();
+    destroyClient(client);
     if (err instanceof FsError) throw err;
     // A refusal by the server keeps its meaning (NOPERM → EACCES, READONLY → EROFS, OOM → ENOSPC).
     throw toFsError(err, `opening prefix '${prefix}' at ${target}`);

@@ -8,6 +8,7 @@ import { FsError, isFsError } from './errors.js';
 import type { Attr, DirEntry, Ino, Owner, StoreStats } from './types.js';
 import { commandCounterOf } from './internal/stats.js';
 import { splitParent, splitPath } from './internal/names.js';
+import { destroyClient } from './internal/topology.js';
 
 function defaultOwner(): Owner {
   return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
@@ -117,7 +118,7 @@ export class RedisStore extends InodeStore implements Store {
     try {
       await this.ctx.client.close();
     } catch {
-      this.ctx.client.destroy();
+      destroyClient(this.ctx.client);
     }
   }
 }

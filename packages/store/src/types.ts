@@ -91,7 +91,12 @@ export interface XattrFlags {
 
 /** Options of {@link openStore}. */
 export interface StoreOptions {
-  /** redis:// or rediss:// URL (user, password, db allowed). Default redis://127.0.0.1:6379. */
+  /**
+   * Where Redis is (user, password, db allowed); default redis://127.0.0.1:6379.
+   * `redis://host:port`: one server, or, when it is a Redis Cluster node, the whole cluster;
+   * `redis://h1:p1,h2:p2`: cluster seed nodes; `redis+sentinel://h1:p1,h2:p2/MASTER`: the
+   * master the sentinels name, followed through failovers; `rediss…` for TLS.
+   */
   url?: string;
   /** Unix socket path; takes precedence over url's host/port. */
   socket?: string;
@@ -117,8 +122,19 @@ export interface StoreOptions {
   inlineBlocks?: boolean;
   /** Block size for a new filesystem; default 64 KiB. Existing filesystems keep theirs. */
   blockSize?: number;
-  /** Upper bound of one store operation, in ms (Redis down → ETIMEDOUT); default 10 000. */
+  /**
+   * Upper bound of one store operation, in ms (Redis down → ETIMEDOUT); default 10 000 on one
+   * server, 60 000 on a cluster or through Sentinel (an operation waits out a failover).
+   */
   opTimeoutMs?: number;
+  /**
+   * Replicas that must acknowledge each change (WAIT) before it returns: every write, and every
+   * metadata change. Default 0: a change returns once the master has it (Redis replication is
+   * asynchronous: a master lost before it replicated loses it).
+   */
+  syncReplicas?: number;
+  /** How long a change waits for syncReplicas acknowledgements before failing with EIO; default 5 000. */
+  syncTimeoutMs?: number;
   /** Time to wait for the first connection, in ms; default 5 000. */
   connectTimeoutMs?: number;
   /** Called for unexpected conditions worth a log line (corrupt records, failed cleanup). */

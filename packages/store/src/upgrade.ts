@@ -16,13 +16,14 @@
  * Only blocks that no layout-2 file may reference are deleted (past the end of a file, or of an
  * inode that is gone or is no regular file), so an upgrade cut short anywhere loses nothing.
  */
-import { parseLayout1BlockKey, type KeyLayout } from '@redisfs/schema';
+import { LAYOUT_VERSION, parseLayout1BlockKey, type KeyLayout } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget, type RedisClient } from './internal/connect.js';
 import { SCAN_COUNT, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
 import { assertNotOpen } from './internal/clients.js';
 import { ScriptRunner } from './internal/scripts.js';
 import { toFsError } from './internal/redis-errors.js';
+import { infoAt, topologyOf } from './internal/topology.js';
 
 /** What an upgrade has done so far (this run only, when it resumed one cut short). */
 export interface UpgradeProgress {
@@ -100,7 +101,11 @@ export async function upgradeFilesystem(options: UpgradeOptions): Promise<Upgrad
     await assertIdle(client, layout);
     await assertNotOpen(client, prefix, `upgrade '${prefix}'`);
     const scripts = new ScriptRunner(client, layout.superblock);
-    const run = await runIdOf(client);
+    if (topologyOf(client).kind === 'cluster' && Number(await client.hGet(layout.superblock, 'version')) !== LAYOUT_VERSION) {
+      // Layout 1 wrote blocks and metadata in one script: it never ran on a cluster.
+      throw new FsError('EINVAL', `prefix '${prefix}' is not layout ${LAYOUT_VERSION}: upgrade it on a single server, then move it to the cluster`);
+    }
+    const run = await runIdOf(client, layout.superblock);
     const start = (await explain(scripts.run('upgradeStart', layout.metaPrefix, [run]), prefix)) as string[];
     if (start[0] === 'current') return { ...result, alreadyCurrent: true };
     if (start[0] !== 'run') throw new FsError('EINVAL', `prefix '${prefix}' holds layout version ${start[1]}; redisfs upgrade converts layout 1 to 2`);
@@ -162,9 +167,9 @@ function busy(prefix: string): FsError {
  * The server process's run id (INFO server): a saved SCAN cursor is only good there. '' when
  * INFO is refused (an ACL): a resumed upgrade then starts its scan over, which is always correct.
  */
-async function runIdOf(client: RedisClient): Promise<string> {
+async function runIdOf(client: RedisClient, routingKey: string): Promise<string> {
   try {
-    return /^run_id:([0-9a-f]+)\s*$/m.exec(await client.info('server'))?.[1] ?? '';
+    return /^run_id:([0-9a-f]+)\s*$/m.exec(await infoAt(client, routingKey, 'server'))?.[1] ?? '';
   } catch {
     return '';
   }

@@ -6,6 +6,7 @@ import { assertPrefix, keysFor, type KeyLayout } from '@redisfs/schema';
 import { FsError } from '../errors.js';
 import { connectClient, describeTarget, type RedisClient } from './connect.js';
 import { toFsError } from './redis-errors.js';
+import { destroyClient, infoOfMasters, scanMatching, unlinkKeys } from './topology.js';
 
 /** Where the Redis server is: as in openStore. */
 export interface AdminTarget {
@@ -36,7 +37,7 @@ export function layoutOf(prefix: string): KeyLayout {
  * may come twice; SCAN allows that).
  */
 export async function* scanKeys(client: RedisClient, layout: KeyLayout, batch = BATCH): AsyncGenerator<string[]> {
-  for await (const keys of client.scanIterator({ MATCH: layout.metaPattern, COUNT: batch })) {
+  for await (const keys of scanMatching(client, layout.metaPattern, batch)) {
     for (let i = 0; i < keys.length; i += batch) yield keys.slice(i, i + batch);
   }
 }
@@ -54,7 +55,7 @@ export async function unlinkAll(client: RedisClient, layout: KeyLayout, except: 
   let n = await client.unlink(layout.superblock);
   for await (const keys of scanKeys(client, layout)) {
     const doomed = keys.filter((k) => !except.includes(k));
-    if (doomed.length > 0) n += await client.unlink(doomed);
+    if (doomed.length > 0) n += await unlinkKeys(client, doomed);
   }
   return n;
 }
@@ -63,7 +64,7 @@ export async function unlinkAll(client: RedisClient, layout: KeyLayout, except: 
 const MIN_REDIS_FOR_COPY: readonly [number, number] = [6, 2];
 
 export async function assertCopySupported(client: RedisClient, target: AdminTarget): Promise<void> {
-  const info = await client.info('server');
+  const info = await infoOfMasters(client, 'server').then((all) => all[0] ?? '');
   const version = /^redis_version:(\d+)\.(\d+)/m.exec(info);
   if (!version) return; // a Redis-compatible server that does not say; let COPY fail if it must
   const [major, minor] = [Number(version[1]), Number(version[2])];
@@ -89,7 +90,7 @@ export async function withClient<T>(target: AdminTarget, what: string, fn: (clie
       await client.close();
     } catch {
       try {
-        client.destroy();
+        destroyClient(client);
       } catch {
         // already closed: the server went away
       }

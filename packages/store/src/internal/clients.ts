@@ -5,6 +5,8 @@
  */
 import { FsError } from '../errors.js';
 import type { RedisClient } from './connect.js';
+import { keysFor } from '@redisfs/schema';
+import { commandAt } from './topology.js';
 
 const NAME_HEAD = 'redisfs:';
 
@@ -27,7 +29,7 @@ export interface OpenClient {
 export async function openClientsOf(client: RedisClient, prefix: string): Promise<OpenClient[] | undefined> {
   let list: string;
   try {
-    list = String(await client.sendCommand(['CLIENT', 'LIST', 'TYPE', 'normal']));
+    list = String(await commandAt(client, keysFor(prefix).superblock, ['CLIENT', 'LIST', 'TYPE', 'normal']));
   } catch {
     return undefined;
   }

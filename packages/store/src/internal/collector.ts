@@ -122,7 +122,7 @@ export class Collector {
   private async blocks(): Promise<number> {
     let did = 0;
     while (!this.stopped) {
-      const n = await deleteFreeBlocks(this.ctx.client, this.ctx.keys, !this.ctx.inlineBlocks);
+      const n = await deleteFreeBlocks(this.ctx.client, this.ctx.keys);
       if (n === 0) break;
       did += n;
     }

@@ -1,14 +1,18 @@
 /**
- * Opening node-redis clients: one place for URL handling, timeouts and safe descriptions
- * (a Redis URL may carry a password, which must never reach a log line).
+ * Opening node-redis clients: one place for addresses (internal/redis-url.ts), deployments
+ * (one server, Redis Cluster, Sentinel: internal/topology.ts), timeouts and safe descriptions
+ * (an address may carry a password, which must never reach a log line).
  */
 import { createClient, RESP_TYPES } from '@redis/client';
 import { FsError } from '../errors.js';
 import { countCommands } from './stats.js';
+import { parseRedisUrl, redactRedisUrl, type ParsedRedisUrl } from './redis-url.js';
+import { connectCluster, connectSentinel, isClusterNode, type RedisClient } from './topology.js';
 
-export type RedisClient = ReturnType<typeof createClient>;
+export type { RedisClient };
 
 export interface ConnectOptions {
+  /** An address as internal/redis-url.ts describes: one server, cluster seeds, or sentinels. */
   url?: string | undefined;
   socket?: string | undefined;
   connectTimeoutMs?: number | undefined;
@@ -20,15 +24,9 @@ export interface ConnectOptions {
 
 export const DEFAULT_URL = 'redis://127.0.0.1:6379';
 
-/** A URL with any password replaced by '***', for messages and logs. */
+/** An address with any password replaced by '***', for messages and logs. */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<invalid url>';
-  }
+  return redactRedisUrl(url);
 }
 
 /** Where a client connects, safe to print. */
@@ -36,13 +34,40 @@ export function describeTarget(opts: ConnectOptions): string {
   return opts.socket ? `unix:${opts.socket}` : redactUrl(opts.url ?? DEFAULT_URL);
 }
 
-/**
- * Connects a client, failing within connectTimeoutMs with a clear FsError instead of retrying
- * forever. Once connected, the client reconnects on its own after a drop, and counts the
- * commands it sends (internal/stats.ts).
- */
 export async function connectClient(opts: ConnectOptions): Promise<RedisClient> {
+  let parsed: ParsedRedisUrl | undefined;
+  if (!opts.socket) {
+    try {
+      parsed = parseRedisUrl(opts.url ?? DEFAULT_URL);
+    } catch (err) {
+      throw new FsError('EINVAL', `invalid Redis address ${describeTarget(opts)}: ${(err as Error).message}`);
+    }
+  }
   const timeout = opts.connectTimeoutMs ?? 5000;
+  const fail = (err: unknown) => connectError(opts, err);
+  if (parsed?.sentinel) return connectSentinel(parsed, opts, timeout).catch((err: unknown) => { throw fail(err); });
+  if (parsed && parsed.hosts.length > 1) return connectCluster(parsed, opts, timeout).catch((err: unknown) => { throw fail(err); });
+  const client = await connectSingle(opts, timeout);
+  // A cluster node answers for its own slots only: go through the cluster client instead.
+  if (parsed && (await isClusterNode(client))) {
+    client.destroy();
+    return connectCluster(parsed, opts, timeout).catch((err: unknown) => { throw fail(err); });
+  }
+  return client;
+}
+
+/** The FsError for a failed connection: EACCES for a refused login, else EIO; no password. */
+function connectError(opts: ConnectOptions, err: unknown): FsError {
+  if (err instanceof FsError) return err;
+  const url = opts.url ?? DEFAULT_URL;
+  const reason = err instanceof Error ? err.message.split(url).join(describeTarget(opts)) : String(err);
+  if (/\b(WRONGPASS|NOAUTH|NOPERM)\b/.test(reason)) {
+    return new FsError('EACCES', `Redis at ${describeTarget(opts)} refused the login: ${reason}`, { cause: err });
+  }
+  return new FsError('EIO', `cannot reach Redis at ${describeTarget(opts)}: ${reason}`, { cause: err });
+}
+
+async function connectSingle(opts: ConnectOptions, timeout: number): Promise<RedisClient> {
   const url = opts.url ?? DEFAULT_URL;
   let connected = false;
   const client = createClient({
@@ -70,13 +95,9 @@ export async function connectClient(opts: ConnectOptions): Promise<RedisClient> 
     const reason = err instanceof Error ? err.message.replace(url, describeTarget(opts)) : String(err);
     // An ACL without `client|setname`: connect unnamed (admin tools then cannot see this client).
     if (opts.clientName && /\bNOPERM\b.*\bclient\|setname\b/i.test(reason)) {
-      return connectClient({ ...opts, clientName: undefined });
+      return connectSingle({ ...opts, clientName: undefined }, timeout);
     }
-    // Reached, but the user or password was refused: say so, rather than "cannot reach".
-    if (/\b(WRONGPASS|NOAUTH|NOPERM)\b/.test(reason)) {
-      throw new FsError('EACCES', `Redis at ${describeTarget(opts)} refused the login: ${reason}`, { cause: err });
-    }
-    throw new FsError('EIO', `cannot reach Redis at ${describeTarget(opts)}: ${reason}`, { cause: err });
+    throw connectError(opts, err);
   }
   connected = true;
   countCommands(client as unknown as RedisClient);

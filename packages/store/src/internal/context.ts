@@ -20,6 +20,9 @@ export interface StoreContext {
    * values are stored first, then a script swaps the map entries.
    */
   inlineBlocks: boolean;
+  /** Replicas that must acknowledge each change (StoreOptions.syncReplicas), and for how long to wait. */
+  syncReplicas: number;
+  syncTimeoutMs: number;
   /** Block ids reserved from the family's counter. */
   blockIds: BlockIds;
   /** Asks the background collector for a round (after an operation left work for it). */

@@ -10,6 +10,7 @@
  */
 import { keysFor, parseBlockKey } from '@redisfs/schema';
 import type { RawClient } from './test-fixture.js';
+import { scanMatching, type RedisClient } from './topology.js';
 
 /** The plain client of the test fixture. */
 type Reader = RawClient;
@@ -27,7 +28,7 @@ export interface FamilyState {
 
 async function scan(client: Reader, pattern: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: 1000 })) out.push(...(keys as string[]));
+  for await (const keys of scanMatching(client as unknown as RedisClient, pattern, 1000)) out.push(...(keys as string[]));
   return [...new Set(out)].sort();
 }
 

@@ -19,6 +19,7 @@ import {
   type KeyLayout,
 } from '@redisfs/schema';
 import type { RedisClient } from './connect.js';
+import { scanMatching } from './topology.js';
 
 /** Keys per SCAN call (a hint to Redis) and reads per pipelined batch. */
 const SCAN_COUNT = 1000;
@@ -104,7 +105,7 @@ export async function scanMetadata(client: RedisClient, layout: KeyLayout, progr
     keysScanned: 0,
   };
   const singletons = new Set([layout.superblock, layout.inoCounter, layout.stats, layout.gc, ...layout.transientKeys]);
-  for await (const keys of client.scanIterator({ MATCH: layout.metaPattern, COUNT: SCAN_COUNT })) {
+  for await (const keys of scanMatching(client, layout.metaPattern, SCAN_COUNT)) {
     const inodes: number[] = [];
     const dirs: number[] = [];
     for (const key of keys) {
@@ -137,7 +138,7 @@ export async function scanBlocks(
   progress?: ScanProgress,
 ): Promise<number> {
   let scanned = 0;
-  for await (const keys of client.scanIterator({ MATCH: layout.blockPattern, COUNT: SCAN_COUNT })) {
+  for await (const keys of scanMatching(client, layout.blockPattern, SCAN_COUNT)) {
     for (const key of keys) {
       const id = parseBlockKey(layout, key);
       if (id === undefined) unexpected(key);
@@ -173,7 +174,7 @@ export async function scanMaps(
   const done = new Set<string>();
   let scanned = 0;
   for (const pattern of layout.familyMapPatterns) {
-    for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: SCAN_COUNT })) {
+    for await (const keys of scanMatching(client, pattern, SCAN_COUNT)) {
       const maps = keys.flatMap((key) => {
         const parsed = done.has(key) ? undefined : parseFamilyMapKey(layout, key);
         if (!parsed) return [];

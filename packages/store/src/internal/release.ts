@@ -7,6 +7,7 @@ import { decodeGcEntry, keysFor, type KeyLayout } from '@redisfs/schema';
 import type { RedisClient } from './connect.js';
 import type { ScriptRunner } from './scripts.js';
 import { SCAN_COUNT } from './admin-client.js';
+import { scanMatching, unlinkKeys } from './topology.js';
 
 /** Block keys deleted per step. */
 export const FREE_BATCH = 256;
@@ -16,12 +17,11 @@ export const FREE_BATCH = 256;
  * many ids it handled; 0 when the set is empty. `perKey`: one UNLINK per key (a cluster, where
  * the keys live in different slots), else one UNLINK of them all.
  */
-export async function deleteFreeBlocks(client: RedisClient, keys: KeyLayout, perKey: boolean): Promise<number> {
+export async function deleteFreeBlocks(client: RedisClient, keys: KeyLayout): Promise<number> {
   const ids = await client.sRandMemberCount(keys.freeBlocks, FREE_BATCH);
   if (ids.length === 0) return 0;
   const blockKeys = ids.map((id) => keys.block(id));
-  if (perKey) await Promise.all(blockKeys.map((k) => client.unlink(k)));
-  else await client.unlink(blockKeys);
+  await unlinkKeys(client, blockKeys);
   // An id in the set is never referenced again (ids are not reused): removing it last means a
   // crash in between only repeats an UNLINK.
   await client.sRem(keys.freeBlocks, ids);
@@ -108,7 +108,7 @@ export async function releaseKeys(
 ): Promise<{ steps: number; keys: number; stopped: boolean }> {
   let steps = 0;
   let keys = 0;
-  for await (const batch of client.scanIterator({ MATCH: member.metaPattern, COUNT: SCAN_COUNT })) {
+  for await (const batch of scanMatching(client, member.metaPattern, SCAN_COUNT)) {
     for (const key of batch as string[]) {
       if (except.includes(key)) continue;
       keys++;
@@ -151,6 +151,6 @@ export async function releaseMember(
 /** Deletes every block listed in `{F}#free`, in batches. Returns how many. */
 export async function drainFreeBlocks(client: RedisClient, keys: KeyLayout, perKey = false): Promise<number> {
   let total = 0;
-  for (let n = await deleteFreeBlocks(client, keys, perKey); n > 0; n = await deleteFreeBlocks(client, keys, perKey)) total += n;
+  for (let n = await deleteFreeBlocks(client, keys); n > 0; n = await deleteFreeBlocks(client, keys)) total += n;
   return total;
 }

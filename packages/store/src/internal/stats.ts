@@ -59,13 +59,26 @@ const counters = new WeakMap<object, CommandCounter>();
 /**
  * Starts counting the commands `client` sends (once per client; later calls return the same
  * counter). Views made from it before or after (bufferView) count into the same counter.
+ * `hook: false` only makes the counter: a cluster or sentinel client counts at its node clients
+ * instead (hookClientInto), since its own sendCommand takes other arguments.
  */
-export function countCommands(client: RedisClient): CommandCounter {
+export function countCommands(client: RedisClient, hook = true): CommandCounter {
   const existing = counters.get(client);
   if (existing) return existing;
   const counter = new CommandCounter();
+  if (hook) hookClientInto(client, counter);
+  counters.set(client, counter);
+  return counter;
+}
+
+const hooked = new WeakSet<object>();
+
+/** Counts the commands one single-server client sends into `counter` (once per client). */
+export function hookClientInto(client: RedisClient, counter: CommandCounter): void {
   const c = client as unknown as Hookable;
   const self = c._self ?? c;
+  if (hooked.has(self)) return;
+  hooked.add(self);
   const send = self.sendCommand;
   self.sendCommand = function (this: Hookable, args, options) {
     counter.countArgs(args);
@@ -79,8 +92,6 @@ export function countCommands(client: RedisClient): CommandCounter {
       return run.call(this, commands, selectedDB);
     };
   }
-  counters.set(client, counter);
-  return counter;
 }
 
 /** The counter of a client connected by connectClient (undefined for any other client). */
