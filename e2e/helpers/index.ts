@@ -6,13 +6,39 @@ export { waitFor, WaitTimeoutError, SYSTEM_CLOCK, type Clock, type WaitForOption
 export {
   requireRedis,
   requireFuse,
+  requireRedisTools,
   isCi,
   findExecutable,
   findFusermount,
   containerRuntimeAnswers,
   PrerequisiteError,
 } from './prerequisites.js';
-export { startRedis, pingRedis, type StartedRedis, type StartRedisOptions, type RedisAddress } from './redis-server.js';
+export {
+  startRedis,
+  startLocalRedis,
+  pingRedis,
+  redisCommand,
+  RedisReplyError,
+  type StartedRedis,
+  type StartRedisOptions,
+  type StartLocalRedisOptions,
+  type LocalRedis,
+  type RedisAddress,
+  type RedisReply,
+} from './redis-server.js';
+export {
+  startRedisCluster,
+  keySlot,
+  keyForSlot,
+  crc16,
+  CLUSTER_SLOT_COUNT,
+  type StartedRedisCluster,
+  type StartRedisClusterOptions,
+  type RedisClusterNode,
+  type ClusterRole,
+  type SlotRange,
+} from './redis-cluster.js';
+export { startRedisSentinel, type StartedRedisSentinel, type StartRedisSentinelOptions } from './redis-sentinel.js';
 export { mountRedisfs, forceUnmount, mountArgs, type StartedMount, type MountOptions, type UnmountResult } from './mount.js';
 export { readMounts, findMount, isMounted, parseMountinfo, type MountEntry } from './mountinfo.js';
 export { run, runOk, type RunOptions, type RunResult } from './run.js';
@@ -23,3 +49,4 @@ export { describeTree, diffTrees, sha256File, type TreeDescription, type TreeEnt
 export { disposeWhenTestEnds } from './lifecycle.js';
 export { expectFsckClean, runFsck } from './fsck.js';
 export { exited, exitedWithin, stopChild, isRunning, OutputTail, type ChildExit } from './child.js';
+export { startWriter, sha256, type Writer } from './writer.js';

@@ -127,6 +127,15 @@ export async function requireRedis(): Promise<boolean> {
 }
 
 /**
+ * True when local `redis-server` and `redis-cli` are on PATH: a Redis Cluster or Sentinel setup
+ * is made of several local servers (a container runtime is no help). Otherwise as requireRedis.
+ */
+export function requireRedisTools(): boolean {
+  if (findExecutable('redis-server') && findExecutable('redis-cli')) return true;
+  return missing('redis-server or redis-cli', 'cluster and sentinel tests start local servers; install them with `sudo apt-get install redis-server`');
+}
+
+/**
  * True when this process can mount FUSE filesystems: /dev/fuse is readable and writable and
  * `fusermount` (or `fusermount3`) is on PATH. Otherwise throws under CI=true, else warns and returns false.
  */

@@ -6,7 +6,7 @@
  *   // redis.url, redis.host, redis.port, redis.socket (local only)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,24 +54,91 @@ export interface StartedRedis extends AsyncDisposable {
 
 const LOCAL_HOST = '127.0.0.1';
 
-/** Sends PING over a fresh connection; resolves true on +PONG. Errors and timeouts reject. */
-export function pingRedis(address: RedisAddress, timeoutMs = 1000): Promise<boolean> {
+/** A RESP2 reply as `redisCommand` returns it: error replies reject instead. */
+export type RedisReply = string | number | null | RedisReply[];
+
+/** Thrown for a Redis error reply (`-ERR ...`, `-MOVED ...`); `message` is the reply's text. */
+export class RedisReplyError extends Error {
+  override readonly name = 'RedisReplyError';
+}
+
+/** Parses one RESP2 value at `at`; undefined while the buffer holds only part of it. */
+function parseReply(buf: Buffer, at: number): { value: RedisReply | RedisReplyError; end: number } | undefined {
+  const lineEnd = buf.indexOf('\r\n', at);
+  if (lineEnd < 0) return undefined;
+  const line = buf.toString('utf8', at + 1, lineEnd);
+  const next = lineEnd + 2;
+  switch (String.fromCharCode(buf[at] ?? 0)) {
+    case '+':
+      return { value: line, end: next };
+    case '-':
+      return { value: new RedisReplyError(line), end: next };
+    case ':':
+      return { value: Number(line), end: next };
+    case '$': {
+      const length = Number(line);
+      if (length < 0) return { value: null, end: next };
+      if (buf.length < next + length + 2) return undefined;
+      return { value: buf.toString('utf8', next, next + length), end: next + length + 2 };
+    }
+    case '*': {
+      const count = Number(line);
+      if (count < 0) return { value: null, end: next };
+      const items: RedisReply[] = [];
+      let end = next;
+      for (let i = 0; i < count; i++) {
+        const item = parseReply(buf, end);
+        if (!item) return undefined;
+        // An error inside an array (EXEC) stays a value: tests look at it, the reply as a whole succeeded.
+        items.push(item.value instanceof RedisReplyError ? item.value.message : item.value);
+        end = item.end;
+      }
+      return { value: items, end };
+    }
+    default:
+      throw new Error(`not a RESP reply: ${JSON.stringify(buf.toString('utf8', at, Math.min(buf.length, at + 80)))}`);
+  }
+}
+
+/**
+ * Sends one command over a fresh connection and resolves with its reply; an error reply rejects
+ * with RedisReplyError, a refused connection or no answer within `timeoutMs` rejects too. No client
+ * state survives the call, so it is safe against servers a test kills (node-redis would reconnect).
+ */
+export function redisCommand(address: RedisAddress, args: readonly (string | number)[], timeoutMs = 5000): Promise<RedisReply> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: address.host, port: address.port, timeout: timeoutMs });
-    let reply = '';
-    socket.setEncoding('utf8');
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk: string) => {
-      reply += chunk;
-      if (reply.includes('\r\n')) {
-        socket.destroy();
-        if (reply.startsWith('+PONG')) resolve(true);
-        else reject(new Error(`PING answered ${JSON.stringify(reply.trim())}`));
-      }
+    let received = Buffer.alloc(0);
+    const settle = (fn: () => void) => (socket.destroy(), fn());
+    socket.once('connect', () => {
+      const parts = args.map(String);
+      socket.write(`*${parts.length}\r\n${parts.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
     });
-    socket.once('timeout', () => (socket.destroy(), reject(new Error(`no answer within ${timeoutMs} ms`))));
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      let parsed: ReturnType<typeof parseReply>;
+      try {
+        parsed = parseReply(received, 0);
+      } catch (err) {
+        settle(() => reject(err));
+        return;
+      }
+      if (!parsed) return;
+      const { value } = parsed;
+      settle(() => (value instanceof RedisReplyError ? reject(value) : resolve(value)));
+    });
+    const what = `${args[0]} to ${address.host}:${address.port}`;
+    socket.once('timeout', () => settle(() => reject(new Error(`no answer to ${what} within ${timeoutMs} ms`))));
+    socket.once('close', () => reject(new Error(`connection closed before ${what} was answered`)));
     socket.once('error', reject);
   });
+}
+
+/** Sends PING over a fresh connection; resolves true on +PONG. Errors and timeouts reject. */
+export async function pingRedis(address: RedisAddress, timeoutMs = 1000): Promise<boolean> {
+  const reply = await redisCommand(address, ['PING'], timeoutMs);
+  if (reply !== 'PONG') throw new Error(`PING answered ${JSON.stringify(reply)}`);
+  return true;
 }
 
 function replicationTarget(replicaOf: StartRedisOptions['replicaOf']): RedisAddress | undefined {
@@ -79,11 +146,37 @@ function replicationTarget(replicaOf: StartRedisOptions['replicaOf']): RedisAddr
   return 'replicationAddress' in replicaOf ? replicaOf.replicationAddress : replicaOf;
 }
 
-class StartedLocalRedis implements StartedRedis {
+/** A redis-server process of this harness, which a test may also kill outright. */
+export interface LocalRedis extends StartedRedis {
+  readonly kind: 'local';
+  readonly socket: string;
+  readonly pid: number;
+  /** The server's own temp dir (its working dir), removed by `stop()`. */
+  readonly dir: string;
+  /** Whether the process has not exited. */
+  isRunning(): boolean;
+  /** SIGKILLs the server (a crash: no shutdown, no goodbye to peers) and waits until it is gone. */
+  kill9(): Promise<void>;
+}
+
+export interface StartLocalRedisOptions extends StartRedisOptions {
+  /**
+   * The text of a config file, written to `<dir>/redis.conf` and passed first (the command line
+   * still wins). Sentinel mode needs one: it rewrites it. Gets the server's own dir and port.
+   */
+  config?: (server: { dir: string; port: number }) => string;
+  /** Run as a Sentinel (`--sentinel`); needs `config`. */
+  sentinel?: boolean;
+  /** Picks the port to try; `freePort` unless told (a cluster node also needs port + 10000 free). */
+  pickPort?: () => Promise<number>;
+}
+
+class StartedLocalRedis implements LocalRedis {
   readonly kind = 'local';
   readonly host = LOCAL_HOST;
   readonly url: string;
   readonly replicationAddress: RedisAddress;
+  readonly pid: number;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -91,14 +184,23 @@ class StartedLocalRedis implements StartedRedis {
     readonly socket: string,
     private readonly child: ChildProcess,
     private readonly output: OutputTail,
-    private readonly dir: string,
+    readonly dir: string,
   ) {
     this.url = `redis://${LOCAL_HOST}:${port}`;
     this.replicationAddress = { host: LOCAL_HOST, port };
+    this.pid = child.pid ?? -1;
   }
 
   logs(): string {
     return this.output.toString();
+  }
+
+  isRunning(): boolean {
+    return isRunning(this.child);
+  }
+
+  async kill9(): Promise<void> {
+    await stopChild(this.child, 'SIGKILL', 10_000);
   }
 
   stop(): Promise<void> {
@@ -114,7 +216,17 @@ class StartedLocalRedis implements StartedRedis {
   }
 }
 
-async function startLocalRedis(options: StartRedisOptions): Promise<StartedRedis> {
+async function isOwnServer(address: RedisAddress, child: ChildProcess): Promise<boolean> {
+  const info = await redisCommand(address, ['INFO', 'server'], 1000);
+  return typeof info === 'string' && info.includes(`process_id:${child.pid}\r\n`);
+}
+
+/**
+ * Starts a `redis-server` from PATH on a free port with its own temp dir and waits for PING.
+ * Unlike `startRedis` it does not tie the server to the running test: the caller stops it (the
+ * cluster and sentinel helpers do, for all their servers at once).
+ */
+export async function startLocalRedis(options: StartLocalRedisOptions = {}): Promise<LocalRedis> {
   const binary = findExecutable('redis-server');
   if (!binary) throw new Error('redis-server is not on PATH: install it with `sudo apt-get install redis-server`');
   const timeoutMs = options.startupTimeoutMs ?? 20_000;
@@ -122,10 +234,18 @@ async function startLocalRedis(options: StartRedisOptions): Promise<StartedRedis
   // The free port can be taken by someone else before redis-server binds it: try a few.
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
+    const port = await (options.pickPort ?? freePort)();
     const dir = await mkdtemp(join(tmpdir(), 'redisfs-e2e-redis-'));
     const socket = join(dir, 'redis.sock');
+    const configArgs: string[] = [];
+    if (options.config) {
+      const file = join(dir, 'redis.conf');
+      await writeFile(file, options.config({ dir, port }));
+      configArgs.push(file);
+    }
+    if (options.sentinel) configArgs.push('--sentinel');
     const args = [
+      ...configArgs,
       '--port', String(port),
       '--bind', LOCAL_HOST,
       '--save', '',
@@ -144,7 +264,8 @@ async function startLocalRedis(options: StartRedisOptions): Promise<StartedRedis
     const output = new OutputTail().follow(child.stdout).follow(child.stderr);
     const started = new StartedLocalRedis(port, socket, child, output, dir);
     try {
-      await waitFor(() => pingRedis({ host: LOCAL_HOST, port }), {
+      // PING alone could be answered by whoever won the race for the port: check the pid too.
+      await waitFor(async () => (await pingRedis({ host: LOCAL_HOST, port })) && isOwnServer({ host: LOCAL_HOST, port }, child), {
         timeoutMs,
         what: `redis-server on port ${port} to answer PING`,
         bail: () =>
@@ -154,7 +275,7 @@ async function startLocalRedis(options: StartRedisOptions): Promise<StartedRedis
     } catch (err) {
       lastError = err;
       await started.stop();
-      // Only a lost race for the port is worth another try.
+      // Only a lost race for a port is worth another try.
       if (!/Address already in use/i.test(output.toString())) break;
     }
   }

@@ -18,7 +18,7 @@ import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
 import type { StoreContext } from './internal/context.js';
 import type { ScriptName } from './internal/scripts.js';
-import { infoOfMasters, waitForReplicas } from './internal/topology.js';
+import { infoOfMasters, isTransient, settle, waitForReplicas } from './internal/topology.js';
 
 /** How many inode numbers one INCRBY reserves. Unused numbers are simply skipped. */
 const INO_BATCH = 64;
@@ -68,10 +68,10 @@ export class InodeStore implements InodeApi {
   }
 
   /** Runs one operation with a deadline, turning every failure into an FsError. */
-  protected async op<T>(what: string, fn: () => Promise<T>, mutates = false): Promise<T> {
+  protected async op<T>(what: string, fn: () => Promise<T>, mutates = false, redoable = false): Promise<T> {
     if (mutates && this.ctx.readOnly) throw new FsError('EROFS', `${what}: read-only filesystem`);
     try {
-      const run = mutates && this.ctx.syncReplicas > 0 ? () => fn().then(async (r) => (await this.replicated(what), r)) : fn;
+      const run = mutates && this.ctx.syncReplicas > 0 ? () => this.replicated(what, fn, redoable) : fn;
       return await withDeadline(run(), this.opTimeoutMs, what);
     } catch (err) {
       const e = toFsError(err, what);
@@ -81,18 +81,37 @@ export class InodeStore implements InodeApi {
   }
 
   /**
-   * Waits until ctx.syncReplicas replicas have every change made so far through this store
-   * (WAIT, on every master written to): EIO when fewer acknowledge within ctx.syncTimeoutMs.
+   * Runs `fn`, then waits until ctx.syncReplicas replicas have every change made so far through
+   * this store (WAIT, on every master): EIO when fewer acknowledge within ctx.syncTimeoutMs.
+   * A master lost between the change and the WAIT (a failover) leaves it unknown whether the
+   * change survived: a `redoable` change (a write: the same bytes at the same offset) is made
+   * again once the cluster settles, and waited for again; any other fails with EIO.
    */
-  private async replicated(what: string): Promise<void> {
+  private async replicated<T>(what: string, fn: () => Promise<T>, redoable: boolean): Promise<T> {
     const { client, syncReplicas, syncTimeoutMs } = this.ctx;
-    const acks = await waitForReplicas(client, syncReplicas, syncTimeoutMs);
+    const deadline = Date.now() + this.opTimeoutMs;
+    let result = await fn();
+    let acks: number;
+    for (;;) {
+      try {
+        acks = await waitForReplicas(client, syncReplicas, syncTimeoutMs);
+        break;
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        if (!redoable || Date.now() >= deadline) {
+          throw new FsError('EIO', `${what}: the master was lost before its replicas confirmed this change: it may be lost (${(err as Error).message})`, { cause: err });
+        }
+        await settle(client);
+        result = await fn();
+      }
+    }
     if (acks < syncReplicas) {
       throw new FsError(
         'EIO',
         `${what}: done on the master, but only ${acks} of ${syncReplicas} replica(s) acknowledged it within ${syncTimeoutMs} ms (syncReplicas): it may be lost if the master fails`,
       );
     }
+    return result;
   }
 
   /** Listeners of {@link watchParents}. */
@@ -339,7 +358,7 @@ export class InodeStore implements InodeApi {
   }
 
   write(ino: Ino, offset: number, data: Buffer): Promise<number> {
-    return this.op(`write ${ino}`, () => this.serialWrite(ino, () => writeData(this.ctx, ino, offset, data)), true);
+    return this.op(`write ${ino}`, () => this.serialWrite(ino, () => writeData(this.ctx, ino, offset, data)), true, true);
   }
 
   private serialWrite<T>(ino: Ino, fn: () => Promise<T>): Promise<T> {

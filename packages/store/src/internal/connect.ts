@@ -7,7 +7,7 @@ import { createClient, RESP_TYPES } from '@redis/client';
 import { FsError } from '../errors.js';
 import { countCommands } from './stats.js';
 import { parseRedisUrl, redactRedisUrl, type ParsedRedisUrl } from './redis-url.js';
-import { connectCluster, connectSentinel, isClusterNode, type RedisClient } from './topology.js';
+import { connectCluster, connectSentinel, isClusterNode, topologyOf, type RedisClient } from './topology.js';
 
 export type { RedisClient };
 
@@ -132,7 +132,16 @@ export interface ScriptOptions {
 
 /** A view of the client whose bulk-string replies are Buffers (for data blocks). */
 export function bufferView(client: RedisClient): BinaryClient {
-  return client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) as unknown as BinaryClient;
+  const typeMapping = { [RESP_TYPES.BLOB_STRING]: Buffer };
+  if (topologyOf(client).kind === 'sentinel') {
+    // node-redis's sentinel withTypeMapping changes the options of every view (its commands read
+    // the shared `commandOptions`): shadow that getter on a view of our own instead.
+    const base = client as unknown as { commandOptions?: object };
+    return Object.create(client, {
+      commandOptions: { get: () => ({ ...(base.commandOptions ?? {}), typeMapping }) },
+    }) as BinaryClient;
+  }
+  return client.withTypeMapping(typeMapping) as unknown as BinaryClient;
 }
 
 /** Rejects with ETIMEDOUT when `p` does not settle within `ms`. */

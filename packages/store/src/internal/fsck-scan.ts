@@ -19,7 +19,7 @@ import {
   type KeyLayout,
 } from '@redisfs/schema';
 import type { RedisClient } from './connect.js';
-import { scanMatching } from './topology.js';
+import { hScanEntries, scanMatching, sScanMembers, zScanMembers } from './topology.js';
 
 /** Keys per SCAN call (a hint to Redis) and reads per pipelined batch. */
 const SCAN_COUNT = 1000;
@@ -186,7 +186,7 @@ export async function scanMaps(
           maps.slice(i, i + BATCH).map(async ({ key, prefix, ino }) => {
             const seen = new Set<string>();
             try {
-              for await (const page of client.zScanIterator(key, { COUNT: SCAN_COUNT })) {
+              for await (const page of zScanMembers(client, key, SCAN_COUNT)) {
                 const fresh = page.filter((e) => !seen.has(e.value));
                 for (const e of fresh) seen.add(e.value);
                 if (fresh.length === 0) continue;
@@ -219,7 +219,7 @@ export async function scanRefcountsAndFree(
 ): Promise<void> {
   let scanned = 0;
   try {
-    for await (const page of client.hScanIterator(layout.refcounts, { COUNT: SCAN_COUNT })) {
+    for await (const page of hScanEntries(client, layout.refcounts, SCAN_COUNT)) {
       for (const { field, value } of page) visit.refcount(field, value);
       progress?.((scanned += page.length));
     }
@@ -228,7 +228,7 @@ export async function scanRefcountsAndFree(
     visit.unexpected(layout.refcounts, 'is not a hash (the reference counts must be one)');
   }
   try {
-    for await (const page of client.sScanIterator(layout.freeBlocks, { COUNT: SCAN_COUNT })) {
+    for await (const page of sScanMembers(client, layout.freeBlocks, SCAN_COUNT)) {
       for (const id of page) visit.free(id);
       progress?.((scanned += page.length));
     }
@@ -354,7 +354,7 @@ async function readDirs(client: RedisClient, layout: KeyLayout, inos: number[], 
   for (const ino of big) {
     // HSCAN may repeat a field: the map keeps one.
     const entries = new Map<string, string>();
-    for await (const page of client.hScanIterator(layout.dir(ino), { COUNT: SCAN_COUNT })) {
+    for await (const page of hScanEntries(client, layout.dir(ino), SCAN_COUNT)) {
       for (const { field, value } of page) entries.set(field, value);
     }
     if (entries.size > 0) image.dirs.set(ino, entries);
@@ -383,7 +383,7 @@ async function readSingletons(client: RedisClient, layout: KeyLayout, image: Met
     image.unexpected.set(layout.inoCounter, 'is not a string (the inode counter must be one)');
   }
   try {
-    for await (const members of client.sScanIterator(layout.gc, { COUNT: SCAN_COUNT })) image.gc.push(...members);
+    for await (const members of sScanMembers(client, layout.gc, SCAN_COUNT)) image.gc.push(...members);
   } catch (err) {
     rethrowUnlessWrongType(err);
     image.unexpected.set(layout.gc, 'is not a set (pending deletions must be one)');

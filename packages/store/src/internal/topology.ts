@@ -159,6 +159,27 @@ function retryThroughFailover(target: Cluster | Sentinel, counter: CommandCounte
   };
 }
 
+/**
+ * After a failover: waits (up to FAILOVER_MS) until the deployment answers again, with a fresh
+ * view of who the masters are.
+ */
+export async function settle(client: RedisClient): Promise<void> {
+  const t = topologyOf(client);
+  const deadline = Date.now() + FAILOVER_MS;
+  for (let attempt = 0; ; attempt++) {
+    if (t.kind === 'cluster') await rediscover(t.cluster);
+    try {
+      // Every master answers (a PING each, through the same connections WAIT uses).
+      if (t.kind === 'sentinel') await t.sentinel.sendCommand(false, ['PING']);
+      else await Promise.all((await masters(client)).map((m) => m.sendCommand(['PING'])));
+      return;
+    } catch (err) {
+      if (!isTransient(err) || Date.now() >= deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(25 * 2 ** attempt, 500)));
+    }
+  }
+}
+
 /** Asks the cluster for its slots again, starting from a node that is up. */
 async function rediscover(cluster: Cluster): Promise<void> {
   const slots = (cluster as unknown as { _slots: { rediscover(c: unknown): Promise<void>; masters: { client?: { isReady: boolean } }[] } })._slots;
@@ -279,3 +300,47 @@ export function keySlot(key: string): number {
 }
 
 export { commandCounterOf };
+
+/** One page of HSCAN/SSCAN/ZSCAN of `key` at `cursor`, on whichever node serves it. */
+async function scanPage(client: RedisClient, command: 'HSCAN' | 'SSCAN' | 'ZSCAN', key: string, cursor: string, count: number): Promise<[string, string[]]> {
+  const args = [command, key, cursor, 'COUNT', String(count)];
+  const t = topologyOf(client);
+  const reply = (t.kind === 'cluster'
+    ? await t.cluster.sendCommand(key, true, args)
+    : t.kind === 'sentinel'
+      ? await t.sentinel.sendCommand(true, args)
+      : await client.sendCommand(args)) as [unknown, unknown[]];
+  return [String(reply[0]), reply[1].map(String)];
+}
+
+async function* scanKey(client: RedisClient, command: 'HSCAN' | 'SSCAN' | 'ZSCAN', key: string, count: number): AsyncGenerator<string[]> {
+  let cursor = '0';
+  do {
+    const [next, items] = await scanPage(client, command, key, cursor, count);
+    cursor = next;
+    yield items;
+  } while (cursor !== '0');
+}
+
+/** The fields and values of a hash, in HSCAN pages (any topology). */
+export async function* hScanEntries(client: RedisClient, key: string, count: number): AsyncGenerator<{ field: string; value: string }[]> {
+  for await (const flat of scanKey(client, 'HSCAN', key, count)) {
+    const page: { field: string; value: string }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) page.push({ field: flat[i]!, value: flat[i + 1]! });
+    yield page;
+  }
+}
+
+/** The members of a set, in SSCAN pages (any topology). */
+export function sScanMembers(client: RedisClient, key: string, count: number): AsyncGenerator<string[]> {
+  return scanKey(client, 'SSCAN', key, count);
+}
+
+/** The members and scores of a sorted set, in ZSCAN pages (any topology). */
+export async function* zScanMembers(client: RedisClient, key: string, count: number): AsyncGenerator<{ value: string; score: number }[]> {
+  for await (const flat of scanKey(client, 'ZSCAN', key, count)) {
+    const page: { value: string; score: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) page.push({ value: flat[i]!, score: Number(flat[i + 1]) });
+    yield page;
+  }
+}
