@@ -14,10 +14,12 @@ import {
   mountRedisfs,
   requireFuse,
   requireRedis,
+  requireRedisTools,
   run,
   runOk,
   sha256File,
   startRedis,
+  startRedisCluster,
   tempDir,
   uniquePrefix,
   type StartedRedis,
@@ -26,11 +28,21 @@ import {
 const ready = (await requireRedis()) && requireFuse();
 const UTC = { env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' } };
 
-describe.skipIf(!ready)('everyday tools on a mounted redisfs', () => {
-  let redis: StartedRedis;
+/** Where the filesystem lives: the same tools must behave the same on each. */
+const BACKENDS = [
+  { name: 'one Redis server', start: (): Promise<Pick<StartedRedis, 'url' | 'stop'>> => startRedis(), ready },
+  {
+    name: 'a Redis Cluster (3 masters, 3 replicas)',
+    start: (): Promise<Pick<StartedRedis, 'url' | 'stop'>> => startRedisCluster({ masters: 3, replicasPerMaster: 1 }),
+    ready: ready && requireRedisTools(),
+  },
+];
+
+for (const backend of BACKENDS) describe.skipIf(!backend.ready)(`everyday tools on a mounted redisfs, on ${backend.name}`, () => {
+  let redis: Pick<StartedRedis, 'url' | 'stop'>;
   beforeAll(async () => {
-    redis = await startRedis();
-  });
+    redis = await backend.start();
+  }, 60_000);
   afterAll(async () => {
     await redis?.stop();
   });

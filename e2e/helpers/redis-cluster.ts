@@ -1,6 +1,6 @@
 /**
  * A real Redis Cluster for one test: masters × (1 + replicas) local redis-servers joined with
- * `redis-cli --cluster create`, plus what cluster tests need to do to it: find the node serving a
+ * `redis-cli --cluster create` (by hand for fewer than 3 masters, which it refuses), plus what cluster tests need to do to it: find the node serving a
  * key, crash a master and wait for its replica to take over, move slots. The node timeout is 1 s,
  * so a failover settles in a few seconds.
  *
@@ -88,7 +88,7 @@ export interface SlotRange {
 }
 
 export interface StartRedisClusterOptions {
-  /** At least 3 (redis-cli refuses fewer); 3 unless told. */
+  /** 3 unless told. Fewer than 3 (which redis-cli refuses) are joined by hand: MEET, ADDSLOTSRANGE, REPLICATE. */
   masters?: number;
   /** 1 unless told. */
   replicasPerMaster?: number;
@@ -225,7 +225,7 @@ class RedisCluster implements StartedRedisCluster {
   async boot(masters: number, replicasPerMaster: number, args: string[]): Promise<void> {
     const redisCli = findExecutable('redis-cli');
     if (!redisCli) throw new Error('redis-cli is not on PATH: install it with `sudo apt-get install redis-tools`');
-    if (masters < 3) throw new Error(`a Redis Cluster needs at least 3 masters, not ${masters}`);
+    if (!Number.isInteger(masters) || masters < 1) throw new Error(`a Redis Cluster needs at least 1 master, not ${masters}`);
     const count = masters * (1 + replicasPerMaster);
     const started = await Promise.allSettled(
       Array.from({ length: count }, async () => {
@@ -248,15 +248,44 @@ class RedisCluster implements StartedRedisCluster {
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     for (const server of this.servers) this.nodes.push(new ClusterNode(server, String(await redisCommand(server, ['CLUSTER', 'MYID']))));
-    await runOk(redisCli, [
-      '--cluster', 'create',
-      ...this.nodes.map((n) => `${n.host}:${n.port}`),
-      '--cluster-replicas', String(replicasPerMaster),
-      '--cluster-yes',
-    ]);
+    if (masters >= 3) {
+      await runOk(redisCli, [
+        '--cluster', 'create',
+        ...this.nodes.map((n) => `${n.host}:${n.port}`),
+        '--cluster-replicas', String(replicasPerMaster),
+        '--cluster-yes',
+      ]);
+    } else {
+      await this.joinByHand(masters);
+    }
     await this.waitUntilSettled();
     const withSlots = new Set((await this.slots()).map((r) => r.masterId));
     if (withSlots.size !== masters) throw new Error(`the cluster came up with ${withSlots.size} masters serving slots, not ${masters}`);
+  }
+
+  /**
+   * What `redis-cli --cluster create` does, for fewer than 3 masters (which it refuses): the first
+   * `masters` nodes share the slots in even ranges, the others replicate them in turn.
+   */
+  private async joinByHand(masters: number): Promise<void> {
+    const [first] = this.nodes;
+    if (!first) throw new Error('the cluster has no nodes');
+    for (const node of this.nodes.slice(1)) await redisCommand(node, ['CLUSTER', 'MEET', first.host, first.port]);
+    const primaries = this.nodes.slice(0, masters);
+    for (const [i, node] of primaries.entries()) {
+      const start = Math.floor((i * CLUSTER_SLOT_COUNT) / masters);
+      const end = Math.floor(((i + 1) * CLUSTER_SLOT_COUNT) / masters) - 1;
+      await redisCommand(node, ['CLUSTER', 'ADDSLOTSRANGE', start, end]);
+    }
+    for (const [i, node] of this.nodes.slice(masters).entries()) {
+      const master = primaries[i % masters]!;
+      // REPLICATE fails until the node has heard of its master through the cluster bus.
+      await waitFor(async () => (await redisCommand(node, ['CLUSTER', 'REPLICATE', master.id])) === 'OK', {
+        timeoutMs: SETTLE_TIMEOUT_MS,
+        intervalMs: 100,
+        what: `${node.port} to replicate ${master.port}`,
+      });
+    }
   }
 
   private running(): ClusterNode[] {
