@@ -40,4 +40,31 @@ node -e '
   console.log(`vitest: ${r.numPassedTests} passed, ${failed} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
 ' "$report" "$code"
 
+# Under CI, a skipped test is a failure unless scripts/ci-allowed-skips.txt names it: a missing
+# prerequisite (FUSE, redis-server, root) must not let a run pass by not testing.
+if [[ $code -eq 0 ]] && [[ -n "${CI:-}" && "${CI}" != "0" && "${CI,,}" != "false" ]]; then
+  set +e
+  node -e '
+    const fs = require("node:fs");
+    const path = require("node:path");
+    const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    const allowed = new Set(fs.readFileSync(process.argv[2], "utf8").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")));
+    const skipped = [];
+    for (const file of r.testResults) {
+      for (const t of file.assertionResults) {
+        if (!["skipped", "pending", "todo"].includes(t.status)) continue;
+        const name = `${path.relative(process.cwd(), file.name)} > ${t.fullName}`;
+        if (!allowed.has(name)) skipped.push(name);
+      }
+    }
+    if (skipped.length > 0) {
+      console.log(`CI: ${skipped.length} test(s) skipped that scripts/ci-allowed-skips.txt does not allow:`);
+      for (const s of skipped) console.log(`  ${s}`);
+      process.exit(1);
+    }
+  ' "$report" scripts/ci-allowed-skips.txt
+  code=$?
+  set -e
+fi
+
 exit "$code"
