@@ -232,10 +232,20 @@ export class InodeStore implements InodeApi {
         checkName(name);
         const ino = await this.allocIno();
         const fullMode = FILE_TYPE_MODES[type] | (mode & 0o7777);
-        const reply = await this.script('create', [
-          String(parent), name, String(ino), FILE_TYPE_CODES[type], String(fullMode),
-          String(owner.uid), String(owner.gid), String(rdev), nowNs(), target,
-        ]);
+        let reply: unknown;
+        try {
+          reply = await this.script('create', [
+            String(parent), name, String(ino), FILE_TYPE_CODES[type], String(fullMode),
+            String(owner.uid), String(owner.gid), String(rdev), nowNs(), target,
+          ]);
+        } catch (err) {
+          // Through a failover, a create whose reply was lost is sent again and finds its own
+          // entry: the inode number, reserved by this store alone, tells it apart from another's.
+          if (toFsError(err, what).code !== 'EEXIST') throw err;
+          const existing = await this.lookup(parent, name).catch(() => undefined);
+          if (existing?.ino === ino) return existing;
+          throw err;
+        }
         this.reportParents(reply, 2);
         return replyToAttr(reply);
       },

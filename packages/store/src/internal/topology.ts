@@ -9,11 +9,12 @@
  * master that died: commands for its slots would wait on a client that never reconnects. So
  * node connections here do not queue while offline, and a command that failed for a reason a
  * retry cures (connection lost, CLUSTERDOWN, TRYAGAIN, READONLY of a demoted master, LOADING)
- * is retried after asking the cluster for its slots again, with backoff, until `failoverMs`
+ * is retried after asking the cluster for its slots again, with backoff, until FAILOVER_MS
  * passes: a failover looks like a slow command, not an error. A command lost with its
- * connection may have run (its reply was lost): store operations are written to be safe to run
- * twice (block values under fresh ids, compare-and-set map swaps), bar create-like calls, which
- * then answer EEXIST.
+ * connection may have run (its reply was lost): writes are safe to run twice (block values
+ * under fresh ids, compare-and-set map swaps), and a create that finds its own entry (by the
+ * inode number only this store reserved) succeeds; an unlink, rmdir or rename that ran answers
+ * ENOENT the second time.
  */
 import { createClient, createCluster, createSentinel, type RedisClusterType, type RedisSentinelType } from '@redis/client';
 import { countCommands, commandCounterOf, hookClientInto, type CommandCounter } from './stats.js';
