@@ -5,19 +5,30 @@
  * e.g. a worktree of main) as targets `baseline-tcp` and `baseline-unix`, on the same Redis in
  * the same run, to compare a change with what it changes.
  *
+ * `--targets`: names from targets.ts (`tcp` and `unix` stand for redisfs-tcp and redisfs-unix).
+ * Without it: tmpfs, memfs, redisfs-tcp, redisfs-unix, and in a full run (not --quick) also the
+ * cluster targets cluster1-tcp, cluster-tcp, nosync1-tcp, sync1-tcp. sync1-tcp is measured
+ * against nosync1-tcp, which is added before it when not asked for.
+ *
  * Runs the eight workloads (workloads.ts) on every target (targets.ts) in one run, then the raw
- * Redis ceiling, Redis memory per file and per byte, and stat latency during a big write. Prints
- * a table of times and ratios to tmpfs, the targets of issue 4 with their verdicts, and writes
- * everything as JSON (bench/results/latest.json unless --json says otherwise).
+ * Redis ceiling, Redis memory per file and per byte, and stat latency during a big write; on a
+ * cluster of several masters it also counts the data blocks on each master before workload 8
+ * deletes them. Prints a table of times and ratios to tmpfs, the targets of issue 4 and of the
+ * cluster issue with their verdicts, and writes everything as JSON (bench/results/latest.json
+ * unless --json says otherwise). Everything it starts is stopped at the end, also when a step
+ * fails or on Ctrl-C (teardown.ts).
  */
 import { cpus, totalmem, release } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { REPO_ROOT } from '../../e2e/helpers/paths.js';
 import { headOfLine, memoryUse, rawCeiling, type Ceiling, type HeadOfLine, type MemoryUse } from './extras.js';
-import { commandCounts, diffCounts, type CommandCounts } from './redis-stats.js';
+import { printCluster, summariseCluster } from './cluster-report.js';
+import { blockShare } from './cluster-stats.js';
+import { commandCountsOf, diffCounts, type CommandCounts } from './redis-stats.js';
 import { printReport, summarise, type TargetResult, type RunResult } from './report.js';
-import { ALL_TARGETS, BASELINE_TARGETS, scratchDir, startBenchRedis, startTarget, type TargetName } from './targets.js';
+import { ALL_TARGETS, BASELINE_TARGETS, CLUSTER_TARGETS, scratchDir, startBenchRedis, startTarget, type TargetName } from './targets.js';
+import { atTeardown, isStopping, releaseGuardian, stopAll, stopAllOnSignals } from './teardown.js';
 import { FULL, QUICK, WORKLOADS, makeFixtures } from './workloads.js';
 
 function arg(name: string): string | undefined {
@@ -31,9 +42,13 @@ const quick = process.argv.includes('--quick');
 const scale = quick ? QUICK : FULL;
 const jsonPath = arg('--json') ?? join(REPO_ROOT, 'bench/results', quick ? 'latest-quick.json' : 'latest.json');
 const baselineRoot = arg('--baseline');
-const known = [...ALL_TARGETS, ...BASELINE_TARGETS];
-const targetNames = (arg('--targets')?.split(',') ?? (baselineRoot ? known : ALL_TARGETS)) as TargetName[];
-for (const t of targetNames) if (!known.includes(t)) throw new Error(`unknown target ${t}; known: ${known.join(', ')}`);
+const known = [...ALL_TARGETS, ...CLUSTER_TARGETS, ...BASELINE_TARGETS];
+const ALIASES: Record<string, TargetName> = { tcp: 'redisfs-tcp', unix: 'redisfs-unix' };
+const defaults = [...ALL_TARGETS, ...(quick ? [] : CLUSTER_TARGETS), ...(baselineRoot ? BASELINE_TARGETS : [])];
+const asked = (arg('--targets')?.split(',').map((t) => ALIASES[t] ?? t) ?? defaults) as TargetName[];
+for (const t of asked) if (!known.includes(t)) throw new Error(`unknown target ${t}; known: ${known.join(', ')} (tcp, unix for short)`);
+// The cost of --sync-replicas is sync1-tcp against the same setup without it.
+const targetNames = asked.flatMap((t): TargetName[] => (t === 'sync1-tcp' && !asked.includes('nosync1-tcp') ? ['nosync1-tcp', t] : [t]));
 const workloadIds = arg('--workloads')?.split(',').map(Number) ?? WORKLOADS.map((w) => w.id);
 const workloads = WORKLOADS.filter((w) => workloadIds.includes(w.id));
 
@@ -41,23 +56,41 @@ function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
 }
 
+/** Workload 8 deletes everything: the blocks on each master are counted just before it. */
+const DELETES_ALL = 8;
+
+stopAllOnSignals();
 const startedAt = new Date();
-const scratch = await scratchDir();
-const redis = await startBenchRedis();
 const results: TargetResult[] = [];
 const ceilings: Ceiling[] = [];
 let failed = false;
 try {
-  log(`${quick ? 'quick' : 'full'} run; making fixtures in ${scratch.dir}`);
+  const scratch = await scratchDir();
+  atTeardown(`scratch dir ${scratch.dir}`, () => scratch.stop(), { dirs: [scratch.dir] });
+  const redis = await startBenchRedis();
+  atTeardown('redis-server', () => redis.stop(), redis.leftovers);
+  log(`${quick ? 'quick' : 'full'} run of ${targetNames.join(', ')}; making fixtures in ${scratch.dir}`);
   const fx = makeFixtures(scale, scratch.dir);
   for (const name of targetNames) {
+    if (isStopping()) break;
     const target = await startTarget(name, redis, baselineRoot);
-    log(`${name}: ${target.dir}`);
+    const stopTarget = atTeardown(`${name} (${target.dir})`, () => target.stop(), target.leftovers);
+    log(`${name}: ${target.dir}${target.masters && target.masters.length > 1 ? ` on ${target.masters.length} masters` : ''}`);
     const result: TargetResult = { target: name, workloads: [] };
     results.push(result);
+    const masters = target.masters?.map((m) => m.client);
+    const done: number[] = [];
+    const countBlocks = async () => {
+      if (masters && masters.length > 1 && !result.blockShare && done.length > 0) {
+        result.blockShare = await blockShare(target, [...done]);
+        log(`${name}: ${result.blockShare.blocks} blocks, share per master ${result.blockShare.masters.map((m) => `${(m.share * 100).toFixed(1)}%`).join(' / ')}`);
+      }
+    };
     try {
       for (const w of workloads) {
-        const cmdBefore: CommandCounts | undefined = target.redis ? await commandCounts(target.redis) : undefined;
+        if (isStopping()) throw new Error('interrupted');
+        if (w.id === DELETES_ALL) await countBlocks();
+        const cmdBefore: CommandCounts | undefined = masters ? await commandCountsOf(masters) : undefined;
         // One SIGUSR2 answers both for redisfs (the probe shares a pending request).
         const [fuseBefore, tripsBefore] = await Promise.all([target.fuseCalls?.(), target.redisCalls?.()]);
         let phases;
@@ -69,25 +102,27 @@ try {
           result.workloads.push({ id: w.id, name: w.name, phases: [], error: (err as Error).message });
           continue;
         }
-        const commands = cmdBefore ? diffCounts(cmdBefore, await commandCounts(target.redis!)) : undefined;
+        const commands = cmdBefore ? diffCounts(cmdBefore, await commandCountsOf(masters!)) : undefined;
         const [fuseAfter, tripsAfter] = await Promise.all([target.fuseCalls?.(), target.redisCalls?.()]);
         const fuseCalls = fuseBefore && fuseAfter ? diffCounts(fuseBefore, fuseAfter) : undefined;
         const roundTrips = tripsBefore && tripsAfter ? diffCounts(tripsBefore, tripsAfter) : undefined;
         result.workloads.push({ id: w.id, name: w.name, phases, commands, roundTrips, fuseCalls });
         log(`${name}: ${w.id} ${w.name}: ${phases.map((p) => `${p.name} ${p.seconds.toFixed(3)} s`).join(', ')}`);
+        done.push(w.id);
       }
+      await countBlocks();
       result.headOfLine = await headOfLine(target, fx);
       if (target.redis) result.memory = await memoryUse(target, fx);
     } finally {
-      await target.stop();
+      await stopTarget();
     }
   }
   for (const via of ['tcp', 'unix'] as const) {
     if (targetNames.includes(`redisfs-${via}`)) ceilings.push(await rawCeiling(redis, via, scale.seqBytes));
   }
 } finally {
-  await redis.stop();
-  await scratch.stop();
+  await stopAll();
+  releaseGuardian();
 }
 
 const run: RunResult = {
@@ -105,9 +140,12 @@ const run: RunResult = {
   ceilings,
 };
 run.summary = summarise(run);
+const cluster = summariseCluster(run);
+if (cluster) run.summary.cluster = cluster;
 mkdirSync(dirname(jsonPath), { recursive: true });
 writeFileSync(jsonPath, `${JSON.stringify(run, null, 2)}\n`);
 printReport(run);
+printCluster(run.summary.cluster);
 log(`JSON written to ${jsonPath}`);
 if (failed) {
   log('a workload failed verification');

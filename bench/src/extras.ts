@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, RESP_TYPES } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
-import { usedMemory } from './redis-stats.js';
+import { usedMemory, usedMemoryOf } from './redis-stats.js';
 import type { BenchRedis, Target } from './targets.js';
 import type { Fixtures } from './workloads.js';
 
@@ -73,9 +73,14 @@ export interface MemoryUse {
   perByteIncompressible: number;
 }
 
-/** INFO memory around 10,000 empty files and around files of compressible / random bytes. */
+/**
+ * INFO memory around 10,000 empty files and around files of compressible / random bytes. Empty
+ * files are counted on the node holding the metadata (the master of the prefix's slot in a
+ * cluster: what bounds the files of one filesystem); stored bytes on every master.
+ */
 export async function memoryUse(target: Target, fx: Fixtures): Promise<MemoryUse> {
   const client = target.redis!;
+  const all = (target.masters ?? [{ client }]).map((m) => m.client);
   const dir = join(target.dir, 'memory');
   mkdirSync(dir);
   const n = fx.scale.emptyFilesForMemory;
@@ -87,13 +92,13 @@ export async function memoryUse(target: Target, fx: Fixtures): Promise<MemoryUse
   const bytes = fx.scale.bytesForMemory;
   const perByte = async (name: string, chunk: () => Buffer) => {
     await collectorIdle(client, target.prefix!);
-    const start = await usedMemory(client);
+    const start = await usedMemoryOf(all);
     const fd = openSync(join(dir, name), 'w');
     for (let off = 0; off < bytes; off += MiB) writeSync(fd, chunk(), 0, MiB, off);
     fsyncSync(fd);
     closeSync(fd);
     if (statSync(join(dir, name)).size !== bytes) throw new Error(`${name} has the wrong size`);
-    return ((await usedMemory(client)) - start) / bytes;
+    return ((await usedMemoryOf(all)) - start) / bytes;
   };
   const text = await perByte('text.txt', () => Buffer.from(randomBytes(MiB / 2).toString('hex')));
   const random = await perByte('random.bin', () => randomBytes(MiB));
@@ -108,7 +113,7 @@ export async function memoryUse(target: Target, fx: Fixtures): Promise<MemoryUse
 }
 
 /** Waits (up to a minute) until the mount's collector has nothing left: `MP gc` and `{F}#free` empty. */
-async function collectorIdle(client: NonNullable<Target['redis']>, prefix: string): Promise<void> {
+export async function collectorIdle(client: NonNullable<Target['redis']>, prefix: string): Promise<void> {
   const keys = keysFor(prefix);
   const deadline = Date.now() + 60_000;
   while ((await client.sCard(keys.gc)) + (await client.sCard(keys.freeBlocks)) > 0) {

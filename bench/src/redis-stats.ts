@@ -11,6 +11,15 @@ export async function commandCounts(client: RedisClient): Promise<CommandCounts>
   return out;
 }
 
+/** Calls per command summed over several servers (every master of a cluster). */
+export async function commandCountsOf(clients: readonly RedisClient[]): Promise<CommandCounts> {
+  const out: CommandCounts = {};
+  for (const counts of await Promise.all(clients.map(commandCounts))) {
+    for (const [cmd, n] of Object.entries(counts)) out[cmd] = (out[cmd] ?? 0) + n;
+  }
+  return out;
+}
+
 /** after − before, without the bench's own INFO / MEMORY calls, largest first. */
 export function diffCounts(before: CommandCounts, after: CommandCounts): CommandCounts {
   const out: [string, number][] = [];
@@ -29,4 +38,9 @@ export function total(counts: CommandCounts): number {
 export async function usedMemory(client: RedisClient): Promise<number> {
   const info = await client.info('memory');
   return Number(/^used_memory:(\d+)/m.exec(info)![1]);
+}
+
+/** used_memory summed over several servers. */
+export async function usedMemoryOf(clients: readonly RedisClient[]): Promise<number> {
+  return (await Promise.all(clients.map(usedMemory))).reduce((a, b) => a + b, 0);
 }

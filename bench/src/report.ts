@@ -1,7 +1,9 @@
 /** The run's results as JSON-ready data, the targets of issue 4 checked on them, and the table. */
+import type { ClusterSummary } from './cluster-report.js';
+import type { BlockShare } from './cluster-stats.js';
 import type { Ceiling, HeadOfLine, MemoryUse } from './extras.js';
 import { total, type CommandCounts } from './redis-stats.js';
-import type { TargetName } from './targets.js';
+import { isRedisfsTarget, type TargetName } from './targets.js';
 import { isSubPhase, type Phase, type Scale } from './workloads.js';
 
 export interface WorkloadResult {
@@ -28,6 +30,8 @@ export interface TargetResult {
   workloads: WorkloadResult[];
   headOfLine?: HeadOfLine;
   memory?: MemoryUse;
+  /** Data blocks per master (a cluster of several masters), counted before workload 8 deletes them. */
+  blockShare?: BlockShare;
 }
 
 export interface Check {
@@ -45,7 +49,13 @@ export interface RunResult {
   scale: Scale;
   targets: TargetResult[];
   ceilings: Ceiling[];
-  summary?: { geomean: Partial<Record<TargetName, number>>; checks: Check[] };
+  summary?: {
+    geomean: Partial<Record<TargetName, number>>;
+    /** The targets of issue 4, on redisfs-tcp and redisfs-unix. */
+    checks: Check[];
+    /** The Redis Cluster issue's figures and verdicts (cluster-report.ts), when the run had cluster targets. */
+    cluster?: ClusterSummary;
+  };
 }
 
 const MiB = 2 ** 20;
@@ -164,7 +174,7 @@ export function printReport(run: RunResult): void {
   const names = run.targets.map((t) => t.target);
   const tmpfs = find(run, 'tmpfs');
   const memfs = find(run, 'memfs');
-  const redisTargets = run.targets.filter((t) => t.target.startsWith('redisfs'));
+  const redisTargets = run.targets.filter((t) => isRedisfsTarget(t.target));
   out.push(`redisfs bench (${run.mode}), ${run.date}`);
   out.push(`machine: ${run.machine.cpus} × ${run.machine.cpu}, ${run.machine.memoryGiB} GiB, Linux ${run.machine.kernel}, Node ${run.machine.node}`);
   out.push('');

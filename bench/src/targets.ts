@@ -4,7 +4,13 @@
  *   memfs          bench/src/memfs.ts, a plain in-memory filesystem on the same fuse-native
  *                  binding and kernel options as redisfs: the binding's own floor;
  *   redisfs-tcp    the built `redisfs` CLI on a local redis-server over TCP (127.0.0.1);
- *   redisfs-unix   the same server over its unix socket.
+ *   redisfs-unix   the same server over its unix socket;
+ *   cluster-tcp    the same redisfs on a Redis Cluster of 3 masters, no replicas (cluster mode);
+ *   cluster1-tcp   the same on a cluster of 1 master: "3 masters against 1" compares like with like;
+ *   nosync1-tcp    the same on a master with one replica (redis-setups.ts);
+ *   sync1-tcp      the same with `--sync-replicas 1` (WAIT 1 after each change): what durability costs.
+ * The last four start their own servers and stop them with the mount; none of them is in
+ * `--quick` (CI), all are in a full run.
  * Every FUSE target runs in its own process (the workloads make blocking syscalls from this one).
  * Both FUSE servers report their counters on SIGUSR2: memfs as a JSON line on stdout, redisfs
  * as its `redisfs: stats {…}` line on stderr (FUSE calls served, Redis round trips made).
@@ -18,21 +24,46 @@ import { createClient } from '@redis/client';
 import { own } from '../../e2e/helpers/child.js';
 import { OutputTail, isMounted, stopChild, waitFor, forceUnmount, freePort, pingRedis } from '../../e2e/helpers/index.js';
 import { MOUNT_CLI, REPO_ROOT, requireBuilt } from '../../e2e/helpers/paths.js';
+import { type BenchServers, startBenchCluster, startReplicatedPair } from './redis-setups.js';
+import type { Leftovers } from './teardown.js';
 
-export type TargetName = 'tmpfs' | 'memfs' | 'redisfs-tcp' | 'redisfs-unix' | 'baseline-tcp' | 'baseline-unix';
+export type TargetName =
+  | 'tmpfs' | 'memfs' | 'redisfs-tcp' | 'redisfs-unix'
+  | 'cluster-tcp' | 'cluster1-tcp' | 'nosync1-tcp' | 'sync1-tcp'
+  | 'baseline-tcp' | 'baseline-unix';
+/** The targets of `--quick` (CI); a full run adds CLUSTER_TARGETS. */
 export const ALL_TARGETS: readonly TargetName[] = ['tmpfs', 'memfs', 'redisfs-tcp', 'redisfs-unix'];
+/** Targets that start their own Redis setup: a cluster of 1 or 3 masters, a master with a replica. */
+export const CLUSTER_TARGETS: readonly TargetName[] = ['cluster1-tcp', 'cluster-tcp', 'nosync1-tcp', 'sync1-tcp'];
 /** Targets that run another checkout's build of redisfs (`--baseline DIR`), to compare in one run. */
 export const BASELINE_TARGETS: readonly TargetName[] = ['baseline-tcp', 'baseline-unix'];
 
 const makeClient = (url: string) => createClient({ url });
 export type RedisClient = ReturnType<typeof makeClient>;
 
+/** One master a filesystem's keys live on, with a plain client of that node. */
+export interface RedisNode {
+  /** host:port */
+  readonly address: string;
+  readonly client: RedisClient;
+}
+
+/** Whether a target is a redisfs mount of this build (not tmpfs, memfs or a --baseline build). */
+export function isRedisfsTarget(name: TargetName): boolean {
+  return name.startsWith('redisfs-') || CLUSTER_TARGETS.includes(name);
+}
+
 /** A mounted (or plain) directory to run workloads in. */
 export interface Target {
   readonly name: TargetName;
   readonly dir: string;
-  /** A client of the Redis behind the target (redisfs only), for INFO. */
+  /**
+   * A client of the Redis node holding the filesystem's metadata (redisfs only), for INFO and
+   * the collector's state: the server, or in a cluster the master of the prefix's hash tag.
+   */
   readonly redis?: RedisClient;
+  /** Every master holding the filesystem's keys (redisfs only): the one server, or every master of a cluster. */
+  readonly masters?: readonly RedisNode[];
   /** The filesystem's prefix in Redis (redisfs only). */
   readonly prefix?: string;
   /** FUSE calls served so far, by operation, as the FUSE server counts them (memfs, redisfs). */
@@ -42,6 +73,8 @@ export interface Target {
    * call is one ("EVALSHA create"), unlike INFO commandstats, which also counts what runs inside.
    */
   redisCalls?(): Promise<Record<string, number>>;
+  /** Its own process, mount and directory, for the guardian (teardown.ts); not the servers it stops. */
+  readonly leftovers: Leftovers;
   stop(): Promise<void>;
 }
 
@@ -51,6 +84,7 @@ export interface BenchRedis {
   readonly socket: string;
   readonly url: string;
   readonly client: RedisClient;
+  readonly leftovers: Leftovers;
   stop(): Promise<void>;
 }
 
@@ -81,6 +115,7 @@ export async function startBenchRedis(): Promise<BenchRedis> {
     socket,
     url,
     client,
+    leftovers: { pids: child.pid ? [child.pid] : [], dirs: [dir] },
     async stop() {
       await client.quit().catch(() => undefined);
       await stopChild(child);
@@ -99,6 +134,7 @@ export async function startTmpfs(): Promise<Target> {
   return {
     name: 'tmpfs',
     dir,
+    leftovers: { dirs: [dir] },
     async stop() {
       await rm(dir, { recursive: true, force: true });
     },
@@ -117,11 +153,16 @@ async function startFuseProcess(
   const child = own(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT }));
   logs.follow(child.stderr);
   if (onStderrLine) eachLine(child.stderr!, onStderrLine);
-  await waitFor(() => isMounted(dir), {
-    timeoutMs: 30_000,
-    what: `${what} to mount ${dir}`,
-    bail: () => (child.exitCode !== null ? new Error(`${what} exited before mounting:\n${logs}`) : undefined),
-  });
+  try {
+    await waitFor(() => isMounted(dir), {
+      timeoutMs: 30_000,
+      what: `${what} to mount ${dir}`,
+      bail: () => (child.exitCode !== null ? new Error(`${what} exited before mounting:\n${logs}`) : undefined),
+    });
+  } catch (err) {
+    await stopFuse(child, dir);
+    throw err;
+  }
   return child;
 }
 
@@ -183,6 +224,10 @@ class StatsProbe {
   }
 }
 
+function fuseLeftovers(child: ChildProcess, dir: string): Leftovers {
+  return { pids: child.pid ? [child.pid] : [], mounts: [dir], dirs: [dir] };
+}
+
 async function stopFuse(child: ChildProcess, dir: string): Promise<void> {
   await stopChild(child, 'SIGTERM', 20_000);
   await forceUnmount(dir);
@@ -213,6 +258,7 @@ export async function startMemfs(): Promise<Target> {
   return {
     name: 'memfs',
     dir,
+    leftovers: fuseLeftovers(child, dir),
     fuseCalls() {
       return new Promise((resolve) => {
         waiting.push((line) => resolve(JSON.parse(line) as Record<string, number>));
@@ -223,34 +269,72 @@ export async function startMemfs(): Promise<Target> {
   };
 }
 
-export async function startRedisfs(
-  redis: BenchRedis,
-  via: 'tcp' | 'unix',
-  prefix: string,
-  baseline?: { root: string },
-): Promise<Target> {
-  const dir = await newDir(tmpdir(), `${baseline ? 'baseline' : 'redisfs'}-${via}`);
-  const cli = baseline ? join(baseline.root, 'apps/mount/dist/cli.js') : requireBuilt(MOUNT_CLI);
-  const target = via === 'tcp' ? ['--host', '127.0.0.1', '--port', String(redis.port)] : ['--socket', redis.socket];
+interface RedisfsMount {
+  name: TargetName;
+  /** The CLI's flags that say where Redis is. */
+  address: string[];
+  prefix: string;
+  redis: RedisClient;
+  masters: readonly RedisNode[];
+  /** The built CLI of another checkout (--baseline) instead of this one's. */
+  cli?: string;
+  extraArgs?: string[];
+  /** Servers the target owns, stopped after the mount. */
+  servers?: { stop(): Promise<void> };
+}
+
+async function startRedisfsMount(m: RedisfsMount): Promise<Target> {
+  const dir = await newDir(tmpdir(), m.name);
   let probe: StatsProbe | undefined;
   const child = await startFuseProcess(
     dir,
     process.execPath,
-    [cli, ...target, '--prefix', prefix, '--mount', dir],
+    [m.cli ?? requireBuilt(MOUNT_CLI), ...m.address, '--prefix', m.prefix, '--mount', dir, ...(m.extraArgs ?? [])],
     'redisfs',
     (line) => probe?.onLine(line),
   );
   probe = new StatsProbe(child);
   const stats = probe;
   return {
-    name: `${baseline ? 'baseline' : 'redisfs'}-${via}`,
+    name: m.name,
     dir,
-    redis: redis.client,
-    prefix,
+    redis: m.redis,
+    masters: m.masters,
+    prefix: m.prefix,
+    leftovers: fuseLeftovers(child, dir),
     fuseCalls: async () => (await stats.request()).fuseCalls,
     redisCalls: async () => (await stats.request()).redisCommands,
-    stop: () => stopFuse(child, dir),
+    async stop() {
+      try {
+        await stopFuse(child, dir);
+      } finally {
+        await m.servers?.stop();
+      }
+    },
   };
+}
+
+export function startRedisfs(redis: BenchRedis, via: 'tcp' | 'unix', prefix: string, baseline?: { root: string }): Promise<Target> {
+  return startRedisfsMount({
+    name: `${baseline ? 'baseline' : 'redisfs'}-${via}`,
+    address: via === 'tcp' ? ['--host', '127.0.0.1', '--port', String(redis.port)] : ['--socket', redis.socket],
+    prefix,
+    redis: redis.client,
+    masters: [{ address: `127.0.0.1:${redis.port}`, client: redis.client }],
+    ...(baseline ? { cli: join(baseline.root, 'apps/mount/dist/cli.js') } : {}),
+  });
+}
+
+/** redisfs on servers of its own (`--url`), which it stops with the mount (or when it fails to mount). */
+async function startOnOwnServers(name: TargetName, servers: BenchServers, extraArgs: string[] = []): Promise<Target> {
+  const prefix = `bench-${name.replace(/-tcp$/, '')}`;
+  try {
+    const metadata = await servers.metadataMaster(prefix);
+    return await startRedisfsMount({ name, address: ['--url', servers.url], prefix, redis: metadata.client, masters: servers.masters, extraArgs, servers });
+  } catch (err) {
+    await servers.stop();
+    throw err;
+  }
 }
 
 export async function startTarget(name: TargetName, redis: BenchRedis, baselineRoot?: string): Promise<Target> {
@@ -263,6 +347,14 @@ export async function startTarget(name: TargetName, redis: BenchRedis, baselineR
       return startRedisfs(redis, 'tcp', 'bench-tcp');
     case 'redisfs-unix':
       return startRedisfs(redis, 'unix', 'bench-unix');
+    case 'cluster-tcp':
+      return startOnOwnServers(name, await startBenchCluster(3));
+    case 'cluster1-tcp':
+      return startOnOwnServers(name, await startBenchCluster(1));
+    case 'nosync1-tcp':
+      return startOnOwnServers(name, await startReplicatedPair());
+    case 'sync1-tcp':
+      return startOnOwnServers(name, await startReplicatedPair(), ['--sync-replicas', '1']);
     case 'baseline-tcp':
     case 'baseline-unix':
       if (!baselineRoot) throw new Error(`${name} needs --baseline DIR (a built checkout of redisfs)`);

@@ -1,8 +1,8 @@
 /**
  * A real Redis Cluster for one test: masters × (1 + replicas) local redis-servers joined with
- * `redis-cli --cluster create` (by hand for fewer than 3 masters, which it refuses), plus what cluster tests need to do to it: find the node serving a
- * key, crash a master and wait for its replica to take over, move slots. The node timeout is 1 s,
- * so a failover settles in a few seconds.
+ * `redis-cli --cluster create` (by hand for fewer than 3 masters, which it refuses), plus what
+ * cluster tests need to do to it: find the node serving a key, crash a master and wait for its
+ * replica to take over, move slots. The node timeout is 1 s, so a failover settles in a few seconds.
  *
  *   await using cluster = await startRedisCluster();
  *   const before = await cluster.masterOf('{fs1}:inode:1');
