@@ -162,11 +162,15 @@ describe('without inline blocks (stored before the script, as Redis Cluster need
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
     const model = Buffer.concat([randomBytes(2 * 64 * KiB), text(64 * KiB)]);
     await s.write(f.ino, 0, model);
-    // Partial writes: never in place here; read, modified, stored under a new id.
-    const counts = await countsOf(s, () => s.write(f.ino, 70_000, Buffer.from('patch')));
-    expect(counts['EVALSHA writeBlocks']).toBe(1);
-    expect(counts.SET).toBe(1);
+    // Partial writes: never in place here. The first is tried as if its block were a hole (a
+    // new file's case), refused, then read, modified and stored under a new id; the file's later
+    // partial writes read first.
+    const first = await countsOf(s, () => s.write(f.ino, 70_000, Buffer.from('patch')));
+    expect(first).toMatchObject({ 'EVALSHA writeBlocks': 2, SET: 2, UNLINK: 1 });
     Buffer.from('patch').copy(model, 70_000);
+    const second = await countsOf(s, () => s.write(f.ino, 80_000, Buffer.from('again')));
+    expect(second).toMatchObject({ 'EVALSHA writeBlocks': 1, SET: 1 });
+    Buffer.from('again').copy(model, 80_000);
     await s.write(f.ino, 2 * 64 * KiB + 10, Buffer.from('zz'));
     Buffer.from('zz').copy(model, 2 * 64 * KiB + 10);
     expect((await s.read(f.ino, 0, model.length)).equals(model)).toBe(true);
@@ -176,6 +180,19 @@ describe('without inline blocks (stored before the script, as Redis Cluster need
     expect((await blockLengths(s)).size).toBe(1);
     await s.unlink(s.rootIno, 'f');
     expect((await blockLengths(s)).size).toBe(0);
+  });
+
+  it('write a new small file, or a file\'s extension, in one SET and one script, with no read', async () => {
+    const s = await fresh({ inlineBlocks: false });
+    const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    await s.write(f.ino, 0, Buffer.alloc(1)); // the store's first write reserves block ids (INCRBY)
+    const small = await s.mknod(s.rootIno, 'small', 0o644, owner);
+    expect(await countsOf(s, () => s.write(small.ino, 0, Buffer.from('hello')))).toEqual({ SET: 1, 'EVALSHA writeBlocks': 1 });
+    expect(await countsOf(s, () => s.write(small.ino, 3 * 64 * KiB + 10, Buffer.from('far')))).toEqual({ SET: 1, 'EVALSHA writeBlocks': 1 });
+    const want = Buffer.alloc(3 * 64 * KiB + 13);
+    want.write('hello');
+    want.write('far', 3 * 64 * KiB + 10);
+    expect((await s.read(small.ino, 0, want.length)).equals(want)).toBe(true);
   });
 
   it('deletes the blocks it stored when the script refuses them (the file is gone)', async () => {

@@ -251,6 +251,9 @@ async function storeBlocks(ctx: StoreContext, ino: Ino, build: () => Promise<Blo
     if (ops.length === 0 && end === undefined) return 0; // nothing to store or commit
     const reply = await sendOps(ctx, ino, ops, end);
     if (!isRedo(reply)) return Number(reply);
+    // Out of a script's reach (a cluster), a partial block is first tried as if it were a hole:
+    // it was not; read this file's partial blocks first from now on.
+    if (reply === 'RETRY' && !ctx.inlineBlocks) rememberRmw(ctx, ino);
     attempt = await beforeRetry(ctx, ino, reply, attempt);
   }
 }
@@ -381,7 +384,7 @@ async function stagePiece(ctx: StoreContext, ino: Ino, piece: Piece): Promise<St
     ctx.blockIds.take(wholeIdx.length),
   ]);
   const whole = wholeIdx.map((index, k) => ({ index, id: values[k]!.length > 0 ? ids[k]! : '', value: values[k]!, mode: '' }));
-  const partial = partialIdx.length > 0 ? await partialOps(ctx, ino, piece, partialIdx, ctx.inlineBlocks && !rmwHint(ctx).has(ino)) : [];
+  const partial = partialIdx.length > 0 ? await partialOps(ctx, ino, piece, partialIdx, !rmwHint(ctx).has(ino)) : [];
   return { piece, whole, partial, mayRetry: partialIdx.length > 0 };
 }
 
@@ -394,6 +397,9 @@ async function commitPiece(ctx: StoreContext, ino: Ino, staged: StagedPiece): Pr
   for (let attempt = 1; ; ) {
     const reply = await sendOps(ctx, ino, [...whole, ...partial], end);
     if (!isRedo(reply)) return Number(reply);
+    // Out of a script's reach (a cluster), a partial block is first tried as if it were a hole:
+    // it was not; read this file's partial blocks first from now on.
+    if (reply === 'RETRY' && !ctx.inlineBlocks) rememberRmw(ctx, ino);
     attempt = await beforeRetry(ctx, ino, reply, attempt);
     // A partial block changed under this write, or cannot be written in place: read it again.
     if (reply === 'RETRY' || reply === 'RMW') partial = await partialOps(ctx, ino, piece, partialIdx, false);
@@ -409,16 +415,25 @@ function sliceOf(bs: number, piece: Piece, index: number): { slice: Buffer; at: 
 }
 
 /**
- * Ops for the partial blocks of a piece: in place (`inPlace`, and the bytes are not all zeros,
- * which must be able to make a hole), else read-modify-write with compare-and-set.
+ * Ops for the partial blocks of a piece, when `guess` (no hint says otherwise): on a single
+ * server, written in place by the script (and the bytes are not all zeros, which must be able
+ * to make a hole); out of a script's reach (a cluster), written as if the block were a hole (a
+ * new file, an extension), stored only if its map entry is indeed absent. Else, and when the
+ * guess fails, read-modify-write with compare-and-set.
  */
-async function partialOps(ctx: StoreContext, ino: Ino, piece: Piece, indexes: number[], inPlace: boolean): Promise<BlockOp[]> {
+async function partialOps(ctx: StoreContext, ino: Ino, piece: Piece, indexes: number[], guess: boolean): Promise<BlockOp[]> {
   const bs = ctx.blockSize;
   const ids = await ctx.blockIds.take(indexes.length);
   return Promise.all(
     indexes.map(async (index, k) => {
       const { slice, at } = sliceOf(bs, piece, index);
-      if (inPlace && !isAllZero(slice)) return { index, id: ids[k]!, value: slice, mode: `@${at}` };
+      if (guess && ctx.inlineBlocks && !isAllZero(slice)) return { index, id: ids[k]!, value: slice, mode: `@${at}` };
+      if (guess && !ctx.inlineBlocks) {
+        const payload = Buffer.alloc(at + slice.length);
+        slice.copy(payload, at);
+        const value = await encodeForStore(ctx, payload);
+        return { index, id: value.length > 0 ? ids[k]! : '', value, mode: '=' };
+      }
       return blockAfterWrite(ctx, ino, index, slice, at, ids[k]!);
     }),
   );
@@ -447,7 +462,7 @@ async function blockAfterWrite(ctx: StoreContext, ino: Ino, index: number, slice
   // out, so they read as zeros.
   const stored = old.payload;
   const valid = stored ? stored.subarray(0, Math.max(0, Math.min(stored.length, old.size - blockStart))) : undefined;
-  if (old.raw && valid?.length === stored?.length) forgetRmw(ctx, ino); // next time: in place
+  if (ctx.inlineBlocks && old.raw && valid?.length === stored?.length) forgetRmw(ctx, ino); // next time: in place
   const payload = Buffer.alloc(Math.max(valid?.length ?? 0, at + slice.length));
   valid?.copy(payload);
   slice.copy(payload, at);
