@@ -139,7 +139,7 @@ describe.skipIf(!ready)('redisfs on a Redis Cluster', () => {
     await using mnt = await mountRedisfs({ redis: { url: cluster.url }, prefix });
     const files = Array.from({ length: 12 }, (_, i) => ({ name: `r${i}`, data: randomBytes(512 * 1024) }));
     for (const f of files) await writeFile(mnt.path(f.name), f.data);
-    const writer = startWriter(mnt.dir, 'w');
+    await using writer = startWriter(mnt.dir, 'w');
     let reads = 0;
     const readErrors: string[] = [];
     let reading = true;
@@ -153,15 +153,19 @@ describe.skipIf(!ready)('redisfs on a Redis Cluster', () => {
         }
       }
     })();
-    // Move 2000 slots from the master that does not hold the metadata to another (block keys only).
-    const metaMaster = await cluster.masterOf(`{${prefix}}:sb`);
-    const [from, to] = (await masters(cluster)).filter((m) => m !== metaMaster);
-    const before = (await keysOn(from!, prefix)).blocks;
-    const moved = await cluster.reshard({ from: from!, to: to!, slots: 2000 });
-    expect(moved).toHaveLength(2000);
-    await waitFor(() => writer.count() >= 10 && reads >= 20, { timeoutMs: 30_000, what: 'the writer and reader to carry on' });
-    reading = false;
-    await reader;
+    let before = 0;
+    try {
+      // Move 2000 slots from a master that does not hold the metadata to another (block keys only).
+      const metaMaster = await cluster.masterOf(`{${prefix}}:sb`);
+      const [from, to] = (await masters(cluster)).filter((m) => m !== metaMaster);
+      before = (await keysOn(from!, prefix)).blocks;
+      const moved = await cluster.reshard({ from: from!, to: to!, slots: 2000 });
+      expect(moved).toHaveLength(2000);
+      await waitFor(() => writer.count() >= 10 && reads >= 20, { timeoutMs: 30_000, what: 'the writer and reader to carry on' });
+    } finally {
+      reading = false;
+      await reader;
+    }
     await writer.stop();
     expect(before).toBeGreaterThan(0);
     expect(readErrors).toEqual([]);
@@ -179,7 +183,7 @@ describe.skipIf(!ready)('redisfs on a Redis Cluster', () => {
     // All seeds: the node killed may be the first one.
     const url = seedsUrl(cluster);
     await using mnt = await mountRedisfs({ redis: { url }, prefix, extraArgs: ['--sync-replicas', '1'] });
-    const writer = startWriter(mnt.dir, 'f');
+    await using writer = startWriter(mnt.dir, 'f');
     await waitFor(() => writer.count() >= 10, { timeoutMs: 30_000, what: 'files written before the failover' });
     const killedAt = writer.durations.length;
     await cluster.failover(`{${prefix}}:sb`);

@@ -28,7 +28,7 @@ describe.skipIf(!ready)('redisfs through Redis Sentinel', () => {
     const prefix = uniquePrefix('sentinel');
     await using mnt = await mountRedisfs({ redis: { url }, prefix, extraArgs: ['--sync-replicas', '1'] });
     await writeFile(mnt.path('before'), 'written before the failover');
-    const writer = startWriter(mnt.dir, 's');
+    await using writer = startWriter(mnt.dir, 's');
     await waitFor(() => writer.count() >= 10, { timeoutMs: 30_000, what: 'files written before the failover' });
     const killedAt = writer.durations.length;
     const old = await sentinel.master();

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 
 export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
-export interface Writer {
+/** Stops with `stop()`, or at the end of its scope (`await using`), also when a test fails. */
+export interface Writer extends AsyncDisposable {
   /** name → sha256 of each file whose fsync returned. */
   readonly synced: Map<string, string>;
   /** One line per file whose open, write, fsync or close failed. */
@@ -55,6 +56,10 @@ export function startWriter(dir: string, label: string): Writer {
     durations,
     count: () => synced.size,
     async stop() {
+      stopped = true;
+      await done;
+    },
+    async [Symbol.asyncDispose]() {
       stopped = true;
       await done;
     },
