@@ -83,11 +83,7 @@ export async function connectCluster(url: ParsedRedisUrl, opts: ConnectOptions, 
     throw err;
   }
   connected = true;
-  const client = cluster as unknown as RedisClient;
-  topologies.set(client, { kind: 'cluster', cluster });
-  const counter = countCommands(client, false);
-  retryThroughFailover(cluster, counter, opts.reconnect !== false);
-  return client;
+  return adopt(cluster, { kind: 'cluster', cluster }, opts.reconnect !== false);
 }
 
 /** Connects to the master `url.masterName` that the sentinels name, following its failovers. */
@@ -110,10 +106,14 @@ export async function connectSentinel(url: ParsedRedisUrl, opts: ConnectOptions,
     throw err;
   }
   connected = true;
-  const client = sentinel as unknown as RedisClient;
-  topologies.set(client, { kind: 'sentinel', sentinel });
-  const counter = countCommands(client, false);
-  retryThroughFailover(sentinel, counter, opts.reconnect !== false);
+  return adopt(sentinel, { kind: 'sentinel', sentinel }, opts.reconnect !== false);
+}
+
+/** A connected cluster or sentinel client as the store's RedisClient: registered, counted, retried. */
+function adopt(target: Cluster | Sentinel, topology: Topology, retry: boolean): RedisClient {
+  const client = target as unknown as RedisClient;
+  topologies.set(client, topology);
+  retryThroughFailover(target, countCommands(client, false), retry);
   return client;
 }
 
