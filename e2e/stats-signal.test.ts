@@ -1,6 +1,6 @@
 /**
  * SIGUSR2: a running mount writes one `redisfs: stats {…}` line to stderr (FUSE calls served,
- * Redis round trips made) and keeps serving.
+ * Redis round trips made, both counted since it was mounted) and keeps serving.
  */
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,12 +45,26 @@ describe.skipIf(!ready)('SIGUSR2 stats line', () => {
     expect(first!.fuseCalls).toMatchObject({ mkdir: 1, create: 1 });
     expect(first!.redisCommands['EVALSHA create']).toBeGreaterThanOrEqual(2);
 
-    // Still mounted and serving; the next line counts what happened since.
+    // Still mounted and serving. Known work between the two signals: the second line's counts
+    // are the totals since the mount (README: "both since it was mounted"), not what happened
+    // since the first line: each is at least the first's plus this work.
     expect(await readdir(mnt.path('d'))).toEqual(['f']);
+    const NEW_FILES = 3;
+    for (let i = 0; i < NEW_FILES; i++) await writeFile(mnt.path('d', `g${i}`), 'more');
+    await mkdir(mnt.path('e'));
     mnt.process.kill('SIGUSR2');
     await waitFor(() => statsLines(mnt.stderr()).length === 2, { timeoutMs: 10_000, what: 'a second stats line' });
     const second = statsLines(mnt.stderr())[1]!;
-    expect(second.fuseCalls.readdir ?? 0).toBeGreaterThan(first!.fuseCalls.readdir ?? 0);
+    const f = first!;
+    expect(second.fuseCalls.create).toBeGreaterThanOrEqual(f.fuseCalls.create! + NEW_FILES);
+    expect(second.fuseCalls.mkdir).toBeGreaterThanOrEqual(f.fuseCalls.mkdir! + 1);
+    expect(second.fuseCalls.readdir).toBeGreaterThanOrEqual((f.fuseCalls.readdir ?? 0) + 1);
+    expect(second.redisCommands['EVALSHA create']).toBeGreaterThanOrEqual(f.redisCommands['EVALSHA create']! + NEW_FILES);
+    // Nothing counted in the first line is missing or smaller in the second.
+    const fell = (before: Record<string, number>, after: Record<string, number>) =>
+      Object.entries(before).filter(([name, n]) => (after[name] ?? 0) < n).map(([name, n]) => `${name}: ${n} -> ${after[name] ?? 0}`);
+    expect(fell(f.fuseCalls, second.fuseCalls)).toEqual([]);
+    expect(fell(f.redisCommands, second.redisCommands)).toEqual([]);
     expect(mnt.process.exitCode).toBeNull();
   });
 });

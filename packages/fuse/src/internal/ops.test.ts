@@ -6,7 +6,7 @@ import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { FsError, type Attr, type AttrChanges, type DirEntry, type FileType, type Owner, type Store, type XattrFlags } from '@redisfs/store';
 import type Fuse from 'fuse-native';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { FsState } from './fs-state.js';
 import { makeOps } from './ops.js';
 
@@ -181,13 +181,41 @@ function setup(options: { readOnly?: boolean; store?: object; cacheTimeoutMs?: n
   return { fake, lines, ops: makeOps(state) as Required<Fuse.Ops>, state };
 }
 
-/** Calls a handler and resolves with its callback's arguments, checking it answered exactly once. */
+/** How long a handler may take to answer against the in-memory store before the test fails. */
+const ANSWER_DEADLINE_MS = 2_000;
+
+/** The answers of every handler call of the running test, by call: checked when the test ends. */
+const answersOfTest: { label: string; answers: unknown[][] }[] = [];
+
+afterEach(() => {
+  // Checked when the test ends: every call has answered (call awaits that), and the later calls
+  // ran after it. Against the in-memory store a handler's work is promise callbacks only (no
+  // timer, no I/O; the watchdog is off), so a second answer it gives has arrived by now. A timer's
+  // late answer is runOp's to drop (run-op.test.ts, 'drops the late result').
+  const calls = answersOfTest.splice(0);
+  expect(calls.filter((c) => c.answers.length !== 1).map((c) => `${c.label}: ${c.answers.length} answers`)).toEqual([]);
+});
+
+/**
+ * Calls a handler and resolves with its callback's arguments once it answers; fails when it has
+ * not answered within ANSWER_DEADLINE_MS. Answering more than once fails the test (afterEach).
+ */
 async function call(handler: (...args: never[]) => void, ...args: unknown[]): Promise<unknown[]> {
   const answers: unknown[][] = [];
-  (handler as (...a: unknown[]) => void)(...args, (...cbArgs: unknown[]) => answers.push(cbArgs));
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-  expect(answers).toHaveLength(1);
-  return answers[0]!;
+  const label = `${handler.name || 'handler'}(${typeof args[0] === 'string' ? args[0] : ''})`;
+  answersOfTest.push({ label, answers });
+  let deadline: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<unknown[]>((resolve, reject) => {
+      deadline = setTimeout(() => reject(new Error(`${label} did not answer within ${ANSWER_DEADLINE_MS} ms`)), ANSWER_DEADLINE_MS);
+      (handler as (...a: unknown[]) => void)(...args, (...cbArgs: unknown[]) => {
+        answers.push(cbArgs);
+        resolve(answers[0]!);
+      });
+    });
+  } finally {
+    clearTimeout(deadline);
+  }
 }
 
 describe('file I/O', () => {

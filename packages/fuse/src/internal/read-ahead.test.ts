@@ -243,27 +243,38 @@ describe('ReadAheadTable', () => {
     expect(table.get('b', make, () => true)).not.toBe(a);
   });
 
-  it('drops the least recently read handle beyond its bound', () => {
-    const table = new ReadAheadTable<string>(2);
-    const a = table.get('a', make, () => true);
-    table.get('b', make, () => true);
-    table.get('a', make, () => true); // a is now the most recent
-    table.get('c', make, () => true); // b goes
-    expect(table.size).toBe(2);
-    expect(table.get('a', make, () => true)).toBe(a);
-    const b = table.get('b', make, () => true);
-    expect(b).toBeDefined();
-    expect(table.size).toBe(2);
+  it('drops the least recently read handle beyond its bound, and keeps the recently read ones', () => {
+    const table = new ReadAheadTable<string>(3);
+    const open = () => true;
+    const first = new Map<string, ReadAhead>();
+    // Started in the order a, c, b; then a and b are read again. So c, neither the first nor the
+    // last started, is the least recently read: dropping by start order (either end) keeps it.
+    for (const key of ['a', 'c', 'b']) first.set(key, table.get(key, make, open));
+    table.get('a', make, open);
+    table.get('b', make, open); // b: the most recently read
+    table.get('d', make, open); // beyond the bound: c goes
+    expect(table.size).toBe(3);
+    // Kept: the same read-ahead (with its windows) comes back; nothing is made anew.
+    expect(table.get('b', make, open)).toBe(first.get('b'));
+    expect(table.get('a', make, open)).toBe(first.get('a'));
+    // Dropped: c starts over with a new read-ahead.
+    expect(table.get('c', make, open)).not.toBe(first.get('c'));
   });
 
   it('forgets closed handles when another one starts', () => {
     const table = new ReadAheadTable<string>(8);
     const open = new Set(['a', 'b']);
-    table.get('a', make, (k) => open.has(k));
-    table.get('b', make, (k) => open.has(k));
-    open.delete('a');
+    const isOpen = (k: string) => open.has(k);
+    const a = table.get('a', make, isOpen);
+    const b = table.get('b', make, isOpen);
+    open.delete('a'); // a is closed
+    expect(table.size).toBe(2); // not forgotten yet: that happens when another handle starts
     open.add('c');
-    table.get('c', make, (k) => open.has(k));
-    expect(table.size).toBe(2);
+    const c = table.get('c', make, isOpen);
+    expect(table.size).toBe(2); // far below the bound (8): a went because it was closed
+    expect(table.get('b', make, isOpen)).toBe(b);
+    expect(table.get('c', make, isOpen)).toBe(c);
+    open.add('a'); // the handle number is reused by a new open: it gets a new read-ahead, not a's
+    expect(table.get('a', make, isOpen)).not.toBe(a);
   });
 });

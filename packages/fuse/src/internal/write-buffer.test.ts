@@ -1,14 +1,33 @@
 import { describe, expect, it } from 'vitest';
 import { WriteBuffer } from './write-buffer.js';
 
+/**
+ * Polls `holds` until it is true, failing after `timeoutMs`. Every check runs in a timer callback,
+ * after the microtasks queued before it: once `holds` is seen, the buffer's own continuations of
+ * what made it true have run, and what the buffer has not done by then waits for a store answer
+ * (the sinks below never answer on their own and WriteBuffer has no timers). So a "not yet" checked
+ * right after this is made at a defined point: the event `holds` describes.
+ */
+async function until(what: string, holds: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1));
+    if (holds()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  }
+}
+
 /** A sink that records what reached the store, optionally failing or pausing. */
 function recordingSink() {
   const writes: { offset: number; data: string }[] = [];
   const sink = {
     writes,
+    /** Store writes begun (handed to the sink), answered or not. */
+    begun: 0,
     failNext: undefined as Error | undefined,
     gate: undefined as Promise<void> | undefined,
     async write(offset: number, data: Buffer) {
+      sink.begun++;
       if (sink.gate) await sink.gate;
       if (sink.failNext) {
         const err = sink.failNext;
@@ -75,7 +94,8 @@ describe('WriteBuffer', () => {
     const buf = new WriteBuffer(sink.write, { limit: 1024 });
     await buf.write(0, b('hello'));
     const flushing = buf.flush();
-    await new Promise((r) => setImmediate(r));
+    await until('the store to be handed the data', () => sink.begun === 1); // and not to answer: gated
+    expect(sink.writes).toEqual([]);
     expect(buf.pendingBytes).toBe(0);
     expect(buf.pendingEnd).toBe(5);
     open();
@@ -156,8 +176,6 @@ describe('WriteBuffer, pieces in flight', () => {
       new Promise<void>((resolve, reject) => calls.push({ offset, data: data.toString(), release: resolve, fail: reject }));
     return { calls, write };
   }
-  /** Lets queued promise callbacks run. */
-  const settle = () => new Promise<void>((r) => setImmediate(r));
 
   it('accepts writes while the previous piece is stored, and waits only when full again', async () => {
     const sink = gatedSink();
@@ -168,10 +186,11 @@ describe('WriteBuffer, pieces in flight', () => {
     await buf.write(4, b('ef'));
     let done = false;
     const full = buf.write(6, b('gh')).then(() => (done = true)); // full again: waits for 'abcd'
-    await settle();
-    expect(done).toBe(false);
+    // 'gh' taken in: the buffer is full, and in the same step either stores it or waits.
+    await until("'gh' to be taken in", () => buf.pendingEnd === 8);
+    expect(buf.pendingBytes).toBe(4); // still buffered: not handed to the store
     expect(sink.calls).toHaveLength(1);
-    expect(buf.pendingEnd).toBe(8);
+    expect(done).toBe(false);
     sink.calls[0]!.release();
     await full;
     expect(sink.calls.map((c) => [c.offset, c.data])).toEqual([[0, 'abcd'], [4, 'efgh']]);
@@ -189,7 +208,8 @@ describe('WriteBuffer, pieces in flight', () => {
     expect(sink.calls.map((c) => [c.offset, c.data])).toEqual([[0, 'aaaa'], [2, 'BB']]);
     expect(buf.pendingEnd).toBe(101);
     const flushed = buf.flush();
-    await settle();
+    // Handed over while 'aaaa' and 'BB' are still unanswered (a flush that waited would time out).
+    await until("'c' to be handed to the store", () => sink.calls.length === 3);
     expect(sink.calls.map((c) => c.data)).toEqual(['aaaa', 'BB', 'c']);
     for (const c of sink.calls) c.release();
     await flushed;
@@ -201,32 +221,40 @@ describe('WriteBuffer, pieces in flight', () => {
     const buf = new WriteBuffer(sink.write, { limit: 8 });
     await buf.write(0, b('1111'));
     await buf.write(10, b('2222')); // '1111' in flight
-    await buf.write(20, b('3333')); // '2222' in flight: 8 bytes
     let done = false;
+    // Not awaited: the fourth write runs right after the third, with no store answer between.
+    const third = buf.write(20, b('3333')); // '2222' in flight: 8 bytes
     const fourth = buf.write(30, b('4444')).then(() => (done = true)); // '3333' would make 12
-    await settle();
-    expect(done).toBe(false);
+    await third;
+    // '2222' handed over; what follows up to the fourth write's decision needs no store answer.
+    await until("'2222' to be handed to the store", () => sink.calls.length === 2);
+    expect(buf.pendingBytes).toBe(4); // '3333' still buffered
     expect(sink.calls.map((c) => c.data)).toEqual(['1111', '2222']);
+    expect(done).toBe(false);
     sink.calls[0]!.release();
     await fourth;
     expect(sink.calls.map((c) => c.data)).toEqual(['1111', '2222', '3333']);
     const flushed = buf.flush();
-    await settle();
     for (const c of sink.calls) c.release();
-    await settle();
-    for (const c of sink.calls) c.release();
+    await until("'4444' to be handed to the store", () => sink.calls.length === 4);
+    sink.calls[3]!.release();
     await flushed;
     expect(sink.calls.map((c) => c.data)).toEqual(['1111', '2222', '3333', '4444']);
   });
 
   it('drain waits for the piece in flight; its failure waits for flush', async () => {
     const sink = gatedSink();
-    const buf = new WriteBuffer(sink.write, { limit: 2 });
+    const buf = new WriteBuffer(sink.write, { limit: 8 });
     await buf.write(0, b('xy'));
+    await buf.write(10, b('z')); // not contiguous: 'xy' goes to the store
     let drained = false;
     const draining = buf.drain().then(() => (drained = true));
-    await settle();
+    // drain hands 'z' over, then (with no store answer needed) waits for both pieces.
+    await until("drain to hand 'z' to the store", () => sink.calls.length === 2);
     expect(drained).toBe(false);
+    sink.calls[1]!.release();
+    await until("'z' to be answered", () => buf.pendingEnd === 2);
+    expect(drained).toBe(false); // 'xy' is still unanswered
     sink.calls[0]!.fail(new Error('boom'));
     await draining;
     expect(buf.hasFailure).toBe(true);
@@ -238,14 +266,19 @@ describe('WriteBuffer, pieces in flight', () => {
     const buf = new WriteBuffer(sink.write, { limit: 8, blockSize: 4 });
     const writes: Promise<void>[] = [];
     for (let i = 0; i < 10; i++) writes.push(buf.write(i * 4, b('wxyz')));
-    await settle();
-    expect(sink.calls).toHaveLength(1); // one piece in flight, the next one full and waiting
-    expect(sink.calls[0]!.data).toBe('wxyzwxyz');
-    expect(buf.pendingBytes).toBe(8);
-    let released = 0;
-    while (released < sink.calls.length) {
-      sink.calls[released++]!.release();
-      await settle();
+    // Five pieces of 8 bytes. Each time the last piece handed over is answered, exactly one
+    // more goes: seen when the 8 bytes after it are buffered (the buffer is full then, and
+    // stores or waits in that same step), or, for the last piece, when it is handed over.
+    for (let piece = 0; piece < 5; piece++) {
+      const end = (piece + 2) * 8;
+      await until(
+        piece < 4 ? `bytes up to ${end} to be taken in` : 'the last piece to be handed to the store',
+        () => (piece < 4 ? buf.pendingEnd === end : sink.calls.length === 5),
+      );
+      expect(sink.calls).toHaveLength(piece + 1); // one piece in flight, the next one full and waiting
+      expect(sink.calls[piece]!.data).toBe('wxyzwxyz');
+      expect(buf.pendingBytes).toBe(piece < 4 ? 8 : 0);
+      sink.calls[piece]!.release();
     }
     await Promise.all(writes);
     expect(sink.calls.map((c) => c.offset)).toEqual([0, 8, 16, 24, 32]);
