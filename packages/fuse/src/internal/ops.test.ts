@@ -21,8 +21,36 @@ interface Node {
   target: string;
 }
 
-/** Just enough of InodeApi, in memory, recording each call. */
-class FakeStore {
+/** A Store member the handlers under test never call: fails the test loudly if one does. */
+function notFaked(name: string): () => never {
+  return () => {
+    throw new Error(`FakeStore.${name} is not faked: a handler under test called it`);
+  };
+}
+
+/**
+ * Just enough of the Store, in memory, recording each call. It implements the Store type, so a
+ * change of the store's interface fails the typecheck here instead of drifting unseen.
+ */
+class FakeStore implements Store {
+  readonly close = notFaked('close');
+  readonly collected = notFaked('collected');
+  readonly stats = notFaked('stats');
+  readonly lookup = notFaked('lookup');
+  readonly readdirPage = notFaked('readdirPage');
+  readonly readlink = notFaked('readlink');
+  readonly symlink = notFaked('symlink');
+  readonly rmdir = notFaked('rmdir');
+  readonly stat = notFaked('stat');
+  readonly readFile = notFaked('readFile');
+  readonly writeFile = notFaked('writeFile');
+  readonly mkdirp = notFaked('mkdirp');
+  readonly list = notFaked('list');
+  readonly move = notFaked('move');
+  readonly hardLink = notFaked('hardLink');
+  readonly symlinkAt = notFaked('symlinkAt');
+  readonly remove = notFaked('remove');
+  readonly removeDir = notFaked('removeDir');
   readonly prefix = 'test';
   readonly readOnly = false;
   readonly blockSize = 4096;
@@ -168,11 +196,11 @@ class FakeStore {
   }
 }
 
-function setup(options: { readOnly?: boolean; store?: object; cacheTimeoutMs?: number } = {}) {
+function setup(options: { readOnly?: boolean; store?: Store; cacheTimeoutMs?: number } = {}) {
   const fake = new FakeStore();
   const lines: string[] = [];
   const state = new FsState({
-    store: (options.store ?? fake) as unknown as Store,
+    store: options.store ?? fake,
     readOnly: options.readOnly ?? false,
     cacheTimeoutMs: options.cacheTimeoutMs ?? 1000,
     env: { debug: false, watchdogMs: 0, log: (l) => lines.push(l) },
