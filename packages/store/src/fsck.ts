@@ -207,7 +207,11 @@ export async function checkFilesystem(options: FsckOptions): Promise<FsckReport>
       pending: first.pending,
       passes: 1,
     };
-    if (first.fatal || !options.repair || first.findings.every((f) => f.action === undefined)) return report;
+    if (first.fatal || !options.repair) return report;
+    // Refused during a snapshot even when there is nothing to repair: the answer to --repair
+    // must not depend on what the check happened to find (README: exit 8).
+    await assertNoSnapshot(client, layout, options, first.members);
+    if (first.findings.every((f) => f.action === undefined)) return report;
     const scripts = new ScriptRunner(client, layout.superblock);
     let current = first;
     let done = 0;
