@@ -1,9 +1,10 @@
 import { constants as fsConstants } from 'node:fs';
-import { FsError, type Attr, type AttrChanges, type Store } from '@redisfs/store';
+import { FsError, type Attr, type AttrChanges } from '@redisfs/store';
 import type Fuse from 'fuse-native';
 import { describe, expect, it } from 'vitest';
 import { FsState } from './fs-state.js';
 import { makeOps } from './ops.js';
+import { fakeStore } from './test-store.js';
 import { ReadAhead, ReadAheadTable } from './read-ahead.js';
 
 /** A file in memory behind a store read that records each call. */
@@ -159,6 +160,8 @@ describe('read handler with read-ahead', () => {
     async getattr(): Promise<Attr> {
       return this.attr();
     }
+    /** No directory changes here to report. */
+    watchParents(): void {}
     async read(_ino: number, offset: number, length: number): Promise<Buffer> {
       this.reads.push(`${length}@${offset}`);
       return Buffer.from(this.data.subarray(offset, offset + length));
@@ -181,7 +184,7 @@ describe('read handler with read-ahead', () => {
   function setup() {
     const store = new OneFileStore();
     const state = new FsState({
-      store: store as unknown as Store,
+      store: fakeStore(store),
       readOnly: false,
       cacheTimeoutMs: 1000,
       env: { debug: false, watchdogMs: 0, log: () => undefined },
