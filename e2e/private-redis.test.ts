@@ -2,9 +2,12 @@
  * Told no Redis address while nothing answers on 127.0.0.1:6379, `redisfs` starts a private,
  * persistent redis-server in the user's data directory (as the README's first command does), and
  * `redisfs-snapshot` and `redisfs fsck`, also told nothing, find that server. The data directory
- * is a temporary XDG_DATA_HOME, so the test touches nothing of the user's.
+ * is a temporary XDG_DATA_HOME, so the test touches nothing of the user's. And when something
+ * answers on 6379, that is the server used: no private one is started (tested with a server the
+ * test starts there when the port is free, else with the one that answers, on a prefix of its own).
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createClient } from '@redis/client';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import {
@@ -16,7 +19,9 @@ import {
   requireFuse,
   requireRedis,
   run,
+  startLocalRedis,
   tempDir,
+  uniquePrefix,
   waitFor,
 } from './helpers/index.js';
 
@@ -32,7 +37,7 @@ function defaultPortTaken(): Promise<boolean> {
 }
 
 const portTaken = await defaultPortTaken();
-if (portTaken) console.warn('private-redis.test.ts: skipped, something listens on 127.0.0.1:6379');
+if (portTaken) console.warn('private-redis.test.ts: the private-server test is skipped, something listens on 127.0.0.1:6379');
 
 describe.skipIf(!ready || portTaken)('the private Redis', () => {
   it('is started by a mount told no address, persists, and is found by redisfs-snapshot and fsck', async () => {
@@ -84,6 +89,39 @@ describe.skipIf(!ready || portTaken)('the private Redis', () => {
       await unmount();
     } finally {
       await forceUnmount(mountpoint);
+    }
+  });
+});
+
+describe.skipIf(!ready)('a Redis answering on 127.0.0.1:6379', () => {
+  it('is what a mount told no address uses: no private server is started', async () => {
+    // The port is free (CI): a server of this test answers there. Taken: the one that answers.
+    await using own = portTaken ? undefined : await startLocalRedis({ pickPort: async () => 6379 });
+    await using data = await tempDir('xdg');
+    await using dir = await tempDir('mnt');
+    const mountpoint = dir.join('mnt');
+    await mkdir(mountpoint);
+    const prefix = uniquePrefix('default-port');
+    const env = { ...process.env, XDG_DATA_HOME: data.path };
+    const node = (cli: string, args: string[]) => run(process.execPath, [requireBuilt(cli), ...args], { env, timeoutMs: 60_000 });
+    const redis = createClient({ url: 'redis://127.0.0.1:6379' });
+    await redis.connect();
+    try {
+      const mounted = await node(MOUNT_CLI, ['--mount', mountpoint, '--prefix', prefix, '--daemon']);
+      expect(mounted, mounted.stderr).toMatchObject({ code: 0 });
+      expect(mounted.stdout + mounted.stderr).not.toMatch(/private redis-server/);
+      await writeFile(`${mountpoint}/here`, 'on the server at 6379\n');
+      await run('fusermount', ['-u', mountpoint]);
+      await waitFor(async () => !(await isMounted(mountpoint)), { timeoutMs: 15_000, what: 'the unmount' });
+      // The filesystem is on the server at 6379, and nothing was put in the data directory.
+      expect(await redis.exists(`{${prefix}}:sb`)).toBe(1);
+      expect(await readdir(data.path)).toEqual([]);
+      const removed = await node(SNAPSHOT_CLI, ['delete', '--prefix', prefix, '--force']);
+      expect(removed, removed.stderr).toMatchObject({ code: 0 });
+      expect(await redis.exists(`{${prefix}}:sb`)).toBe(0);
+    } finally {
+      await forceUnmount(mountpoint);
+      await redis.close();
     }
   });
 });
