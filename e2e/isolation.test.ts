@@ -3,6 +3,7 @@
  * changes or removes anything of the other, and their keys never overlap. A Redis ACL user given
  * the line from packages/schema/README.md can use its own filesystem and nothing else.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
@@ -14,6 +15,7 @@ import {
   readdir,
   readlink,
   rename,
+  rm,
   stat,
   statfs,
   symlink,
@@ -24,15 +26,20 @@ import {
 import { join } from 'node:path';
 import { createClient } from '@redis/client';
 import { ROOT_INO, keysFor, parseBlockKey } from '@redisfs/schema';
+import { openStore } from '@redisfs/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   MOUNT_CLI,
+  OutputTail,
   REPO_ROOT,
+  SNAPSHOT_CLI,
   disposeWhenTestEnds,
+  exited,
   findExecutable,
   findFusermount,
   forceUnmount,
   isMounted,
+  isRunning,
   mountRedisfs,
   requireBuilt,
   requireFuse,
@@ -40,6 +47,7 @@ import {
   run,
   runOk,
   startRedis,
+  stopChild,
   tempDir,
   uniquePrefix,
   waitFor,
@@ -354,6 +362,68 @@ describe.skipIf(!ready)('a Redis ACL user limited to one filesystem', () => {
     expect(await keysContaining(admin, other)).toEqual(otherKeys);
   });
 
+  it('keeps writing while an administrator snapshots its filesystem, and reads the snapshot', async () => {
+    // README: "The same patterns cover the snapshots of skx (a mount's writes during a snapshot
+    // copy keys into it, and blocks are shared), so this user can also read and change them."
+    const prefix = uniquePrefix('acl-snap');
+    const to = `${prefix}@snap`;
+    const src = keysFor(prefix);
+    const user = await createFsUser(prefix);
+    await makeSnapshotSource(user.url, prefix);
+    await using m = await mountRedisfs({ redis: { url: user.url }, prefix });
+    const before = await readWorkFiles(m.dir);
+    expect(before['over/o0']).toBe('original 0\n');
+
+    const snapshot = spawn(process.execPath, [requireBuilt(SNAPSHOT_CLI), '--url', redis.url, '--from', prefix, '--to', to], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    disposeWhenTestEnds({ [Symbol.asyncDispose]: async () => void (await stopChild(snapshot, 'SIGKILL')) });
+    const [out, err] = [new OutputTail().follow(snapshot.stdout), new OutputTail().follow(snapshot.stderr)];
+    const ended = exited(snapshot);
+    // Its point in time: `MP snap` appears (packages/schema/README.md); every write from here on is after it.
+    const id = await waitFor(() => admin.hGet(src.snapshot, 'id'), {
+      timeoutMs: 30_000,
+      intervalMs: 1,
+      what: `the snapshot of ${prefix} to start`,
+      bail: () => (isRunning(snapshot) ? undefined : new Error(`redisfs-snapshot exited (${snapshot.exitCode}) before it was seen: ${err}`)),
+    });
+
+    // The user's mount changes files until the copy ends: each change first copies the keys it
+    // changes into `to`, as this user. A write counts as during the copy when, once it returned,
+    // the same snapshot still runs and the writers' preserved keys (`MP snap:done`) are there.
+    const failed: string[] = [];
+    let during = 0;
+    for (let i = 0; isRunning(snapshot) && i < WORK_FILES * 4; i++) {
+      const k = i >> 2;
+      try {
+        if (i % 4 === 0) await writeFile(m.path(`over/o${k}`), `rewritten ${k}\n`);
+        else if (i % 4 === 1) await writeFile(m.path(`new/c${k}`), `created ${k}\n`);
+        else if (i % 4 === 2) await rename(m.path(`ren/r${k}`), m.path(`ren/r${k}.moved`));
+        else await rm(m.path(`gone/g${k}`));
+      } catch (e) {
+        failed.push(`change ${i}: ${(e as Error).message}`);
+      }
+      const preserved = await admin.sCard(src.snapshotDone);
+      if (preserved > 0 && (await admin.hGet(src.snapshot, 'id')) === id) during++;
+    }
+    expect(await ended, err.toString()).toEqual({ code: 0, signal: null });
+    expect(out.toString()).toContain(to);
+    console.log(`[e2e] changes made by the ACL user's mount while the snapshot copied: ${during}`);
+    expect(failed).toEqual([]);
+    expect(during, 'no change of the mount landed while the snapshot was copying').toBeGreaterThan(0);
+    expect(m.stderr()).not.toMatch(/NOPERM/);
+    // The only thing Redis refused is CONFIG GET maxmemory, which statfs does without.
+    expect((await refusedFor(user)).filter((r) => r !== 'command config|get')).toEqual([]);
+
+    // The snapshot holds the files as they were when it began, and the user mounts and reads it.
+    await using snap = await mountRedisfs({ redis: { url: user.url }, prefix: to, readOnly: true });
+    expect(await readWorkFiles(snap.dir)).toEqual(before);
+    expect((await readdir(snap.path('bulk'))).length).toBe(BULK_FILES);
+    expect(await readFile(snap.path('bulk', `b${BULK_FILES - 1}`), 'utf8')).toBe(`bulk ${BULK_FILES - 1}\n`);
+    expect(await readFile(m.path('over/o0'), 'utf8')).toBe('rewritten 0\n'); // while the source moved on
+    expect((await refusedFor(user)).filter((r) => r !== 'command config|get')).toEqual([]);
+  });
+
   it('its password shows neither in what the mount prints nor in ps', async () => {
     const prefix = uniquePrefix('acl-ps');
     const user = await createFsUser(prefix);
@@ -389,6 +459,50 @@ describe.skipIf(!ready)('a Redis ACL user limited to one filesystem', () => {
     expect(started.stdout + started.stderr + readFileSync(logFile, 'utf8')).not.toContain(user.password);
   });
 });
+
+/** Files the copy of a snapshot chews on, ~2 keys each: the copier takes them ~200 keys a batch. */
+const BULK_FILES = 12_000;
+/** Files of each kind the mount changes while the snapshot copies (overwritten, renamed, removed). */
+const WORK_FILES = 250;
+const WORK_DIRS = ['over', 'new', 'ren', 'gone'];
+
+/**
+ * Filesystem `prefix` with bulk/b0 … and over/o0, ren/r0, gone/g0 … (and an empty new/), written
+ * through the store as the ACL user (much faster than through a mount).
+ */
+async function makeSnapshotSource(url: string, prefix: string): Promise<void> {
+  const owner = { uid: 0, gid: 0 };
+  const store = await openStore({ url, prefix });
+  try {
+    const make = async (dir: string, count: number, name: (i: number) => string, content: (i: number) => string) => {
+      const parent = await store.mkdir(store.rootIno, dir, 0o755, owner);
+      for (let i = 0; i < count; i += 200) {
+        await Promise.all(
+          Array.from({ length: Math.min(200, count - i) }, async (_, j) => {
+            const f = await store.mknod(parent.ino, name(i + j), 0o644, owner);
+            await store.write(f.ino, 0, Buffer.from(content(i + j)));
+          }),
+        );
+      }
+    };
+    await make('bulk', BULK_FILES, (i) => `b${i}`, (i) => `bulk ${i}\n`);
+    await make('over', WORK_FILES, (i) => `o${i}`, (i) => `original ${i}\n`);
+    await make('ren', WORK_FILES, (i) => `r${i}`, (i) => `to rename ${i}\n`);
+    await make('gone', WORK_FILES, (i) => `g${i}`, (i) => `to remove ${i}\n`);
+    await make('new', 0, String, String);
+  } finally {
+    await store.close();
+  }
+}
+
+/** path → content of every file in the directories the test changes. */
+async function readWorkFiles(root: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const dir of WORK_DIRS) {
+    for (const name of (await readdir(join(root, dir))).sort()) files[`${dir}/${name}`] = await readFile(join(root, dir, name), 'utf8');
+  }
+  return files;
+}
 
 /** Whether `pid` runs (a zombie, exited and waiting to be reaped, does not count). */
 function isAlive(pid: number): boolean {
