@@ -2,6 +2,7 @@
  * The store contract: POSIX rules of every operation, checked against a real redis-server
  * (started by the e2e harness's startRedis: testcontainers or a local binary, never a mock).
  */
+import { createServer, type AddressInfo } from 'node:net';
 import { keysFor } from '@redisfs/schema';
 import { describe, expect, it } from 'vitest';
 import { openStore } from './index.js';
@@ -388,6 +389,21 @@ describe('opening and safety', () => {
     const err = await openStore({ url: 'redis://u:s3cret@127.0.0.1:1', connectTimeoutMs: 500 }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'EIO' });
     expect(String((err as Error).message)).not.toContain('s3cret');
+  });
+
+  it('reports a server that accepts but never answers as EIO, within the connect timeout', async () => {
+    // A listener that takes the connection and says nothing (a hung server, a wrong port).
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const err = await openStore({ url: `redis://u:s3cret@127.0.0.1:${port}`, connectTimeoutMs: 300 }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'EIO' });
+      expect(String((err as Error).message)).toMatch(/cannot reach Redis at .*no answer/);
+      expect(String((err as Error).message)).not.toContain('s3cret');
+    } finally {
+      silent.close();
+    }
   });
 
   it('two clients creating in one directory at once lose nothing', async () => {

@@ -34,6 +34,13 @@ export function describeTarget(opts: ConnectOptions): string {
   return opts.socket ? `unix:${opts.socket}` : redactUrl(opts.url ?? DEFAULT_URL);
 }
 
+/**
+ * Connects to one server, a Redis Cluster (several seed nodes, or one node that says it is a
+ * cluster node) or a master through Sentinel, failing within connectTimeoutMs with a clear
+ * FsError instead of retrying forever. Once connected, the client reconnects on its own after a
+ * drop (and, for a cluster or Sentinel, follows failovers: topology.ts), and counts the commands
+ * it sends (internal/stats.ts).
+ */
 export async function connectClient(opts: ConnectOptions): Promise<RedisClient> {
   let parsed: ParsedRedisUrl | undefined;
   if (!opts.socket) {
@@ -44,21 +51,21 @@ export async function connectClient(opts: ConnectOptions): Promise<RedisClient> 
     }
   }
   const timeout = opts.connectTimeoutMs ?? 5000;
-  const fail = (err: unknown) => connectError(opts, err);
-  if (parsed?.sentinel) return connectSentinel(parsed, opts, timeout).catch((err: unknown) => { throw fail(err); });
-  if (parsed && parsed.hosts.length > 1) return connectCluster(parsed, opts, timeout).catch((err: unknown) => { throw fail(err); });
-  const client = await connectSingle(opts, timeout);
-  // A cluster node answers for its own slots only: go through the cluster client instead.
-  if (parsed && (await isClusterNode(client))) {
+  try {
+    if (parsed?.sentinel) return await connectSentinel(parsed, opts, timeout);
+    if (parsed && parsed.hosts.length > 1) return await connectCluster(parsed, opts, timeout);
+    const client = await connectSingle(opts, timeout);
+    if (!parsed || !(await isClusterNode(client))) return client;
+    // A cluster node answers for its own slots only: go through the cluster client instead.
     client.destroy();
-    return connectCluster(parsed, opts, timeout).catch((err: unknown) => { throw fail(err); });
+    return await connectCluster(parsed, opts, timeout);
+  } catch (err) {
+    throw connectError(opts, err);
   }
-  return client;
 }
 
 /** The FsError for a failed connection: EACCES for a refused login, else EIO; no password. */
 function connectError(opts: ConnectOptions, err: unknown): FsError {
-  if (err instanceof FsError) return err;
   const url = opts.url ?? DEFAULT_URL;
   const reason = err instanceof Error ? err.message.split(url).join(describeTarget(opts)) : String(err);
   if (/\b(WRONGPASS|NOAUTH|NOPERM)\b/.test(reason)) {
@@ -92,12 +99,11 @@ async function connectSingle(opts: ConnectOptions, timeout: number): Promise<Red
     } catch {
       // Already closed: the reconnect strategy gave up first.
     }
-    const reason = err instanceof Error ? err.message.replace(url, describeTarget(opts)) : String(err);
     // An ACL without `client|setname`: connect unnamed (admin tools then cannot see this client).
-    if (opts.clientName && /\bNOPERM\b.*\bclient\|setname\b/i.test(reason)) {
+    if (opts.clientName && err instanceof Error && /\bNOPERM\b.*\bclient\|setname\b/i.test(err.message)) {
       return connectSingle({ ...opts, clientName: undefined }, timeout);
     }
-    throw connectError(opts, err);
+    throw err; // connectClient says what failed
   }
   connected = true;
   countCommands(client as unknown as RedisClient);

@@ -203,11 +203,14 @@ async function masters(client: RedisClient): Promise<RedisClient[]> {
   return Promise.all(t.cluster.masters.map((m) => t.cluster.nodeClient(m) as unknown as Promise<RedisClient>));
 }
 
-/** Runs a command without a key on the node that serves `routingKey` (INFO, CLIENT LIST, WAIT). */
-export async function commandAt(client: RedisClient, routingKey: string, args: string[]): Promise<unknown> {
+/**
+ * Runs a raw command on the node that serves `routingKey` (in a cluster; elsewhere the one
+ * server or the current master): INFO, CLIENT LIST, or the key's own HSCAN/SSCAN/ZSCAN.
+ */
+export async function commandAt(client: RedisClient, routingKey: string, args: string[], readOnly = false): Promise<unknown> {
   const t = topologyOf(client);
-  if (t.kind === 'sentinel') return t.sentinel.sendCommand(false, args);
-  if (t.kind === 'cluster') return t.cluster.sendCommand(routingKey, false, args);
+  if (t.kind === 'sentinel') return t.sentinel.sendCommand(readOnly, args);
+  if (t.kind === 'cluster') return t.cluster.sendCommand(routingKey, readOnly, args);
   return client.sendCommand(args);
 }
 
@@ -219,8 +222,7 @@ export async function infoAt(client: RedisClient, routingKey: string, section: s
 /** INFO `section` of every master. */
 export async function infoOfMasters(client: RedisClient, section: string): Promise<string[]> {
   const t = topologyOf(client);
-  if (t.kind === 'single') return [await client.info(section)];
-  if (t.kind === 'sentinel') return [String(await t.sentinel.sendCommand(false, ['INFO', section]))];
+  if (t.kind !== 'cluster') return [await infoAt(client, '', section)];
   return Promise.all((await masters(client)).map((m) => m.info(section)));
 }
 
@@ -236,12 +238,7 @@ export async function* scanMatching(client: RedisClient, match: string, count: n
     return;
   }
   if (t.kind === 'sentinel') {
-    let cursor = '0';
-    do {
-      const reply = (await t.sentinel.sendCommand(true, ['SCAN', cursor, 'MATCH', match, 'COUNT', String(count)])) as [string, string[]];
-      cursor = String(reply[0]);
-      yield reply[1].map(String);
-    } while (cursor !== '0');
+    yield* pages(client, '', (cursor) => ['SCAN', cursor, 'MATCH', match, 'COUNT', String(count)]);
     return;
   }
   const tag = /^\{([^}]+)\}/.exec(match);
@@ -302,25 +299,21 @@ export function keySlot(key: string): number {
 
 export { commandCounterOf };
 
-/** One page of HSCAN/SSCAN/ZSCAN of `key` at `cursor`, on whichever node serves it. */
-async function scanPage(client: RedisClient, command: 'HSCAN' | 'SSCAN' | 'ZSCAN', key: string, cursor: string, count: number): Promise<[string, string[]]> {
-  const args = [command, key, cursor, 'COUNT', String(count)];
-  const t = topologyOf(client);
-  const reply = (t.kind === 'cluster'
-    ? await t.cluster.sendCommand(key, true, args)
-    : t.kind === 'sentinel'
-      ? await t.sentinel.sendCommand(true, args)
-      : await client.sendCommand(args)) as [unknown, unknown[]];
-  return [String(reply[0]), reply[1].map(String)];
-}
-
-async function* scanKey(client: RedisClient, command: 'HSCAN' | 'SSCAN' | 'ZSCAN', key: string, count: number): AsyncGenerator<string[]> {
+/**
+ * The pages of a cursor command (SCAN, HSCAN, SSCAN, ZSCAN) run on the node serving
+ * `routingKey`, from cursor 0 until the server says 0 again.
+ */
+async function* pages(client: RedisClient, routingKey: string, command: (cursor: string) => string[]): AsyncGenerator<string[]> {
   let cursor = '0';
   do {
-    const [next, items] = await scanPage(client, command, key, cursor, count);
-    cursor = next;
-    yield items;
+    const reply = (await commandAt(client, routingKey, command(cursor), true)) as [unknown, unknown[]];
+    cursor = String(reply[0]);
+    yield reply[1].map(String);
   } while (cursor !== '0');
+}
+
+function scanKey(client: RedisClient, command: 'HSCAN' | 'SSCAN' | 'ZSCAN', key: string, count: number): AsyncGenerator<string[]> {
+  return pages(client, key, (cursor) => [command, key, cursor, 'COUNT', String(count)]);
 }
 
 /** The fields and values of a hash, in HSCAN pages (any topology). */
