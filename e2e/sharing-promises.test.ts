@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type Stats } from 'node:fs';
-import { chmod, lstat, open, readdir, readFile, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { chmod, open, readdir, readFile, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   isCi,
@@ -24,6 +24,7 @@ import {
   waitFor,
   type StartedMount,
   type StartedRedis,
+  exists,
 } from './helpers/index.js';
 
 const ready = (await requireRedis()) && requireFuse();
@@ -37,17 +38,6 @@ const SLACK_MS = 1000;
 const MiB = 1024 * 1024;
 /** Deadline for pieces handed to the store to arrive: a bound for a hung store, not a speed claim. */
 const STORE_DEADLINE_MS = 10_000;
-
-/** Whether `path` exists (lstat succeeds); other errors than ENOENT are thrown. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
 
 /** Live inodes of the filesystem, from statfs (f_files - f_ffree, as `df -i` shows "IUsed"). */
 async function inodesInUse(mount: StartedMount): Promise<number> {

@@ -25,6 +25,7 @@ import {
   type RunResult,
   type StartedMount,
   type StartedRedis,
+  exists,
 } from './helpers/index.js';
 
 const ready = (await requireRedis()) && requireFuse();
@@ -33,17 +34,6 @@ const ready = (await requireRedis()) && requireFuse();
 const CACHE_TIMEOUT_MS = 1000;
 /** Slack on top of the cache timeout for a probe's own round trips on a busy machine. */
 const MARGIN_MS = 1500;
-
-/** Whether `path` exists (lstat succeeds); other errors than ENOENT are thrown. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
 
 /** ASCII content of exactly `size` bytes, different on every call. */
 function text(size: number): string {

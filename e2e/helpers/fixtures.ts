@@ -3,7 +3,7 @@
  * tree the e2e tests copy onto redisfs and compare against (the local filesystem is the oracle).
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runOk } from './run.js';
@@ -91,4 +91,15 @@ export async function makeSourceTree(root: string): Promise<void> {
   await setMtime(p('hard-a.txt'), '@1234567890.5');
   await setMtime(p('link-to-readme'), '@1100000000.000000001');
   for (const dir of ['a/b/c', 'a/b', 'a', 'emptydir']) await setMtime(p(dir), '@1200000000.25');
+}
+
+/** Whether `path` exists (lstat succeeds); other errors than ENOENT are thrown. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }

@@ -44,7 +44,7 @@ export { readMounts, findMount, isMounted, parseMountinfo, type MountEntry } fro
 export { run, runOk, type RunOptions, type RunResult } from './run.js';
 export { freePort } from './free-port.js';
 export { REPO_ROOT, MOUNT_CLI, SNAPSHOT_CLI, requireBuilt } from './paths.js';
-export { tempDir, uniquePrefix, setMtime, makeSourceTree, SOURCE_TREE_PATHS, type TempDir } from './fixtures.js';
+export { tempDir, exists, uniquePrefix, setMtime, makeSourceTree, SOURCE_TREE_PATHS, type TempDir } from './fixtures.js';
 export { describeTree, diffTrees, sha256File, type TreeDescription, type TreeEntry, type DescribeOptions } from './tree.js';
 export { disposeWhenTestEnds } from './lifecycle.js';
 export { expectFsckClean, runFsck } from './fsck.js';

@@ -15,7 +15,7 @@ import { disposeWhenTestEnds } from './lifecycle.js';
 import { findExecutable } from './prerequisites.js';
 import { type LocalRedis, type RedisAddress, type RedisReply, redisCommand, startLocalRedis } from './redis-server.js';
 import { runOk } from './run.js';
-import { waitFor } from './wait-for.js';
+import { waitFor, waitForNoProblem } from './wait-for.js';
 
 /** The number of hash slots in a Redis Cluster. */
 export const CLUSTER_SLOT_COUNT = 16384;
@@ -397,14 +397,7 @@ class RedisCluster implements StartedRedisCluster {
   }
 
   async waitUntilSettled(timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
-    await waitFor(
-      async () => {
-        const why = await this.unsettledBecause();
-        if (why) throw new Error(why);
-        return true;
-      },
-      { timeoutMs, intervalMs: 100, what: 'the cluster to settle' },
-    );
+    await waitForNoProblem(() => this.unsettledBecause(), { timeoutMs, intervalMs: 100, what: 'the cluster to settle' });
   }
 
   stop(): Promise<void> {

@@ -9,7 +9,7 @@
  */
 import { disposeWhenTestEnds } from './lifecycle.js';
 import { type LocalRedis, type RedisAddress, type RedisReply, redisCommand, startLocalRedis } from './redis-server.js';
-import { waitFor } from './wait-for.js';
+import { waitFor, waitForNoProblem } from './wait-for.js';
 
 const DOWN_AFTER_MS = 1000;
 const FAILOVER_TIMEOUT_MS = 5000;
@@ -154,14 +154,7 @@ class RedisSentinel implements StartedRedisSentinel {
   }
 
   async waitUntilSettled(timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
-    await waitFor(
-      async () => {
-        const why = await this.unsettledBecause();
-        if (why) throw new Error(why);
-        return true;
-      },
-      { timeoutMs, intervalMs: 100, what: `the sentinels of ${this.masterName} to settle` },
-    );
+    await waitForNoProblem(() => this.unsettledBecause(), { timeoutMs, intervalMs: 100, what: `the sentinels of ${this.masterName} to settle` });
   }
 
   async killMaster(): Promise<LocalRedis> {

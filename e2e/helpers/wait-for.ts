@@ -71,3 +71,15 @@ export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitForOp
     await pause(Math.min(intervalMs, options.timeoutMs - elapsed));
   }
 }
+
+/**
+ * Waits until `problem` finds nothing wrong (resolves undefined); each problem it names counts as
+ * "not yet" and the last one becomes the timeout's cause (a cluster or sentinel setup settling).
+ */
+export async function waitForNoProblem(problem: () => Promise<string | undefined>, options: WaitForOptions): Promise<void> {
+  await waitFor(async () => {
+    const why = await problem();
+    if (why) throw new Error(why);
+    return true;
+  }, options);
+}
