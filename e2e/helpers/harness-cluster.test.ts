@@ -3,6 +3,7 @@
  * a real sentinel setup come up, fail over, move slots, and leave no server behind.
  */
 import { readFile, readdir } from 'node:fs/promises';
+import { createClient } from '@redis/client';
 import { describe, expect, it } from 'vitest';
 import {
   crc16,
@@ -14,9 +15,26 @@ import {
   runOk,
   startRedisCluster,
   startRedisSentinel,
+  type RedisAddress,
   type RedisClusterNode,
   type StartedRedisCluster,
 } from './index.js';
+
+/**
+ * SET, then WAIT 1 on the same connection (WAIT counts the writes of its own connection only: on
+ * a fresh one it returns at once, proving nothing). Resolves with the replicas that have the key.
+ */
+async function setReplicated(node: RedisAddress, key: string, value: string): Promise<number> {
+  const client = createClient({ socket: { host: node.host, port: node.port } });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.set(key, value);
+    return Number(await client.sendCommand(['WAIT', '1', '5000']));
+  } finally {
+    client.destroy();
+  }
+}
 
 /** `redis-cli -c` against one node: follows MOVED like a cluster client. */
 async function cli(node: RedisClusterNode, ...args: string[]): Promise<string> {
@@ -99,8 +117,7 @@ describe.skipIf(!ready)('startRedisCluster', () => {
       if (Array.isArray(role) && role[0] === 'slave' && Number(role[2]) === old.port) replicasOfOld.push(node);
     }
     expect(replicasOfOld).toHaveLength(1);
-    expect(await redisCommand(old, ['SET', key, 'kept'])).toBe('OK');
-    expect(await redisCommand(old, ['WAIT', 1, 5000])).toBe(1);
+    expect(await setReplicated(old, key, 'kept')).toBe(1);
 
     const promoted = await cluster.failover(key);
     expect(old.isRunning()).toBe(false);
@@ -169,8 +186,7 @@ describe.skipIf(!ready)('startRedisSentinel', () => {
     expect(setup.nodes).toHaveLength(2);
     const [first, replica] = setup.nodes;
     expect(await setup.master()).toBe(first);
-    expect(await redisCommand(first!, ['SET', 'k', 'before failover'])).toBe('OK');
-    expect(await redisCommand(first!, ['WAIT', 1, 5000])).toBe(1);
+    expect(await setReplicated(first!, 'k', 'before failover')).toBe(1);
 
     const promoted = await setup.killMaster();
     expect(first!.isRunning()).toBe(false);
