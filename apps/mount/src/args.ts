@@ -31,7 +31,17 @@ export interface MountConfig {
   cacheTimeoutMs: number;
   /** --sync-replicas: replicas that must acknowledge each change before it returns (0: none). */
   syncReplicas: number;
+  /** --log-level: the least severe message that is logged (debug also logs every operation). */
+  logLevel: LogLevel;
+  /** --syslog: log to the system log (through logger(1)) instead of a file or stderr. */
+  syslog: boolean;
+  /** --metrics HOST:PORT: serve Prometheus metrics there (undefined: no metrics endpoint). */
+  metrics: { host: string; port: number } | undefined;
 }
+
+/** Log levels, most severe first. */
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** What the command line asks for: a mount, or nothing more (help or version was printed). */
 export type MountCommand = { kind: 'mount'; config: MountConfig } | { kind: 'done' };
@@ -45,6 +55,8 @@ const CACHE_TIMEOUT_MESSAGE = `--cache-timeout must be a number of seconds from 
 /** More replicas than this per master is not a deployment anyone runs. */
 const MAX_SYNC_REPLICAS = 16;
 const SYNC_REPLICAS_MESSAGE = `--sync-replicas must be a whole number from 0 to ${MAX_SYNC_REPLICAS}`;
+
+const METRICS_MESSAGE = '--metrics must be HOST:PORT (e.g. 127.0.0.1:9464), with a port from 1 to 65535';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -72,6 +84,18 @@ const argsSchema = z.object({
     .transform(Number)
     .refine((n) => n <= MAX_SYNC_REPLICAS, SYNC_REPLICAS_MESSAGE)
     .default(0),
+  logLevel: z.enum(LOG_LEVELS, { error: `--log-level must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  syslog: z.boolean(),
+  metrics: z
+    .string({ error: stringFlagError('--metrics') })
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/, METRICS_MESSAGE)
+    .transform((value) => {
+      const at = value.lastIndexOf(':');
+      const host = value.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+      return { host, port: Number(value.slice(at + 1)) };
+    })
+    .refine((m) => m.port >= 1 && m.port <= 65535, METRICS_MESSAGE)
+    .optional(),
   // Last: the disk is looked at only when the flags are right.
   mount: z
     .string({ error: stringFlagError('--mount') })
@@ -100,6 +124,9 @@ function buildParser(args: string[]) {
     .option('debug', { type: 'boolean', default: false, describe: 'log every operation to stderr' })
     .option('daemon', { type: 'boolean', default: false, describe: 'run in the background once mounted' })
     .option('log-file', { type: 'string', describe: 'with --daemon: append output to this file' })
+    .option('log-level', { type: 'string', describe: `what to log: ${LOG_LEVELS.join(', ')} (debug: every operation) [default: info]` })
+    .option('syslog', { type: 'boolean', default: false, describe: 'log to the system log instead of a file or stderr' })
+    .option('metrics', { type: 'string', describe: 'serve Prometheus metrics on HOST:PORT (http://HOST:PORT/metrics)' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount' })
     .option('sync-replicas', {
       type: 'string',
@@ -143,6 +170,9 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
     cacheTimeout: argv['cache-timeout'],
     syncReplicas: argv['sync-replicas'],
     logFile: argv['log-file'],
+    logLevel: argv['log-level'],
+    syslog: argv.syslog,
+    metrics: argv.metrics,
   });
   if (!parsed.success) throw new UsageError(firstIssueMessage(parsed.error));
   const a = parsed.data;
@@ -164,6 +194,9 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
       socket,
       cacheTimeoutMs: a.cacheTimeout,
       syncReplicas: a.syncReplicas,
+      logLevel: a.logLevel,
+      syslog: a.syslog,
+      metrics: a.metrics,
     },
   };
 }
@@ -181,6 +214,12 @@ export function daemonChildArgs(config: MountConfig): { args: string[]; env: Rec
   if (config.allowOther) args.push('--allow-other');
   args.push('--cache-timeout', String(config.cacheTimeoutMs / 1000));
   if (config.syncReplicas > 0) args.push('--sync-replicas', String(config.syncReplicas));
+  args.push('--log-level', config.logLevel);
+  if (config.syslog) args.push('--syslog');
+  if (config.metrics) {
+    const { host, port } = config.metrics;
+    args.push('--metrics', `${host.includes(':') ? `[${host}]` : host}:${port}`);
+  }
   return { args, env: config.url ? { [URL_ENV]: config.url } : {} };
 }
 

@@ -12,6 +12,8 @@ import { runFsckCommand } from './fsck.js';
 import { runUpgradeCommand, terminalProgress } from './upgrade.js';
 import { reportToParent, startDaemon } from './daemon.js';
 import { messageOf, runMount, type Output } from './run.js';
+import { runServerCommand } from './server.js';
+import { runStatusCommand } from './status.js';
 
 async function main(args: string[]): Promise<number> {
   // Known before parsing, so that even a yargs error line cannot carry a password.
@@ -22,6 +24,9 @@ async function main(args: string[]): Promise<number> {
   };
   // `redisfs fsck …`: a command of its own, with e2fsck's exit codes.
   if (args[0] === 'fsck') return runFsckCommand(args.slice(1), io);
+  // `redisfs server status|stop`: the private Redis; `redisfs status`: this host's mounts.
+  if (args[0] === 'server') return runServerCommand(args.slice(1), io);
+  if (args[0] === 'status') return runStatusCommand(args.slice(1), io);
   if (args[0] === 'upgrade') {
     const progress = process.stderr.isTTY ? terminalProgress((text) => process.stderr.write(scrubSecrets(text, secrets))) : undefined;
     return runUpgradeCommand(args.slice(1), { ...io, progress });
