@@ -94,6 +94,15 @@ describe.skipIf(!ready)('redisfs command line', () => {
     });
   });
 
+  it('a busy mountpoint (already mounted): the mount fails with exit code 1, as the README says', async () => {
+    await using mnt = await mountRedisfs({ redis, prefix: uniquePrefix('busy') });
+    const result = await redisfs(['--url', redis.url, '--prefix', uniquePrefix('busy2'), '--mount', mnt.dir]);
+    expect(result.code).toBe(1);
+    expect(lines(result.stderr)).toEqual([`redisfs: mountpoint ${mnt.dir} is already a mount point (unmount it first)`]);
+    // The first mount is untouched.
+    await writeFile(mnt.path('still-here'), 'x');
+  });
+
   it('--help exits 0 and describes the flags', async () => {
     const result = await redisfs(['--help']);
     expect(result.code).toBe(0);

@@ -199,7 +199,8 @@ describe.skipIf(!ready)('mounting a replica', () => {
     const refused = await run(process.execPath, [requireBuilt(MOUNT_CLI), ...args], { timeoutMs: 20_000 });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/replica/);
-    expect(refused.stderr).toMatch(/--read-only/);
+    expect(refused.stderr).toMatch(/is a read-only replica: mount it with --read-only$/m);
+    expect(refused.stderr).not.toMatch(/readOnly/);
     expect(refused.stderr.trim().split('\n')).toHaveLength(1);
     expect(await isMounted(dir.path)).toBe(false);
 

@@ -147,7 +147,9 @@ describe.skipIf(!ready)('redisfs-snapshot', () => {
     for (const args of [['--from', family, '--to', snap], ['restore', '--from', snap, '--to', clone]]) {
       const again = await snapshot(...args);
       expect(again.code, args.join(' ')).not.toBe(0);
-      expect(again.stderr).toMatch(new RegExp(`--force|${escapeRegExp(args.at(-1)!)}`));
+      // The flag as the user types it, not the API's option name.
+      expect(again.stderr).toMatch(new RegExp(`prefix '${escapeRegExp(args.at(-1)!)}' already holds keys .*: delete it first, or use --force to replace it$`, 'm'));
+      expect(again.stderr).not.toMatch(/force: true/);
       expect(again.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
     }
     {
@@ -192,7 +194,7 @@ describe.skipIf(!ready)('redisfs-snapshot', () => {
     const listed = await snapshot('list', '--of', live);
     expect(listed, listed.stderr).toMatchObject({ code: 0 });
     const lines = listed.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^NAME\s+TIME\s+SIZE\s+INODES\s+SNAPSHOT OF$/);
+    expect(lines[0]).toMatch(/^NAME\s+SNAPSHOT TIME\s+SIZE\s+INODES\s+SNAPSHOT OF$/);
     expect(lines.slice(1)).toHaveLength(1);
     expect(lines[1]!.split(/\s+/)).toEqual([monday, expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '7', '2', live]);
 
@@ -201,7 +203,8 @@ describe.skipIf(!ready)('redisfs-snapshot', () => {
       await using snap = await mountRedisfs({ redis, prefix: monday });
       expect(await readFile(snap.path('notes.txt'), 'utf8')).toBe('monday\n');
       await expect(writeFile(snap.path('notes.txt'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
-      expect(snap.stderr()).toMatch(/snapshot of .* read-only/);
+      expect(snap.stderr()).toMatch(/snapshot of .* opened read-only \(mount it with --read-write to change it\)/);
+      expect(snap.stderr()).not.toMatch(/writeSnapshot/);
     }
 
     // Tuesday's change, then restore Monday into the live prefix (unmounted).
@@ -223,7 +226,8 @@ describe.skipIf(!ready)('redisfs-snapshot', () => {
     // delete removes a snapshot; a live filesystem only with --force.
     const refusedLive = await snapshot('delete', '--prefix', live);
     expect(refusedLive.code).not.toBe(0);
-    expect(refusedLive.stderr).toMatch(/not a snapshot/);
+    expect(refusedLive.stderr).toMatch(/is a filesystem, not a snapshot: unmount it and use --force to delete it$/m);
+    expect(refusedLive.stderr).not.toMatch(/onlySnapshot/);
     const deleted = await snapshot('delete', '--prefix', monday);
     expect(deleted, deleted.stderr).toMatchObject({ code: 0 });
     expect((await snapshot('list', '--of', live)).stdout.trim().split('\n')).toHaveLength(1);
@@ -246,6 +250,14 @@ describe.skipIf(!ready)('redisfs-snapshot', () => {
     expect(await asUser('delete', '--prefix', snap)).toMatchObject({ code: 0 });
     await using mnt = await mountRedisfs({ redis, prefix: live });
     expect(await readFile(mnt.path('a'), 'utf8')).toBe('as root\n');
+  });
+
+  it('names an unknown subcommand as such (exit 2), instead of asking for --from and --to', async () => {
+    const result = await snapshot('bogus');
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      "redisfs-snapshot: unknown command 'bogus': the commands are list, delete, restore, and --from A --to A@label takes a snapshot (see redisfs-snapshot --help)",
+    );
   });
 
   it('fails when the source prefix holds no filesystem', async () => {

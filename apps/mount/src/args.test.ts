@@ -43,7 +43,19 @@ describe('parseMountArgs', () => {
     expect(await config(['--mount', empty])).toEqual({
       mountpoint: empty, prefix: 'skx', readOnly: false, readWrite: false, debug: false, daemon: false, allowOther: false,
       logFile: undefined, url: undefined, socket: undefined, cacheTimeoutMs: 1000, syncReplicas: 0,
+      logLevel: 'info', syslog: false, metrics: undefined,
     });
+  });
+
+  it('takes --log-level, --syslog and --metrics HOST:PORT', async () => {
+    const c = await config(['--mount', empty, '--log-level', 'warn', '--syslog', '--metrics', '127.0.0.1:9464']);
+    expect(c).toMatchObject({ logLevel: 'warn', syslog: true, metrics: { host: '127.0.0.1', port: 9464 } });
+    expect((await config(['--mount', empty, '--metrics', '[::1]:9464'])).metrics).toEqual({ host: '::1', port: 9464 });
+    expect((await config(['--mount', empty, '--metrics', 'localhost:1'])).metrics).toEqual({ host: 'localhost', port: 1 });
+    expect(await usageError(['--mount', empty, '--log-level', 'loud'])).toBe('--log-level must be one of error, warn, info, debug');
+    for (const bad of ['9464', ':9464', 'h:0', 'h:65536', 'h:p', '::1:9464', 'h:1/x']) {
+      expect(await usageError(['--mount', empty, '--metrics', bad])).toMatch(/^--metrics must be HOST:PORT/);
+    }
   });
 
   it('builds a URL from --host/--port', async () => {
@@ -96,7 +108,14 @@ describe('parseMountArgs', () => {
     expect(await usageError(['--mount', join(root, 'missing')])).toMatch(/does not exist/);
     expect(await usageError(['--mount', join(root, 'file')])).toMatch(/is not a directory/);
     expect(await usageError(['--mount', join(root, 'full')])).toMatch(/is not empty/);
-    expect(await usageError(['--mount', '/proc'])).toMatch(/already a mount point/);
+  });
+
+  it('fails (exit 1, not a usage error) on a mountpoint that is busy', async () => {
+    const err = await parseMountArgs(['--mount', '/proc']).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(UsageError);
+    expect(exitCodeOf(err)).toBe(1);
+    expect((err as Error).message).toBe('mountpoint /proc is already a mount point (unmount it first)');
   });
 
   it('rejects a bad prefix', async () => {
@@ -165,9 +184,12 @@ describe('parseMountArgs', () => {
   it('gives the daemon child the same mount, the URL in its environment', async () => {
     const c = await config(['--mount', empty, '--daemon', '--url', 'redis://:pw@h:1', '--read-only']);
     const child = daemonChildArgs(c);
-    expect(child.args).toEqual(['--mount', empty, '--prefix', 'skx', '--read-only', '--cache-timeout', '1']);
+    expect(child.args).toEqual(['--mount', empty, '--prefix', 'skx', '--read-only', '--cache-timeout', '1', '--log-level', 'info']);
     expect(child.args.join(' ')).not.toContain('pw');
     expect(await config(child.args, child.env)).toEqual({ ...c, daemon: false });
+    const observed = await config(['--mount', empty, '--daemon', '--log-level', 'debug', '--syslog', '--metrics', '[::1]:9464']);
+    const observedChild = daemonChildArgs(observed);
+    expect(await config(observedChild.args, observedChild.env)).toEqual({ ...observed, daemon: false });
     for (const seconds of ['0', '0.25', '30']) {
       const strict = await config(['--mount', empty, '--daemon', '--cache-timeout', seconds]);
       const again = daemonChildArgs(strict);

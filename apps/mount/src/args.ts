@@ -102,8 +102,9 @@ const argsSchema = z.object({
     .min(1, '--mount must not be empty')
     .transform((dir) => resolve(dir))
     .superRefine((dir, ctx) => {
+      // A busy directory is not a usage error: checked once the command line is valid.
       const problem = mountpointProblem(dir);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      if (problem?.usage) ctx.addIssue({ code: 'custom', message: problem.message });
     }),
 });
 
@@ -176,6 +177,8 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
   });
   if (!parsed.success) throw new UsageError(firstIssueMessage(parsed.error));
   const a = parsed.data;
+  const busy = mountpointProblem(a.mount);
+  if (busy) throw new Error(busy.message);
   if (a.readOnly && a.readWrite) throw new UsageError('--read-only and --read-write are mutually exclusive');
   if (a.logFile !== undefined && !a.daemon) throw new UsageError('--log-file is only used with --daemon');
   const { url, socket } = resolveRedisTarget(a, env);

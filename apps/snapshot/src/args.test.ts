@@ -43,6 +43,13 @@ describe('parseSnapshotArgs', () => {
 
   it('rejects bad command lines with one line', async () => {
     expect(await usageError(['--from', 'a'])).toMatch(/Missing required argument: to/);
+    // An unknown subcommand is named as such, not taken for a snapshot missing --from and --to.
+    expect(await usageError(['bogus'])).toBe(
+      "unknown command 'bogus': the commands are list, delete, restore, and --from A --to A@label takes a snapshot (see redisfs-snapshot --help)",
+    );
+    expect(await usageError(['lsit', '--of', 'a'])).toMatch(/^unknown command 'lsit'/);
+    expect(await usageError(['--url', 'redis://h:1', 'bogus'])).toMatch(/^unknown command 'bogus'/);
+    expect(await usageError(['--from', 'a', 'bogus', '--to', 'a@b'])).toMatch(/^unknown command 'bogus'/);
     expect(await usageError(['--from', 'a', '--to', 'a@b', '--bogus'])).toMatch(/Unknown argument: bogus/);
     expect(await usageError(['--from', 'a', '--to', 'b'])).toMatch(/--to must be in the family of --from .*: name it a@<label>/);
     expect(await usageError(['restore', '--from', 'a@b', '--to', 'c'])).toMatch(/family/);
@@ -64,7 +71,7 @@ describe('parseSnapshotArgs', () => {
 });
 
 describe('formatList', () => {
-  it('aligns a table: a snapshot shows its point in time and its source', () => {
+  it('aligns a table: a snapshot shows its point in time and its source, a live filesystem neither', () => {
     expect(formatList([
       { prefix: 'skx', version: 1, createdNs: 1_700_000_000_123_000_000n, inodes: 12, bytes: 4096, snapshotInProgress: true },
       {
@@ -73,8 +80,8 @@ describe('formatList', () => {
       },
       { prefix: 'broken', version: undefined, createdNs: undefined, inodes: 0, bytes: 0 },
     ])).toEqual([
-      'NAME        TIME                      SIZE  INODES  SNAPSHOT OF',
-      'skx         2023-11-14T22:13:20.123Z  4096  12      - (now being snapshotted)',
+      'NAME        SNAPSHOT TIME             SIZE  INODES  SNAPSHOT OF',
+      'skx         -                         4096  12      - (now being snapshotted)',
       'skx@monday  2023-11-16T02:00:00.000Z  100   10      skx',
       'broken      (corrupt superblock)      0     0       -',
     ]);

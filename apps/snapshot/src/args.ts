@@ -20,6 +20,9 @@ export type SnapshotCommand =
   | { kind: 'delete'; target: RedisTarget; prefix: string; force: boolean }
   | { kind: 'done' };
 
+/** The subcommands; a snapshot is taken with no subcommand. */
+const COMMANDS = ['list', 'delete', 'restore'] as const;
+
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 function buildParser(args: string[]) {
@@ -63,6 +66,14 @@ function buildParser(args: string[]) {
 
 /** Parses and validates a command line (without node and script). */
 export async function parseSnapshotArgs(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<SnapshotCommand> {
+  // yargs would take an unknown word for the default command's operand and complain about
+  // --from and --to instead.
+  const word = firstWord(args);
+  if (word !== undefined && !(COMMANDS as readonly string[]).includes(word)) {
+    throw new UsageError(
+      `unknown command '${word}': the commands are ${COMMANDS.join(', ')}, and --from A --to A@label takes a snapshot (see redisfs-snapshot --help)`,
+    );
+  }
   const argv = await buildParser(args).parseAsync();
   if (argv.help || argv.version) return { kind: 'done' };
   const flags = check(redisTargetSchema, redisTargetFlagsOf(argv));
@@ -83,6 +94,14 @@ export async function parseSnapshotArgs(args: string[], env: NodeJS.ProcessEnv =
       return { kind, target, from, to, force: check(z.boolean(), argv.force) };
     }
   }
+}
+
+/** The first word of a command line that is neither a flag nor a flag's value. */
+function firstWord(args: string[]): string | undefined {
+  const valued = ['from', 'to', 'of', 'prefix', ...Object.keys(REDIS_TARGET_OPTIONS)];
+  const argv = yargs(args).string(valued).boolean(['force', 'help', 'version']).help(false).version(false).exitProcess(false).parseSync();
+  const word = argv._[0];
+  return word === undefined ? undefined : String(word);
 }
 
 function check<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {

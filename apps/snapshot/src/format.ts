@@ -7,18 +7,17 @@ export function formatTime(ns: bigint): string {
 }
 
 /**
- * A table: name, the time it holds (a snapshot's point in time, else its creation), bytes in
- * files, live inodes, and what it is a snapshot of ('-' for an ordinary filesystem).
+ * A table: name, a snapshot's point in time ('-' for a live filesystem, whose contents are of
+ * now), bytes in files, live inodes, and what it is a snapshot of ('-' for a live filesystem).
  */
 export function formatList(list: FilesystemInfo[]): string[] {
   const rows = [
-    ['NAME', 'TIME', 'SIZE', 'INODES', 'SNAPSHOT OF'],
+    ['NAME', 'SNAPSHOT TIME', 'SIZE', 'INODES', 'SNAPSHOT OF'],
     ...list.map((fs) => {
-      const time = fs.snapshot?.atNs ?? fs.createdNs;
       const of = fs.snapshot ? fs.snapshot.of : '-';
       return [
         fs.prefix,
-        time === undefined ? '(corrupt superblock)' : formatTime(time),
+        fs.createdNs === undefined ? '(corrupt superblock)' : fs.snapshot ? formatTime(fs.snapshot.atNs) : '-',
         String(fs.bytes),
         String(fs.inodes),
         fs.snapshotInProgress ? `${of} (now being snapshotted)` : of,

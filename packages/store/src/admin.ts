@@ -93,7 +93,7 @@ export async function deleteFilesystem(
       if (Object.keys(sb).length > 0 && sb.snapof === undefined) {
         throw new FsError(
           'EPERM',
-          `prefix '${layout.prefix}' is a filesystem, not a snapshot: unmount it and use --force (onlySnapshot: false) to delete it`,
+          `prefix '${layout.prefix}' is a filesystem, not a snapshot: unmount it and use --force to delete it`,
         );
       }
     }

@@ -49,7 +49,7 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
     if (!readOnly && (await isReplica(client, keys.superblock))) {
       throw new FsError(
         'EROFS',
-        `Redis at ${target} is a read-only replica: mount it with --read-only (readOnly: true)`,
+        `Redis at ${target} is a read-only replica: mount it with --read-only`,
       );
     }
     const bin = bufferView(client);
@@ -96,7 +96,7 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
     if (snapof !== undefined && !readOnly && options.writeSnapshot !== true) {
       readOnly = true;
       const when = snapat === undefined ? '' : ` taken at ${new Date(Number(snapat / 1_000_000n)).toISOString()}`;
-      warn(`prefix '${prefix}' is a snapshot of '${snapof}'${when}: opened read-only (to change it: --read-write, writeSnapshot: true)`);
+      warn(`prefix '${prefix}' is a snapshot of '${snapof}'${when}: opened read-only (mount it with --read-write to change it)`);
     }
     let collector: Collector | undefined;
     const ctx: StoreContext = {

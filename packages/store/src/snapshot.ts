@@ -168,7 +168,7 @@ const LEASE_LOST = {
 };
 
 function existsMessage(prefix: string, where: string): string {
-  return `prefix '${prefix}' already holds keys on ${where}: delete it first or use --force (force: true)`;
+  return `prefix '${prefix}' already holds keys on ${where}: delete it first, or use --force to replace it`;
 }
 
 /** Awaits a script, giving its `RFS:<CODE>` errors a message that says what happened. */
