@@ -208,6 +208,11 @@ describe.skipIf(!ready)('the README limits, on a mounted redisfs', () => {
       expect(over.code).not.toBe(0);
       expect(over.stderr).toContain('File too large');
       await expect(truncate(f, MAX_FILE_SIZE + 1)).rejects.toMatchObject({ code: 'EFBIG' });
+      // Far past it too, up to the largest off_t: EFBIG, as a local filesystem answers (was EINVAL).
+      for (const size of ['4611686018427387904', '9223372036854775807']) {
+        const huge = await run('truncate', ['-s', size, f], C_LOCALE);
+        expect({ size, code: huge.code, stderr: huge.stderr }).toMatchObject({ code: 1, stderr: expect.stringContaining('File too large') });
+      }
       expect((await stat(f)).size).toBe(MAX_FILE_SIZE);
       // tmpfs is no reference here: it takes files up to MAX_LFS_FILESIZE (2^63 - 1).
     });
@@ -227,26 +232,28 @@ describe.skipIf(!ready)('the README limits, on a mounted redisfs', () => {
       }
     });
 
-    // What happens today: the write past 2^50 is accepted into the write buffer and fails when
-    // stored, so close(2) reports EFBIG, and the write's bytes below 2^50 are lost with it.
-    it('a write ending past 2^50 (dd seek=2^50-1, 2 bytes) fails with EFBIG, reported by close(2) today', async () => {
+    // As a local filesystem answers at its own limit (the kernel's s_maxbytes check): the write
+    // that crosses 2^50 stores what fits and returns a short count, and the caller's next write
+    // gets EFBIG, from write(2) itself: not accepted and failed later by close(2), which many
+    // programs never check, losing the bytes that fitted (issue 12).
+    it('a write crossing 2^50 stores the byte that fits, and the next write(2) fails with EFBIG', async () => {
       await using mnt = await mount('size-over');
       const f = mnt.path('f');
       const dd = await ddTwoBytesAtEdge(f);
       expect(dd.code).not.toBe(0);
-      expect(dd.stderr).toMatch(/closing output file .*: File too large/);
-      // dd's ftruncate to the seek offset stays; neither byte of the failed write is stored.
-      expect((await stat(f)).size).toBe(MAX_FILE_SIZE - 1);
-    });
-
-    // Bug (issue 12): the README promises EFBIG for a write past 2^50, and the writer should get
-    // it from write(2) (as a local filesystem's s_maxbytes check gives it: a short write of what
-    // fits, then EFBIG), not from close(2), which many programs never check.
-    it.fails('issue 12: a write ending past 2^50 fails with EFBIG at write(2), not only at close(2)', async () => {
-      await using mnt = await mount('size-write');
-      const dd = await ddTwoBytesAtEdge(mnt.path('f'));
-      expect(dd.code).not.toBe(0);
       expect(dd.stderr).toMatch(/error writing .*: File too large/);
+      expect((await stat(f)).size).toBe(MAX_FILE_SIZE);
+      const handle = await open(f, 'r+');
+      try {
+        const buf = Buffer.alloc(4);
+        const { bytesRead } = await handle.read(buf, 0, 4, MAX_FILE_SIZE - 1);
+        expect(buf.subarray(0, bytesRead).toString()).toBe('a');
+        // A write at the limit itself: EFBIG at once, nothing changes.
+        await expect(handle.write('z', MAX_FILE_SIZE)).rejects.toMatchObject({ code: 'EFBIG' });
+      } finally {
+        await handle.close();
+      }
+      expect((await stat(f)).size).toBe(MAX_FILE_SIZE);
     });
   });
 

@@ -46,4 +46,4 @@ export {
   type UpgradeProgress,
   type UpgradeResult,
 } from './upgrade.js';
-export { familyOf } from '@redisfs/schema';
+export { familyOf, MAX_FILE_SIZE } from '@redisfs/schema';

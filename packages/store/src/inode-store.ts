@@ -196,8 +196,9 @@ export class InodeStore implements InodeApi {
       `setattr ${ino}`,
       async () => {
         const { size } = changes;
-        if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) throw new FsError('EINVAL', `bad size ${size}`);
+        // Past the limit is EFBIG whatever the size (2^63 - 1 arrives as a double past 2^53).
         if (size !== undefined && size > MAX_FILE_SIZE) throw new FsError('EFBIG', `files are limited to ${MAX_FILE_SIZE} bytes`);
+        if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) throw new FsError('EINVAL', `bad size ${size}`);
         const opt = (v: number | bigint | undefined) => (v === undefined ? '' : v.toString());
         const run = async () => {
           for (;;) {

@@ -325,6 +325,8 @@ describe('data', () => {
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
     await expect(s.write(f.ino, 2 ** 50, Buffer.from('x'))).rejects.toMatchObject({ code: 'EFBIG' });
     await expect(s.setattr(f.ino, { size: 2 ** 51 })).rejects.toMatchObject({ code: 'EFBIG' });
+    await expect(s.setattr(f.ino, { size: 2 ** 63 - 1 })).rejects.toMatchObject({ code: 'EFBIG' }); // truncate -s 9223372036854775807
+    await expect(s.setattr(f.ino, { size: 1.5 })).rejects.toMatchObject({ code: 'EINVAL' });
   });
 });
 

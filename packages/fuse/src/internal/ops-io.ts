@@ -10,6 +10,7 @@
  */
 import { constants as fsConstants } from 'node:fs';
 import type Fuse from 'fuse-native';
+import { MAX_FILE_SIZE } from '@redisfs/store';
 import { FuseOpError } from './errno.js';
 import type { FsState } from './fs-state.js';
 import type { OpenFile } from './open-files.js';
@@ -74,7 +75,7 @@ export function ioOps(s: FsState): Fuse.Ops {
           await s.files.drainIno(ino);
           const ahead = readAheads.get(
             file,
-            () => new ReadAhead((offset, length) => s.store.read(ino, offset, length)),
+            () => new ReadAhead((offset, length) => s.store.read(ino, offset, length), { counts: s.env.counts?.readAhead }),
             (f) => s.files.get(f.fd) === f,
           );
           // The attribute cache's epoch moves on every change this mount makes (stored writes
@@ -88,20 +89,26 @@ export function ioOps(s: FsState): Fuse.Ops {
       s.run<number>(
         'write',
         () => `${path} ${len}@${pos}`,
-        (errno) => cb(errno === 0 ? len : errno),
+        (errno, written) => cb(errno === 0 ? (written ?? len) : errno),
         async () => {
-          const data = Buffer.from(buf.subarray(0, len)); // runs synchronously: buf is still valid
+          // The largest file size, checked as a local filesystem checks its own (the kernel's
+          // generic_write_check_limits): a write that starts at the limit fails with EFBIG, one
+          // that crosses it is cut short to what fits, so the caller's next write gets EFBIG.
+          // Never accepted into the buffer and failed later at close, losing what fitted.
+          const fits = Math.max(0, Math.min(len, MAX_FILE_SIZE - pos));
+          const data = Buffer.from(buf.subarray(0, fits)); // runs synchronously: buf is still valid
           s.markClean(fd, false); // before this write is answered, so the next close flushes
           s.assertWritable('write');
           const file = s.file(fd);
           if (!file.buffer) throw new FuseOpError('EBADF', `${path} is not open for writing`);
+          if (fits === 0 && len > 0) throw new FuseOpError('EFBIG', `${path}: files are limited to ${MAX_FILE_SIZE} bytes`);
           await file.buffer.write(pos, data);
           s.markClean(fd, false); // again: a flush that ended meanwhile may have marked it clean
           // Its size as stat shows it may have grown: what the binding holds is outdated.
           s.outdate(file.ino);
           s.republish(path);
           if (file.flags & (O_SYNC | O_DSYNC)) await file.buffer.flush();
-          return len;
+          return fits;
         },
       );
     },
