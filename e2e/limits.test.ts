@@ -80,6 +80,37 @@ async function probeXattrs(path: string): Promise<Record<string, unknown>> {
   return JSON.parse(await runOk('python3', ['-c', XATTR_PROBE, path])) as Record<string, unknown>;
 }
 
+/**
+ * Sets xattrs outside Linux's namespaces on a new file `path` (as root), reports each errno,
+ * then what an ordinary user (uid 65534) lists of user.a, trusted.b and security.c.
+ */
+const XATTR_NAMESPACE_PROBE = `
+import errno, json, os, sys
+p = sys.argv[1]
+open(p, 'w').close()
+os.chmod(os.path.dirname(p), 0o755)
+os.chmod(p, 0o644)
+out = {}
+for name in ['foo', 'bogus.x', 'user.', 'trusted.', 'system.foo']:
+    try:
+        os.setxattr(p, name, b'v')
+        out[name] = 'ok'
+    except OSError as e:
+        out[name] = errno.errorcode[e.errno]
+for name in ['user.a', 'trusted.b', 'security.c']:
+    os.setxattr(p, name, b'v')
+out['root lists'] = sorted(os.listxattr(p))
+pid = os.fork()
+if pid == 0:
+    os.setgid(65534)
+    os.setuid(65534)
+    print(json.dumps(sorted(os.listxattr(p))))
+    sys.stdout.flush()
+    os._exit(0)
+os.waitpid(pid, 0)
+print(json.dumps(out))
+`;
+
 /** Links `dir/f` under new names in `dir` until it has `total` names, then once more; one process. */
 const LINK_LOOP = `
 const { linkSync, statSync, writeFileSync } = require('node:fs');
@@ -177,6 +208,27 @@ describe.skipIf(!ready)('the README limits, on a mounted redisfs', () => {
       const reference = await probeXattrs(join(local.path, 'f'));
       if (reference.name255 === 'EOPNOTSUPP') console.warn('[e2e] tmpfs here has no user xattrs: no local reference');
       else expect(reference).toEqual(expected);
+    });
+
+    it.skipIf(process.getuid?.() !== 0)('names outside the user, trusted and security namespaces are refused, and only root lists trusted.*, as on tmpfs', async () => {
+      await using mnt = await mount('xattr-ns', ['--allow-other']);
+      await using local = await tmpfsDir('xattr-ns');
+      const probe = async (path: string) => {
+        const [userLists, rootSide] = (await runOk('python3', ['-c', XATTR_NAMESPACE_PROBE, path])).trim().split('\n');
+        return { ...(JSON.parse(rootSide!) as object), 'user lists': JSON.parse(userLists!) as unknown };
+      };
+      // Python names errno 95 ENOTSUP: on Linux the same number as EOPNOTSUPP.
+      const expected = {
+        foo: 'ENOTSUP',
+        'bogus.x': 'ENOTSUP',
+        'user.': 'EINVAL',
+        'trusted.': 'EINVAL',
+        'system.foo': 'ENOTSUP',
+        'root lists': ['security.c', 'trusted.b', 'user.a'],
+        'user lists': ['security.c', 'user.a'],
+      };
+      expect(await probe(mnt.path('f'))).toEqual(expected);
+      expect(await probe(join(local.path, 'f'))).toEqual(expected);
     });
   });
 

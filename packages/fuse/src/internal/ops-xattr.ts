@@ -17,8 +17,26 @@ import { valueReply, voidReply } from './run-op.js';
  */
 const UNSUPPORTED_NAMES = new Set(['system.posix_acl_access', 'system.posix_acl_default', 'security.selinux']);
 
+/**
+ * The namespaces a name must start with, as Linux resolves them (fs/xattr.c): a name in none is
+ * EOPNOTSUPP, a namespace with nothing after it (`user.`) is EINVAL. `system.` names are the
+ * POSIX ACLs (and other filesystems' own), none of which this filesystem stores: EOPNOTSUPP,
+ * as on tmpfs mounted without ACLs.
+ */
+const STORED_NAMESPACES = ['user.', 'trusted.', 'security.'] as const;
+
 function refuseUnsupported(name: string): void {
   if (UNSUPPORTED_NAMES.has(name)) throw new FuseOpError('EOPNOTSUPP', `${name}: not supported by redisfs`);
+  const namespace = STORED_NAMESPACES.find((ns) => name.startsWith(ns));
+  if (namespace === undefined) throw new FuseOpError('EOPNOTSUPP', `${name}: not in the user, trusted or security namespace`);
+  if (name.length === namespace.length) throw new FuseOpError('EINVAL', `${name}: no name after the namespace`);
+}
+
+/** What listxattr shows: stored names in a namespace, trusted.* only to root (CAP_SYS_ADMIN). */
+function listable(name: string, callerUid: number): boolean {
+  if (UNSUPPORTED_NAMES.has(name)) return false;
+  if (name.startsWith('trusted.')) return callerUid === 0;
+  return STORED_NAMESPACES.some((ns) => name.startsWith(ns) && name.length > ns.length);
 }
 
 /** setxattr(2) flags (linux/xattr.h). */
@@ -70,8 +88,9 @@ export function xattrOps(s: FsState): Fuse.Ops {
 
     listxattr(path, cb) {
       s.run('listxattr', path, valueReply(cb), async () => {
+        const { uid } = s.caller(); // before the first await: the request's context
         const names = await s.store.listxattr((await s.resolve(path)).ino);
-        return names.filter((n) => !UNSUPPORTED_NAMES.has(n));
+        return names.filter((n) => listable(n, uid));
       });
     },
 

@@ -196,7 +196,7 @@ class FakeStore implements Store {
   }
 }
 
-function setup(options: { readOnly?: boolean; store?: Store; cacheTimeoutMs?: number } = {}) {
+function setup(options: { readOnly?: boolean; store?: Store; cacheTimeoutMs?: number; uid?: number } = {}) {
   const fake = new FakeStore();
   const lines: string[] = [];
   const state = new FsState({
@@ -204,7 +204,7 @@ function setup(options: { readOnly?: boolean; store?: Store; cacheTimeoutMs?: nu
     readOnly: options.readOnly ?? false,
     cacheTimeoutMs: options.cacheTimeoutMs ?? 1000,
     env: { debug: false, watchdogMs: 0, log: (l) => lines.push(l) },
-    caller: () => ({ uid: 1000, gid: 100, pid: 42 }),
+    caller: () => ({ uid: options.uid ?? 1000, gid: 100, pid: 42 }),
   });
   return { fake, lines, ops: makeOps(state) as Required<Fuse.Ops>, state };
 }
@@ -500,3 +500,31 @@ describe('extended attributes', () => {
     expect(fake.calls.some((c) => c.includes('posix_acl'))).toBe(false);
   });
 });
+
+  it('takes names in the user, trusted and security namespaces only, as tmpfs does (issue 12)', async () => {
+    const { ops, fake } = setup();
+    await call(ops.create, '/f', 0o100644);
+    // Outside every namespace: EOPNOTSUPP; a namespace with no name after it: EINVAL.
+    for (const name of ['foo', 'bogus.x', 'userx', 'system.foo', 'os2.x']) {
+      expect({ name, answer: await call(ops.setxattr, '/f', name, Buffer.from('v'), 0, 0) }).toEqual({ name, answer: [-E.EOPNOTSUPP] });
+      expect({ name, answer: await call(ops.getxattr, '/f', name, 0) }).toEqual({ name, answer: [-E.EOPNOTSUPP] });
+      expect({ name, answer: await call(ops.removexattr, '/f', name) }).toEqual({ name, answer: [-E.EOPNOTSUPP] });
+    }
+    for (const name of ['user.', 'trusted.', 'security.']) {
+      expect({ name, answer: await call(ops.setxattr, '/f', name, Buffer.from('v'), 0, 0) }).toEqual({ name, answer: [-E.EINVAL] });
+    }
+    expect(fake.calls.filter((c) => c.startsWith('setxattr'))).toEqual([]);
+    for (const name of ['user.a', 'trusted.b', 'security.c']) {
+      expect(await call(ops.setxattr, '/f', name, Buffer.from('v'), 0, 0)).toEqual([0]);
+    }
+  });
+
+  it('lists trusted.* names to root only (CAP_SYS_ADMIN), as tmpfs does', async () => {
+    const store = new FakeStore();
+    const root = setup({ store, uid: 0 });
+    await call(root.ops.create, '/f', 0o100644);
+    for (const name of ['user.a', 'trusted.b', 'security.c']) await call(root.ops.setxattr, '/f', name, Buffer.from('v'), 0, 0);
+    expect(await call(root.ops.listxattr, '/f')).toEqual([0, ['user.a', 'trusted.b', 'security.c']]);
+    const user = setup({ store, uid: 1000 });
+    expect(await call(user.ops.listxattr, '/f')).toEqual([0, ['user.a', 'security.c']]);
+  });
