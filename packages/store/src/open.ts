@@ -44,7 +44,12 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
   const syncReplicas = options.syncReplicas ?? 0;
   if (!Number.isInteger(syncReplicas) || syncReplicas < 0) throw new FsError('EINVAL', 'syncReplicas must be a whole number ≥ 0');
   const target = describeTarget(options);
-  const client = await connectClient({ ...options, clientName: mountClientName(prefix, readOnly) });
+  const client = await connectClient({
+    ...options,
+    clientName: mountClientName(prefix, readOnly),
+    // One server: an operation's deadline is opTimeoutMs, and so is its wait through LOADING.
+    busyWaitMs: options.opTimeoutMs ?? 10_000,
+  });
   try {
     if (!readOnly && (await isReplica(client, keys.superblock))) {
       throw new FsError(

@@ -6,6 +6,7 @@
 import { createClient, RESP_TYPES } from '@redis/client';
 import { FsError } from '../errors.js';
 import { countCommands } from './stats.js';
+import { waitThroughBusy } from './busy-wait.js';
 import { parseRedisUrl, redactRedisUrl, type ParsedRedisUrl } from './redis-url.js';
 import { connectCluster, connectSentinel, isClusterNode, topologyOf, type RedisClient } from './topology.js';
 
@@ -20,6 +21,11 @@ export interface ConnectOptions {
   reconnect?: boolean | undefined;
   /** CLIENT SETNAME on every (re)connection, so admin tools can tell who is connected. */
   clientName?: string | undefined;
+  /**
+   * How long one command waits through a server's LOADING or BUSY refusals before it fails
+   * (busy-wait.ts); default 10 s. An operation's deadline: no command runs after it.
+   */
+  busyWaitMs?: number | undefined;
 }
 
 export const DEFAULT_URL = 'redis://127.0.0.1:6379';
@@ -107,6 +113,8 @@ async function connectSingle(opts: ConnectOptions, timeout: number): Promise<Red
   }
   connected = true;
   countCommands(client as unknown as RedisClient);
+  // After the counting hook: each command sent again is one more round trip.
+  waitThroughBusy(client, opts.busyWaitMs ?? 10_000);
   return client as unknown as RedisClient;
 }
 

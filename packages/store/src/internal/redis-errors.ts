@@ -12,6 +12,9 @@ export function toFsError(err: unknown, what: string): FsError {
   if (/^READONLY\b/.test(message)) {
     return new FsError('EROFS', `${what}: the Redis server is a read-only replica`, { cause: err });
   }
+  // Still refused when the operation's deadline came (internal/busy-wait.ts waited until then).
+  if (/^LOADING\b/.test(message)) return new FsError('ETIMEDOUT', `${what}: Redis is still loading its data`, { cause: err });
+  if (/^BUSY\b/.test(message)) return new FsError('ETIMEDOUT', `${what}: Redis is still busy running a script`, { cause: err });
   // maxmemory reached with noeviction: the filesystem is full.
   if (/^OOM\b/.test(message)) return new FsError('ENOSPC', `${what}: Redis is out of memory (maxmemory)`, { cause: err });
   // An ACL that does not cover this filesystem's keys or commands.

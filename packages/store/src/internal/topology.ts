@@ -120,7 +120,7 @@ function adopt(target: Cluster | Sentinel, topology: Topology, retry: boolean): 
 /** Errors after which the command did not run, or may safely run again once the nodes settle. */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  return /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY)\b|^The client is (offline|closed)|^Socket closed unexpectedly|ECONNREFUSED|ECONNRESET|EPIPE|All the root nodes are unavailable|Connection timeout|No available master|Cannot find node/i.test(
+  return /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|BUSY|READONLY)\b|^The client is (offline|closed)|^Socket closed unexpectedly|ECONNREFUSED|ECONNRESET|EPIPE|All the root nodes are unavailable|Connection timeout|No available master|Cannot find node/i.test(
     err.message,
   );
 }
