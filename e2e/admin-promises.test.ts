@@ -3,7 +3,7 @@
  * with the built CLIs as real processes, against a real Redis and real mounts:
  *  - a snapshot killed (kill -9) mid-copy: the source's mount keeps working; once the lease runs
  *    out, writers stop preserving into the half-made copy; `--force` removes it and makes a good
- *    snapshot ("Snapshots": "If it dies, writers stop preserving when the lease runs out, and
+ *    snapshot (docs/architecture.md, "Snapshots": "If it dies, writers stop preserving when the lease runs out, and
  *    what it left in B (no superblock) is removed by the next `--force` run");
  *  - `redisfs fsck --repair` during a snapshot exits 8 ("`redisfs fsck`": "8 operational error
  *    (… `--repair` during a snapshot)");

@@ -1,5 +1,5 @@
 /**
- * README, Performance: "≤ 1 round trip per metadata change". Each change below is one script
+ * docs/performance.md, the targets: "≤ 1 round trip per metadata change". Each change below is one script
  * call, counted by the store's own counters (Store.stats) against a real redis-server. What
  * stats.test.ts already counts (rmdir, the last unlink of a file with blocks, a truncate, reads
  * and writes) is not repeated here: these are the creates, links, the other unlinks, renames
