@@ -111,6 +111,89 @@ os.waitpid(pid, 0)
 print(json.dumps(out))
 `;
 
+/**
+ * Paths of any length below a mount, reached step by step (openat from each directory's fd, as
+ * `cd` does): 40 levels of 200-byte names (~8 KB), a file at the bottom created, written, read,
+ * stat'ed, chmod'ed, renamed and linked; then the top directory renamed to a longer name so
+ * that what is below ends deeper still, and everything is reached again; then removed.
+ * Prints what each step gave ("ok" or the errno name).
+ */
+const DEEP_PATH_PROBE = `
+import errno, json, os, sys
+root = sys.argv[1]
+out = {}
+def step(key, fn):
+    try:
+        r = fn()
+        out[key] = 'ok' if r is None or isinstance(r, int) else r
+    except OSError as e:
+        out[key] = errno.errorcode[e.errno]
+        raise
+LEVEL = 'd' * 200
+def descend(top):
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    fd2 = os.open(top, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd); os.close(fd); fd = fd2
+    for i in range(40):
+        fd2 = os.open(LEVEL, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd); os.close(fd); fd = fd2
+    return fd
+try:
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    os.mkdir('top', dir_fd=fd)
+    fd2 = os.open('top', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd); os.close(fd); fd = fd2
+    for i in range(40):
+        os.mkdir(LEVEL, dir_fd=fd)
+        fd2 = os.open(LEVEL, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd); os.close(fd); fd = fd2
+    def create():
+        f = os.open('f', os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644, dir_fd=fd)
+        os.write(f, b'deep\\n'); os.close(f)
+    step('create and write', create)
+    def read():
+        f = os.open('f', os.O_RDONLY, dir_fd=fd)
+        data = os.read(f, 100); os.close(f)
+        return 'ok' if data == b'deep\\n' else repr(data)
+    step('read', read)
+    step('stat', lambda: os.stat('f', dir_fd=fd).st_size == 5 and None)
+    step('chmod', lambda: os.chmod('f', 0o600, dir_fd=fd))
+    step('rename', lambda: os.rename('f', 'g', src_dir_fd=fd, dst_dir_fd=fd))
+    step('link', lambda: os.link('g', 'h', src_dir_fd=fd, dst_dir_fd=fd))
+    step('symlink', lambda: os.symlink('g', 's', dir_fd=fd))
+    step('mkdir', lambda: os.mkdir('sub', dir_fd=fd))
+    os.close(fd)
+    # The whole tree one level name longer: what was near the limit is now past it.
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    step('rename top', lambda: os.rename('top', 'top-renamed-to-a-longer-name', src_dir_fd=top, dst_dir_fd=top))
+    os.close(top)
+    fd = descend('top-renamed-to-a-longer-name')
+    def reread():
+        f = os.open('g', os.O_RDONLY, dir_fd=fd)
+        data = os.read(f, 100); os.close(f)
+        return 'ok' if data == b'deep\\n' else repr(data)
+    step('read after', reread)
+    step('stat after', lambda: None if os.stat('h', dir_fd=fd).st_nlink == 2 else 'nlink')
+    step('chmod after', lambda: os.chmod('g', 0o644, dir_fd=fd))
+    step('readlink after', lambda: None if os.readlink('s', dir_fd=fd) == 'g' else 'target')
+    step('unlink after', lambda: [os.unlink(n, dir_fd=fd) for n in ('g', 'h', 's')] and None)
+    step('rmdir after', lambda: os.rmdir('sub', dir_fd=fd))
+    step('listdir after', lambda: None if os.listdir(fd) == [] else 'not empty')
+    os.close(fd)
+    # Removed bottom-up from each parent's fd (rm -r would need the whole path).
+    def remove_tree():
+        fds = [os.open(root, os.O_RDONLY | os.O_DIRECTORY)]
+        fds.append(os.open('top-renamed-to-a-longer-name', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[0]))
+        for i in range(39):
+            fds.append(os.open(LEVEL, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        for parent in reversed(fds[1:]):
+            os.rmdir(LEVEL, dir_fd=parent)
+        os.rmdir('top-renamed-to-a-longer-name', dir_fd=fds[0])
+        for f in fds:
+            os.close(f)
+        return None if os.listdir(root) == [] else 'left over'
+    step('remove tree', remove_tree)
+except OSError:
+    pass
+print(json.dumps(out))
+`;
+
 /** Links `dir/f` under new names in `dir` until it has `total` names, then once more; one process. */
 const LINK_LOOP = `
 const { linkSync, statSync, writeFileSync } = require('node:fs');
@@ -230,6 +313,19 @@ describe.skipIf(!ready)('the README limits, on a mounted redisfs', () => {
       expect(await probe(mnt.path('f'))).toEqual(expected);
       expect(await probe(join(local.path, 'f'))).toEqual(expected);
     });
+  });
+
+  it('paths past 4096 bytes, reached step by step, work as on tmpfs; so does a rename that pushes files deeper', async () => {
+    await using mnt = await mount('deep');
+    await using local = await tmpfsDir('deep');
+    const probe = async (dir: string) => JSON.parse(await runOk('python3', ['-c', DEEP_PATH_PROBE, dir])) as Record<string, string>;
+    const steps = [
+      'create and write', 'read', 'stat', 'chmod', 'rename', 'link', 'symlink', 'mkdir', 'rename top',
+      'read after', 'stat after', 'chmod after', 'readlink after', 'unlink after', 'rmdir after', 'listdir after', 'remove tree',
+    ];
+    const expected = Object.fromEntries(steps.map((step) => [step, 'ok']));
+    expect(await probe(local.path)).toEqual(expected);
+    expect(await probe(mnt.dir)).toEqual(expected);
   });
 
   it('symlink target: 4095 bytes (PATH_MAX 4096 with its NUL) work, 4096 fail with ENAMETOOLONG, as on tmpfs', async () => {

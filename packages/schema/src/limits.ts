@@ -5,7 +5,7 @@ export const UPGRADABLE_LAYOUTS: readonly number[] = [1];
 
 /** POSIX NAME_MAX: longest directory entry name, in bytes (UTF-8). */
 export const NAME_MAX = 255;
-/** Longest path the store's path API accepts, in bytes. */
+/** Linux PATH_MAX: the longest path one system call takes, in bytes (the store itself takes paths of any length). */
 export const PATH_MAX = 4096;
 /** Default size of a data block, in bytes (recorded per filesystem in the superblock). */
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;

@@ -1,5 +1,5 @@
 /** Checks of names and paths, before anything reaches Redis. */
-import { NAME_MAX, PATH_MAX, SYMLINK_MAX } from '@redisfs/schema';
+import { NAME_MAX, SYMLINK_MAX } from '@redisfs/schema';
 import { FsError } from '../errors.js';
 
 /** A valid directory entry name: 1–255 bytes, no '/', no NUL, not '.' or '..'. */
@@ -10,10 +10,14 @@ export function checkName(name: string): void {
   if (name === '.' || name === '..') throw new FsError('EINVAL', `name ${JSON.stringify(name)} is reserved`);
 }
 
-/** Splits an absolute path into checked components ('/' → []). */
+/**
+ * Splits an absolute path into checked components ('/' → []). A path has no length limit of its
+ * own, only its components (NAME_MAX): as on a local filesystem, a file may lie deeper than
+ * PATH_MAX below the mount, reached step by step (a syscall's own path argument is limited by
+ * the kernel, not here), and libfuse hands the whole path from the mount's root.
+ */
 export function splitPath(path: string): string[] {
   if (!path.startsWith('/')) throw new FsError('EINVAL', `path ${JSON.stringify(path)} is not absolute`);
-  if (Buffer.byteLength(path) > PATH_MAX) throw new FsError('ENAMETOOLONG', `path longer than ${PATH_MAX} bytes`);
   const parts = path.split('/').filter((p) => p.length > 0 && p !== '.');
   for (const p of parts) {
     if (p === '..') throw new FsError('EINVAL', 'paths with ".." are not resolved by the store');
