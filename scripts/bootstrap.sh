@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Makes a fresh Debian/Ubuntu machine ready to build and test redisfs, installing only what is
 # missing (safe to run again): Node check, apt packages (redis-server, FUSE 2 and the toolchain
-# that builds fuse-native from source), /dev/fuse, pnpm at the pinned version, dependencies, build.
+# that builds fuse-native from source), /dev/fuse, pnpm at the pinned version, dependencies, build,
+# and the `redisfs` and `redisfs-snapshot` commands on the PATH (scripts/install-commands.sh).
+# `pnpm install` and `pnpm build` are skipped when their inputs did not change since they last
+# worked (stamps in node_modules/), so a re-run with nothing to do takes a few seconds.
 #
-#   bash scripts/bootstrap.sh
+#   bash scripts/bootstrap.sh [--force]     # --force: install and build even when up to date
 #
-# Environment: CI=true turns warnings about FUSE into errors.
+# Environment: CI=true turns warnings about FUSE into errors; REDISFS_BIN_DIR=<dir> installs the
+# commands there (default: /usr/local/bin as root, ~/.local/bin otherwise).
 set -euo pipefail
+
+force=false
+for arg in "$@"; do
+  case $arg in
+    --force) force=true ;;
+    *) printf '[bootstrap] error: unknown argument %s (the only one is --force)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -143,14 +155,77 @@ quietly() {
   fi
 }
 
-if [[ -f pnpm-lock.yaml ]]; then
-  say "pnpm install --frozen-lockfile"
-  quietly pnpm install --frozen-lockfile
+# Each step is skipped when its inputs hash the same as at its last success (a stamp in
+# node_modules/, written only after the step worked): a re-run with nothing changed takes seconds.
+INSTALL_STAMP=node_modules/.redisfs-install-stamp
+BUILD_STAMP=node_modules/.redisfs-build-stamp
+
+# What `pnpm install` depends on: the lockfile, every package.json, the workspace file, the
+# patches, and the node and pnpm that install (the fuse-native addon is compiled for this node).
+install_inputs_hash() {
+  local files=(package.json pnpm-workspace.yaml)
+  [[ -f pnpm-lock.yaml ]] && files+=(pnpm-lock.yaml)
+  [[ -f .npmrc ]] && files+=(.npmrc)
+  mapfile -t -O "${#files[@]}" files < <(
+    find . -mindepth 2 \( -name node_modules -o -name dist -o -name .git \) -prune -o -type f -name package.json -print
+    find patches -type f 2>/dev/null
+  )
+  { printf 'node %s pnpm %s\n' "$node_version" "$pnpm_want"; printf '%s\n' "${files[@]}" | LC_ALL=C sort | xargs -d '\n' sha256sum --; } |
+    sha256sum | cut -d' ' -f1
+}
+
+# What `pnpm build` depends on: every package's and app's sources (tests aside), configs and
+# package.json, the shared configs, and the installed dependencies (the install stamp).
+build_inputs_hash() {
+  {
+    cat "$INSTALL_STAMP" 2>/dev/null || true
+    { ls package.json tsconfig*.json tsup.config.base.ts 2>/dev/null
+      find packages apps \( -name node_modules -o -name dist -o -name fixtures \) -prune -o -type f \
+        ! -name '*.test.ts' ! -name '*.md' -print; } | LC_ALL=C sort | xargs -d '\n' sha256sum --
+  } | sha256sum | cut -d' ' -f1
+}
+
+# Whether every package's and app's build output exists (a deleted dist/ is rebuilt).
+built_outputs_exist() {
+  local dir
+  for dir in packages/*/ apps/*/; do
+    grep -q '"build"' "$dir/package.json" 2>/dev/null || continue
+    compgen -G "$dir/dist/*.js" >/dev/null || return 1
+  done
+}
+
+stamp_says() { [[ -f $1 && "$(cat "$1")" == "$2" ]]; }
+write_stamp() { printf '%s\n' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1"; }
+
+install_hash="$(install_inputs_hash)"
+if ! $force && [[ -d node_modules ]] && stamp_says "$INSTALL_STAMP" "$install_hash"; then
+  say "dependencies unchanged since the last install: pnpm install skipped"
 else
-  say "pnpm install (no lockfile)"
-  quietly pnpm install
+  rm -f "$INSTALL_STAMP" "$BUILD_STAMP"
+  if [[ -f pnpm-lock.yaml ]]; then
+    say "pnpm install --frozen-lockfile"
+    quietly pnpm install --frozen-lockfile
+  else
+    say "pnpm install (no lockfile)"
+    quietly pnpm install
+  fi
+  write_stamp "$INSTALL_STAMP" "$install_hash"
 fi
 
-say "pnpm build"
-quietly pnpm build
+build_hash="$(build_inputs_hash)"
+if ! $force && stamp_says "$BUILD_STAMP" "$build_hash" && built_outputs_exist; then
+  say "sources unchanged since the last build: pnpm build skipped"
+else
+  rm -f "$BUILD_STAMP"
+  say "pnpm build"
+  quietly pnpm build
+  write_stamp "$BUILD_STAMP" "$build_hash"
+fi
+
+# --- commands -------------------------------------------------------------------------------
+# A foreign `redisfs` in the way is reported but does not fail the set-up: the build is ready
+# and scripts/redisfs.sh runs it without the installed commands.
+if ! bash scripts/install-commands.sh; then
+  say "warning: redisfs and redisfs-snapshot are not both installed on PATH (see above); bash scripts/redisfs.sh runs redisfs without them"
+fi
 say "ready"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is missing (scripts/bootstrap.sh), then runs the `redisfs` CLI with the given
-# arguments. With no Redis address, redisfs uses localhost:6379 or starts a private redis-server.
+# Installs what is missing (scripts/bootstrap.sh: a few seconds when nothing changed), then runs
+# the `redisfs` CLI with the given arguments, through node directly (no pnpm: nothing of the
+# command line lands in the environment). With no Redis address, redisfs uses localhost:6379 or
+# starts a private redis-server. After a first run, the `redisfs` command does the same.
 #
 #   mkdir -p ~/redisfs && bash scripts/redisfs.sh --mount ~/redisfs --daemon
 set -euo pipefail
