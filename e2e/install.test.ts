@@ -52,6 +52,12 @@ function expectNoPnpm(result: RunResult): void {
 }
 
 /** Whether process `pid` exists. */
+/** The script an installed wrapper runs (its exec line's last quoted path). */
+async function runs(wrapper: string): Promise<string | undefined> {
+  const exec = (await readFile(wrapper, 'utf8')).split('\n').find((line) => line.startsWith('exec '));
+  return exec === undefined ? undefined : /'([^']*)' "\$@"$/.exec(exec)?.[1];
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -62,16 +68,16 @@ function alive(pid: number): boolean {
 }
 
 describe('installed commands (scripts/install-commands.sh)', () => {
-  it('links redisfs and redisfs-snapshot to the built CLIs; they run from / with node alone; a second run changes nothing', async () => {
+  it('installs redisfs and redisfs-snapshot as wrappers of the built CLIs; they run from /, even with no PATH (as mount(8) runs them); a second run changes nothing', async () => {
     requireBuilt(MOUNT_CLI);
     requireBuilt(SNAPSHOT_CLI);
     await using bin = await tempDir('bin');
 
     const first = await installCommands(bin.path);
     expect(first, first.stderr).toMatchObject({ code: 0 });
-    expect(first.stdout).toContain(`redisfs: ${bin.join('redisfs')} -> `);
-    expect(await readlink(bin.join('redisfs'))).toBe(await realpath(MOUNT_CLI));
-    expect(await readlink(bin.join('redisfs-snapshot'))).toBe(await realpath(SNAPSHOT_CLI));
+    expect(first.stdout).toContain(`redisfs: ${bin.join('redisfs')} runs ${await realpath(MOUNT_CLI)} (installed)`);
+    expect(await runs(bin.join('redisfs'))).toBe(await realpath(MOUNT_CLI));
+    expect(await runs(bin.join('redisfs-snapshot'))).toBe(await realpath(SNAPSHOT_CLI));
     // The temp dir is not on the test's PATH: the script says which line to add.
     expect(first.stdout).toContain(`export PATH="${bin.path}:$PATH"`);
 
@@ -85,6 +91,9 @@ describe('installed commands (scripts/install-commands.sh)', () => {
     expect(snapshot.stdout).toContain('redisfs-snapshot');
     expect(snapshot.stdout).toContain('--from');
     expectNoPnpm(snapshot);
+    // mount(8) runs a helper with no environment at all: node is found by its absolute path.
+    const bare = await run(bin.join('redisfs'), ['--version'], { cwd: '/', env: {} });
+    expect(bare, bare.stderr).toMatchObject({ code: 0 });
 
     const before = await lstat(bin.join('redisfs'), { bigint: true });
     const second = await installCommands(bin.path);
@@ -92,7 +101,7 @@ describe('installed commands (scripts/install-commands.sh)', () => {
     expect(second.stdout).toContain('(already installed)');
     expect(second.stdout).not.toContain('(installed)');
     const after = await lstat(bin.join('redisfs'), { bigint: true });
-    // The very same link: not replaced by an equal one.
+    // The very same file: not replaced by an equal one.
     expect({ ino: after.ino, mtime: after.mtimeNs }).toEqual({ ino: before.ino, mtime: before.mtimeNs });
   });
 
@@ -101,9 +110,9 @@ describe('installed commands (scripts/install-commands.sh)', () => {
     await writeFile(bin.join('redisfs'), '#!/bin/sh\necho mine\n', { mode: 0o755 });
     const foreignFile = await installCommands(bin.path);
     expect(foreignFile.code).toBe(1);
-    expect(foreignFile.stderr).toContain(`${bin.join('redisfs')} exists and is not a redisfs link: left alone`);
+    expect(foreignFile.stderr).toContain(`${bin.join('redisfs')} exists and is not a redisfs command: left alone`);
     expect(await readFile(bin.join('redisfs'), 'utf8')).toBe('#!/bin/sh\necho mine\n');
-    expect(await readlink(bin.join('redisfs-snapshot'))).toBe(await realpath(SNAPSHOT_CLI));
+    expect(await runs(bin.join('redisfs-snapshot'))).toBe(await realpath(SNAPSHOT_CLI));
 
     await rm(bin.join('redisfs'));
     await rm(bin.join('redisfs-snapshot'));
@@ -112,18 +121,25 @@ describe('installed commands (scripts/install-commands.sh)', () => {
     expect(foreignLink.code).toBe(1);
     expect(foreignLink.stderr).toContain(`${bin.join('redisfs-snapshot')} is a link to /bin/true, not to a redisfs checkout: left alone`);
     expect(await readlink(bin.join('redisfs-snapshot'))).toBe('/bin/true');
-    expect(await readlink(bin.join('redisfs'))).toBe(await realpath(MOUNT_CLI));
+    expect(await runs(bin.join('redisfs'))).toBe(await realpath(MOUNT_CLI));
 
-    // A link into another redisfs checkout (this one moved) is ours: it is moved here.
+    // A symlink into a redisfs checkout (how earlier versions installed) is ours: replaced.
     await rm(bin.join('redisfs-snapshot'));
     await symlink('/old/checkout/apps/snapshot/dist/cli.js', bin.join('redisfs-snapshot'));
     const moved = await installCommands(bin.path);
     expect(moved, moved.stderr).toMatchObject({ code: 0 });
-    expect(moved.stdout).toContain('pointed at /old/checkout/apps/snapshot/dist/cli.js: now -> ');
-    expect(await readlink(bin.join('redisfs-snapshot'))).toBe(await realpath(SNAPSHOT_CLI));
+    expect(moved.stdout).toContain('was a link to /old/checkout/apps/snapshot/dist/cli.js: now runs ');
+    expect(await runs(bin.join('redisfs-snapshot'))).toBe(await realpath(SNAPSHOT_CLI));
+
+    // One of ours that runs another checkout (this one moved) is updated.
+    await writeFile(bin.join('redisfs'), (await readFile(bin.join('redisfs'), 'utf8')).replace(/'[^']*cli\.js'/, "'/old/checkout/apps/mount/dist/cli.js'"));
+    const updated = await installCommands(bin.path);
+    expect(updated, updated.stderr).toMatchObject({ code: 0 });
+    expect(updated.stdout).toContain('(updated)');
+    expect(await runs(bin.join('redisfs'))).toBe(await realpath(MOUNT_CLI));
   });
 
-  it.skipIf(!ready)('the installed redisfs mounts as a --daemon from /, with no npm_* variables and no password on its command line', async () => {
+  it.skipIf(!ready)('the installed redisfs mounts as a --daemon from /, with no npm_* variables and no password on its command line or in its environment', async () => {
     await using redis = await startRedis();
     await redisCommand(redis, ['ACL', 'SETUSER', 'installed', 'on', '>hunter22', '~*', '&*', '+@all']);
     await using bin = await tempDir('bin');
@@ -145,10 +161,11 @@ describe('installed commands (scripts/install-commands.sh)', () => {
       expect(pid, result.stdout + result.stderr).toBeGreaterThan(0);
       await writeFile(join(mountpoint, 'hello'), 'through the installed command');
       expect(await readFile(join(mountpoint, 'hello'), 'utf8')).toBe('through the installed command');
-      // No pnpm in between: no npm_lifecycle_script repeating the command line. (The daemon gets
-      // its address in REDISFS_URL: environ is readable by its owner only, cmdline by everyone.)
+      // No pnpm in between: no npm_lifecycle_script repeating the command line; and the daemon
+      // gets its address over its IPC channel, not in its environment.
       const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
       expect(environ.filter((v) => v.startsWith('npm_'))).toEqual([]);
+      expect(environ.join('\n')).not.toContain('hunter22');
       expect(await readFile(`/proc/${pid}/cmdline`, 'utf8')).not.toContain('hunter22');
       process.kill(pid, 'SIGTERM');
       await waitFor(async () => !(await isMounted(mountpoint)), { timeoutMs: 15_000, what: `the daemon to unmount ${mountpoint}` });
@@ -200,7 +217,7 @@ describe('scripts/bootstrap.sh re-runs (on a copy, with a stand-in pnpm)', () =>
 
     const first = await bootstrap();
     expect(first, first.stderr).toMatchObject({ code: 0, calls: ['install --frozen-lockfile', 'build'] });
-    expect(await readlink(join(bin, 'redisfs'))).toBe(join(await realpath(copy), 'apps/mount/dist/cli.js'));
+    expect(await runs(join(bin, 'redisfs'))).toBe(join(await realpath(copy), 'apps/mount/dist/cli.js'));
 
     const again = await bootstrap();
     expect(again, again.stderr).toMatchObject({ code: 0, calls: [] });

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Puts `redisfs` and `redisfs-snapshot` on the PATH as symlinks to this checkout's built CLIs
-# (apps/mount/dist/cli.js, apps/snapshot/dist/cli.js: node runs them through their
-# `#!/usr/bin/env node` line, no pnpm in between). Safe to run again: a link that already points
-# here is left as it is, a link into another redisfs checkout is moved here, anything else
-# (a file, a foreign link) is never overwritten: that is an error, reported, exit 1.
+# Puts `redisfs` and `redisfs-snapshot` on the PATH: two-line shell wrappers that exec this
+# checkout's built CLIs (apps/mount/dist/cli.js, apps/snapshot/dist/cli.js) with the absolute
+# path of the node that set-up found, no pnpm in between. The absolute node path matters: mount(8)
+# runs a filesystem's helper with no PATH at all (fstab, `mount -t fuse.redisfs`), where a
+# `#!/usr/bin/env node` line finds node only in /bin or /usr/bin.
+#
+# Safe to run again: a wrapper that already says the same is left as it is; one of ours that
+# says something else (the checkout or node moved), or a symlink into a redisfs checkout (how
+# earlier versions installed), is replaced; anything else (a file, a foreign link) is never
+# overwritten: that is an error, reported, exit 1.
 #
 #   bash scripts/install-commands.sh        # run by scripts/bootstrap.sh
 #
@@ -28,42 +33,62 @@ bin_dir="$(cd "$bin_dir" && pwd)"
 
 failed=0
 
-# install_command NAME RELATIVE-TARGET: links $bin_dir/NAME to $root/RELATIVE-TARGET.
+node_bin="$(command -v node || true)"
+[[ $node_bin == /* ]] || { warn "node is not on PATH as an absolute path (found: '${node_bin}')"; exit 1; }
+node_bin="$(cd "$(dirname "$node_bin")" && pwd -P)/$(basename "$node_bin")"
+
+# The marker that tells our wrappers from anything else at a command path.
+MARKER='# redisfs command, installed by'
+
+# Single-quoted for sh, whatever the path holds.
+sh_quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+# install_command NAME RELATIVE-TARGET: writes the wrapper $bin_dir/NAME for $root/RELATIVE-TARGET.
 install_command() {
   local name="$1" rel="$2"
-  local target="$root/$rel" link="$bin_dir/$1"
-  if [[ ! -f $target ]] || [[ "$(head -n 1 "$target")" != '#!/usr/bin/env node' ]]; then
-    warn "$target is not built (or lacks its #!/usr/bin/env node line): run bash scripts/bootstrap.sh"
+  local target="$root/$rel" path="$bin_dir/$1"
+  if [[ ! -f $target ]]; then
+    warn "$target is not built: run bash scripts/bootstrap.sh"
     failed=1
     return
   fi
-  [[ -x $target ]] || chmod a+x "$target"
+  local wanted
+  wanted="$(printf '#!/bin/sh\n%s %s (run it again after moving the checkout or node)\nexec %s %s "$@"\n' \
+    "$MARKER" "$root/scripts/install-commands.sh" "$(sh_quote "$node_bin")" "$(sh_quote "$target")")"
 
-  if [[ -L $link ]]; then
+  if [[ -L $path ]]; then
     local current
-    current="$(readlink "$link")"
-    if [[ $current == "$target" ]]; then
-      say "$name: $link -> $target (already installed)"
-      return
-    fi
-    # A link into a redisfs checkout (this one moved, or another one) is ours to move.
+    current="$(readlink "$path")"
+    # A symlink into a redisfs checkout is how earlier versions installed: ours to replace.
     if [[ $current != */"$rel" ]]; then
-      warn "$link is a link to $current, not to a redisfs checkout: left alone (remove it, or set REDISFS_BIN_DIR=<dir> to install elsewhere)"
+      warn "$path is a link to $current, not to a redisfs checkout: left alone (remove it, or set REDISFS_BIN_DIR=<dir> to install elsewhere)"
       failed=1
       return
     fi
-    say "$name: $link pointed at $current: now -> $target"
-  elif [[ -e $link ]]; then
-    warn "$link exists and is not a redisfs link: left alone (remove it, or set REDISFS_BIN_DIR=<dir> to install elsewhere)"
+    say "$name: $path was a link to $current: now runs $target"
+  elif [[ -f $path ]]; then
+    if [[ "$(sed -n 2p "$path")" != "$MARKER"* ]]; then
+      warn "$path exists and is not a redisfs command: left alone (remove it, or set REDISFS_BIN_DIR=<dir> to install elsewhere)"
+      failed=1
+      return
+    fi
+    if [[ "$(cat "$path")" == "$wanted" ]]; then
+      say "$name: $path runs $target (already installed)"
+      return
+    fi
+    say "$name: $path now runs $target with $node_bin (updated)"
+  elif [[ -e $path ]]; then
+    warn "$path exists and is not a redisfs command: left alone (remove it, or set REDISFS_BIN_DIR=<dir> to install elsewhere)"
     failed=1
     return
   else
-    say "$name: $link -> $target (installed)"
+    say "$name: $path runs $target (installed)"
   fi
-  # Made beside the link, then renamed over it: the command is never missing in between.
+  # Written beside it, then renamed over it: the command is never missing or half-written.
   local tmp="$bin_dir/.$name.tmp.$$"
-  ln -s "$target" "$tmp"
-  mv -T -f "$tmp" "$link"
+  printf '%s\n' "$wanted" >"$tmp"
+  chmod 755 "$tmp"
+  mv -T -f "$tmp" "$path"
 }
 
 install_command redisfs apps/mount/dist/cli.js
