@@ -1,20 +1,12 @@
 /**
- * Where a redisfs CLI finds Redis when told nothing: 127.0.0.1:6379, or else the private server
- * that `redisfs` starts (a unix socket in the user's data directory), if it is running.
- * Probing speaks the inline protocol over a raw socket: only the store package uses a Redis client.
+ * Where a redisfs CLI looks for Redis when told nothing: 127.0.0.1:6379 (else the private server,
+ * see private-redis.ts). Probing speaks the inline protocol over a raw socket: only the store
+ * package uses a Redis client.
  */
 import { connect } from 'node:net';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 
 /** The default Redis address redisfs looks at before starting its own. */
 export const DEFAULT_REDIS = { host: '127.0.0.1', port: 6379 } as const;
-
-/** `$XDG_DATA_HOME/redisfs/redis`, default `~/.local/share/redisfs/redis`. */
-export function embeddedDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_DATA_HOME && env.XDG_DATA_HOME.startsWith('/') ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
-  return join(base, 'redisfs', 'redis');
-}
 
 /** Where to probe: a TCP address or a unix socket. */
 export type ProbeAddress = { host: string; port: number } | { path: string };
@@ -43,19 +35,4 @@ export async function pingRedis(address: ProbeAddress, timeoutMs = 500): Promise
     socket.once('error', () => finish('none'));
     socket.once('close', () => finish(reply ? 'other' : 'none'));
   });
-}
-
-/** The private server's socket, in {@link embeddedDataDir}. */
-export function embeddedSocket(env: NodeJS.ProcessEnv = process.env): string {
-  return join(embeddedDataDir(env), 'redis.sock');
-}
-
-/**
- * For a CLI given no Redis address: the private server's socket when nothing answers on
- * 127.0.0.1:6379 and that server is running; otherwise undefined (use the default address).
- */
-export async function findPrivateRedis(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
-  if ((await pingRedis(DEFAULT_REDIS)) !== 'none') return undefined;
-  const socket = embeddedSocket(env);
-  return (await pingRedis({ path: socket })) === 'none' ? undefined : socket;
 }
