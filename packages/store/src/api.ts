@@ -1,5 +1,5 @@
 /** The public interface of an open store. */
-import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, StoreStats, XattrFlags } from './types.js';
+import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, PendingWork, StoreStats, XattrFlags } from './types.js';
 
 /**
  * Inode-level operations. Each changing operation is one atomic step in Redis (a Lua script):
@@ -77,4 +77,9 @@ export interface Store extends InodeApi, PathApi {
   close(): Promise<void>;
   /** Redis round trips this store has made since it was opened, by command (see StoreStats). */
   stats(): StoreStats;
+  /**
+   * What the background collector has still to do, for this filesystem and its family: three
+   * set sizes read together (one round trip, whatever they hold).
+   */
+  pendingWork(): Promise<PendingWork>;
 }

@@ -5,7 +5,7 @@
 import { InodeStore } from './inode-store.js';
 import type { Store } from './api.js';
 import { FsError, isFsError } from './errors.js';
-import type { Attr, DirEntry, Ino, Owner, StoreStats } from './types.js';
+import type { Attr, DirEntry, Ino, Owner, PendingWork, StoreStats } from './types.js';
 import { commandCounterOf } from './internal/stats.js';
 import { splitParent, splitPath } from './internal/names.js';
 import { destroyClient } from './internal/topology.js';
@@ -109,6 +109,19 @@ export class RedisStore extends InodeStore implements Store {
   /** Round trips so far (a copy; cheap enough to call often). */
   stats(): StoreStats {
     return { commands: commandCounterOf(this.ctx.client)?.snapshot() ?? {} };
+  }
+
+  /** Three SCARDs sent together (auto-pipelined: one round trip; one slot, the family's tag). */
+  pendingWork(): Promise<PendingWork> {
+    const { client, keys } = this.ctx;
+    return this.op('pending background work', async () => {
+      const [gcInodes, freeBlocks, deadMembers] = await Promise.all([
+        client.sCard(keys.gc),
+        client.sCard(keys.freeBlocks),
+        client.sCard(keys.deadMembers),
+      ]);
+      return { gcInodes, freeBlocks, deadMembers };
+    });
   }
 
   async close(): Promise<void> {

@@ -83,6 +83,20 @@ export interface StoreStats {
   commands: Record<string, number>;
 }
 
+/**
+ * Work the background collector has still to do (Store.pendingWork): what unlinks, truncates and
+ * snapshot deletes left behind. It holds memory in Redis until a read-write mount of the family
+ * collects it.
+ */
+export interface PendingWork {
+  /** Files whose block map has entries to release (`MP gc`: freed or shrunk files). */
+  gcInodes: number;
+  /** Blocks nothing references any more, whose keys are yet to be deleted (`{F}#free`). */
+  freeBlocks: number;
+  /** Deleted members of the family (snapshots, clones) whose keys are still being released (`{F}#dead`). */
+  deadMembers: number;
+}
+
 /** setxattr flags (Linux XATTR_CREATE / XATTR_REPLACE). */
 export interface XattrFlags {
   create?: boolean;

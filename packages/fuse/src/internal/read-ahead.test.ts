@@ -69,6 +69,18 @@ describe('ReadAhead', () => {
     expect(ra.windowCount).toBe(0);
   });
 
+  it('counts reads answered from windows as hits, reads that fetched as misses', async () => {
+    const f = fakeFile(1000);
+    const counts = { hits: 0, misses: 0 };
+    const ra = new ReadAhead(f.read, { ...opts, counts });
+    await readAll(ra, 0, 400, 25);
+    // 16 reads: two alone, then per window one that fetched it and three answered from it.
+    expect(f.calls).toHaveLength(2 + 4);
+    expect(counts).toEqual({ hits: 16 - 2 - 4, misses: 2 + 4 });
+    await ra.read(900, 10, 0); // far away: straight to the store
+    expect(counts.misses).toBe(7);
+  });
+
   it('takes reads arriving slightly out of order as sequential', async () => {
     const f = fakeFile(1000);
     const ra = new ReadAhead(f.read, opts);

@@ -39,11 +39,17 @@ interface Window {
 export interface ReadAheadOptions {
   windowBytes?: number;
   nearBytes?: number;
+  /**
+   * Counts reads answered from windows already held or being fetched (hits) and reads that
+   * needed a fetch: their own or a new window's (misses). Shared by a mount's handles.
+   */
+  counts?: { hits: number; misses: number };
 }
 
 export class ReadAhead {
   private readonly windowBytes: number;
   private readonly nearBytes: number;
+  private readonly counts: { hits: number; misses: number } | undefined;
   /** Windows by index (window i holds bytes [i * windowBytes, (i + 1) * windowBytes)). */
   private readonly windows = new Map<number, Window>();
   private generation: unknown;
@@ -58,6 +64,7 @@ export class ReadAhead {
   ) {
     this.windowBytes = Math.max(1, options.windowBytes ?? WINDOW_BYTES);
     this.nearBytes = options.nearBytes ?? NEAR_BYTES;
+    this.counts = options.counts;
   }
 
   /** Number of windows held (for tests). */
@@ -81,16 +88,33 @@ export class ReadAhead {
     if (!sequential) {
       this.streak = 0;
       this.windows.clear();
-      return this.fetch(offset, length);
+      return this.miss(offset, length);
     }
-    if (++this.streak < 2 && this.windows.size === 0) return this.fetch(offset, length);
+    if (++this.streak < 2 && this.windows.size === 0) return this.miss(offset, length);
     const first = this.indexOf(offset);
     const last = this.indexOf(offset + length - 1);
     for (const i of [...this.windows.keys()]) if (i < first - 1 || i > last + 1) this.windows.delete(i);
-    for (let i = first; i <= last; i++) if (!this.windows.has(i)) this.open(i);
+    let opened = false;
+    for (let i = first; i <= last; i++) {
+      if (this.windows.has(i)) continue;
+      this.open(i);
+      opened = true;
+    }
     // Cut short (the file ended where a window was fetched, or its fetch failed): the store
     // answers, as it would without read-ahead, and reports its own error if it has one.
-    return (await this.fromWindows(offset, length, first, last)) ?? this.fetch(offset, length);
+    const held = await this.fromWindows(offset, length, first, last);
+    if (held === undefined) return this.miss(offset, length);
+    if (this.counts) {
+      if (opened) this.counts.misses++;
+      else this.counts.hits++;
+    }
+    return held;
+  }
+
+  /** A read the store answers directly (counted a miss). */
+  private miss(offset: number, length: number): Promise<Buffer> {
+    if (this.counts) this.counts.misses++;
+    return this.fetch(offset, length);
   }
 
   private indexOf(offset: number): number {

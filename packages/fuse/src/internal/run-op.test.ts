@@ -152,4 +152,42 @@ describe('runOp counts', () => {
     runOp(e, 'getattr', '/', () => 1, () => undefined);
     expect(counts.snapshot()).toEqual({ op: 2, getattr: 1 });
   });
+
+  it('counts errors by operation and errno, and the bytes of reads and writes', async () => {
+    const counts = new OpCounts();
+    const e = env({ counts });
+    const run = (name: string, fn: () => Promise<unknown>) =>
+      new Promise<void>((resolve) => runOp(e, name, '', fn, () => resolve()));
+    await run('lookup', async () => Promise.reject(new FsError('ENOENT', 'x')));
+    await run('lookup', async () => Promise.reject(new FsError('ENOENT', 'y')));
+    await run('mkdir', async () => Promise.reject(new FsError('EEXIST', 'z')));
+    await run('read', async () => Buffer.alloc(300));
+    await run('write', async () => 1000);
+    await run('write', async () => Promise.reject(new FsError('ENOSPC', 'full')));
+    expect(counts.errorSnapshot()).toEqual({ lookup: { ENOENT: 2 }, mkdir: { EEXIST: 1 }, write: { ENOSPC: 1 } });
+    expect([counts.bytesRead, counts.bytesWritten]).toEqual([300, 1000]);
+  });
+
+  it('tells the observer each answer: name, seconds, errno name (the watchdog\'s EIO too)', async () => {
+    vi.useFakeTimers();
+    const seen: [string, number, string | undefined][] = [];
+    const e = env({ watchdogMs: 1000, onOperation: (op, seconds, errno) => seen.push([op, seconds, errno]) });
+    const answered: unknown[][] = [];
+    runOp(e, 'read', '', () => 'now', (...a) => answered.push(a));
+    runOp(e, 'lookup', '', async () => Promise.reject(new FsError('ENOENT')), (...a) => answered.push(a));
+    runOp(e, 'fsync', '', () => new Promise(() => undefined), (...a) => answered.push(a));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(seen.map(([op, , errno]) => [op, errno])).toEqual([['read', undefined], ['lookup', 'ENOENT'], ['fsync', 'EIO']]);
+    for (const [, seconds] of seen) expect(seconds).toBeGreaterThanOrEqual(0);
+    expect(answered).toHaveLength(3);
+  });
+
+  it('answers even when the observer throws', async () => {
+    const e = env({
+      onOperation: () => {
+        throw new Error('metrics broke');
+      },
+    });
+    expect(await replies(e, async () => 7)).toEqual([[0, 7]]);
+  });
 });
