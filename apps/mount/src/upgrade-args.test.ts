@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { URL_ENV, UsageError } from '@redisfs/cli-common';
 import { parseUpgradeArgs, type UpgradeConfig } from './upgrade-args.js';
-import { progressLine, summaryLine, terminalProgress } from './upgrade.js';
+import { summaryLine } from './upgrade.js';
 
 async function config(args: string[], env: NodeJS.ProcessEnv = {}): Promise<UpgradeConfig> {
   const cmd = await parseUpgradeArgs(args, env);
@@ -65,20 +65,5 @@ describe('upgrade output', () => {
       "upgraded 'skx' to layout 2: 1 block mapped, 4 dropped (by this run, which resumed one cut short)",
     );
     expect(summaryLine({ ...result, alreadyCurrent: true })).toBe("'skx' is already layout 2");
-    expect(progressLine('skx', result)).toBe("upgrading 'skx': 700 keys scanned, 640 blocks mapped, 4 dropped");
-  });
-
-  it('rewrites one progress line, at most every interval, and clears it', () => {
-    const written: string[] = [];
-    let now = 0;
-    const progress = terminalProgress((t) => written.push(t), 100, () => now);
-    progress('a');
-    now = 50;
-    progress('b');
-    now = 150;
-    progress('c');
-    progress('');
-    progress('');
-    expect(written).toEqual(['\r\x1b[Ka', '\r\x1b[Kc', '\r\x1b[K']);
   });
 });

@@ -321,3 +321,120 @@ describe('deleteFilesystem', () => {
     expect(isFsError(err, 'ENOENT')).toBe(true);
   });
 });
+
+describe('progress of copies and deletes', () => {
+  /** writeFs plus `n` one-block files in the root (inodes 3…), counted in `{P}:st`: n + 2 inodes. */
+  async function writeFiles(prefix: string, n: number): Promise<void> {
+    await writeFs(prefix);
+    const k = keysFor(prefix);
+    const ids = await newIds(prefix, n);
+    const multi = client.multi();
+    for (let i = 0; i < n; i++) {
+      const ino = 3 + i;
+      multi.hSet(k.inode(ino), { m: String(0o100644), u: '0', g: '0', s: '100', n: '1', a: '1', t: '1', c: '1' });
+      multi.hSet(k.dir(1), `f${i}`, `f${ino}`);
+      multi.zAdd(k.map(ino), { score: 0, value: ids[i]! });
+      multi.set(k.block(ids[i]!), Buffer.from([0, i % 256]));
+    }
+    multi.set(k.inoCounter, String(n + 2));
+    multi.hSet(k.stats, { inodes: String(n + 2), bytes: String(70_000 + 100 * n) });
+    await multi.exec();
+  }
+
+  interface Step {
+    phase: string;
+    done: number;
+    total: number | undefined;
+  }
+
+  /** The phases in order, each with its calls: each starts at 0 and never goes back. */
+  function phasesOf(steps: Step[]): Map<string, Step[]> {
+    const out = new Map<string, Step[]>();
+    for (const s of steps) out.set(s.phase, [...(out.get(s.phase) ?? []), s]);
+    for (const [phase, calls] of out) {
+      expect(calls[0]!.done, phase).toBe(0);
+      const done = calls.map((c) => c.done);
+      expect(done, phase).toEqual([...done].sort((a, b) => a - b));
+      expect(new Set(calls.map((c) => c.total)).size, `${phase}: one total`).toBe(1);
+    }
+    return out;
+  }
+
+  it('count a copy in inodes, in batches, up to the inodes the source holds', async () => {
+    await writeFiles('a', 1000);
+    const steps: Step[] = [];
+    await snapshotFilesystem({ url, from: 'a', to: 'a@s', onProgress: (p) => steps.push({ ...p }) });
+    const phases = phasesOf(steps);
+    expect([...phases.keys()]).toEqual(['copying']);
+    expect(steps.at(-1)).toEqual({ phase: 'copying', done: 1002, total: 1002 });
+    // 3 007 keys in batches of up to 200: one call a batch, never one a key.
+    expect(steps.length).toBeGreaterThan(10);
+    expect(steps.length).toBeLessThan(100);
+
+    // Replacing it: its keys go (in inodes), its blocks stay (the source shares them all), then the copy.
+    steps.length = 0;
+    await copyFilesystem({ url, from: 'a', to: 'a@s', force: true, onProgress: (p) => steps.push({ ...p }) });
+    const again = phasesOf(steps);
+    expect([...again.keys()]).toEqual(['replacing', 'freeing', 'copying']);
+    expect(again.get('replacing')!.at(-1)).toEqual({ phase: 'replacing', done: 1002, total: 1002 });
+    expect(again.get('freeing')).toEqual([{ phase: 'freeing', done: 0, total: 0 }]);
+    expect(steps.at(-1)).toEqual({ phase: 'copying', done: 1002, total: 1002 });
+  });
+
+  it('count a delete in inodes, then in the blocks it frees, up to the totals read at the start of each', async () => {
+    await writeFiles('a', 1000);
+    await copyFilesystem({ url, from: 'a', to: 'a@c' });
+    await client.sAdd(keysFor('a').freeBlocks, (await newIds('a', 1))[0]!); // freed earlier, not collected yet
+    const steps: Step[] = [];
+    await deleteFilesystem({ url, prefix: 'a@c', onProgress: (p) => steps.push({ ...p }) });
+    expect(steps.at(-1)).toEqual({ phase: 'freeing', done: 1, total: 1 }); // the rest of the family shares its blocks
+
+    steps.length = 0;
+    await deleteFilesystem({ url, prefix: 'a', onProgress: (p) => steps.push({ ...p }) });
+    const phases = phasesOf(steps);
+    expect([...phases.keys()]).toEqual(['releasing', 'freeing']);
+    expect(phases.get('releasing')!.at(-1)).toEqual({ phase: 'releasing', done: 1002, total: 1002 });
+    expect(phases.get('freeing')!.at(-1)).toEqual({ phase: 'freeing', done: 1002, total: 1002 });
+    expect(steps.length).toBeLessThan(100);
+  });
+
+  /** Commands the server ran during `fn`, by name (INFO commandstats), less the INFO calls and SCANs (their count follows the table). */
+  async function commandsDuring(fn: () => Promise<unknown>): Promise<Record<string, number>> {
+    const read = async () => {
+      const out: Record<string, number> = {};
+      for (const m of (await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1]!] = Number(m[2]);
+      return out;
+    };
+    const before = await read();
+    await fn();
+    const after = await read();
+    const delta: Record<string, number> = {};
+    for (const [cmd, n] of Object.entries(after)) {
+      if (cmd !== 'info' && cmd !== 'scan' && n !== (before[cmd] ?? 0)) delta[cmd] = n - (before[cmd] ?? 0);
+    }
+    return delta;
+  }
+
+  it('cost the reads of their totals and nothing more', async () => {
+    const run = async (fn: (onProgress: ((p: Step) => void) | undefined) => Promise<unknown>) => {
+      const plain = await commandsDuring(async () => {
+        await client.flushAll();
+        await writeFiles('a', 300);
+        await fn(undefined);
+      });
+      const watched = await commandsDuring(async () => {
+        await client.flushAll();
+        await writeFiles('a', 300);
+        await fn(() => undefined);
+      });
+      const extra: Record<string, number> = {};
+      for (const cmd of new Set([...Object.keys(plain), ...Object.keys(watched)])) {
+        const d = (watched[cmd] ?? 0) - (plain[cmd] ?? 0);
+        if (d !== 0) extra[cmd] = d;
+      }
+      return extra;
+    };
+    expect(await run((onProgress) => snapshotFilesystem({ url, from: 'a', to: 'a@s', onProgress }))).toEqual({ hget: 1 });
+    expect(await run((onProgress) => deleteFilesystem({ url, prefix: 'a', onProgress }))).toEqual({ hget: 1, scard: 1 });
+  });
+});

@@ -6,7 +6,7 @@
 import { UPGRADABLE_LAYOUTS, keysFor, statsSchema, superblockSchema } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget } from './internal/connect.js';
-import { SCAN_COUNT, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
+import { SCAN_COUNT, inodeCount, inodeKeysIn, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
 import { assertNotOpen } from './internal/clients.js';
 import { ScriptRunner } from './internal/scripts.js';
 import { drainFreeBlocks, releaseMember } from './internal/release.js';
@@ -71,6 +71,32 @@ export async function listFilesystems(target: AdminTarget = {}): Promise<Filesys
   });
 }
 
+/** Where {@link deleteFilesystem} stands: told when each phase begins (done 0) and after each batch. */
+export interface DeleteProgress {
+  /**
+   * `releasing`: the filesystem's keys are deleted (block maps release their blocks), counted in
+   * inodes; `freeing`: the data blocks no other member of the family shares are deleted.
+   */
+  phase: 'releasing' | 'freeing';
+  /** Inodes released, or blocks deleted, so far in this phase. */
+  done: number;
+  /**
+   * An estimate, undefined when unknown: the inodes `{P}:st` counted; the blocks `{F}#free` listed
+   * when the phase began (blocks of a layout-1 filesystem, deleted last, are not counted in it).
+   */
+  total: number | undefined;
+}
+
+/** Options of {@link deleteFilesystem}. */
+export interface DeleteFilesystemOptions extends AdminTarget {
+  /** Prefix of the filesystem to delete. */
+  prefix: string;
+  /** Refuse (EPERM) unless it is a snapshot. */
+  onlySnapshot?: boolean | undefined;
+  /** Progress, at batch granularity; reading its totals costs one HGET and one SCARD. */
+  onProgress?: ((progress: DeleteProgress) => void) | undefined;
+}
+
 /**
  * Deletes filesystem `prefix`: its superblock first (a half-done delete is not mountable), in
  * the same script that lists it in `{F}#dead`; then its keys, in batches (block maps release
@@ -80,13 +106,17 @@ export async function listFilesystems(target: AdminTarget = {}): Promise<Filesys
  * snapshot of it or a copy into it runs, EPERM with `onlySnapshot` when it is not a snapshot;
  * EBUSY while a store (a mount) has it open, as far as CLIENT LIST tells this user.
  */
-export async function deleteFilesystem(
-  options: AdminTarget & { prefix: string; onlySnapshot?: boolean },
-): Promise<{ deletedKeys: number }> {
+export async function deleteFilesystem(options: DeleteFilesystemOptions): Promise<{ deletedKeys: number }> {
   const layout = layoutOf(options.prefix);
   const busy = () => new FsError('EBUSY', `prefix '${layout.prefix}' is busy: a snapshot of it, or a copy into it, is in progress`);
+  const { onProgress } = options;
   return withClient(options, `deleting '${layout.prefix}'`, async (client) => {
-    if ((await client.exists([layout.snapshot, layout.snapshotLock])) > 0) throw busy();
+    // The inode count is read before `forget` removes the counters, with the first check (one round trip).
+    const [copying, inodes] = await Promise.all([
+      client.exists([layout.snapshot, layout.snapshotLock]),
+      onProgress ? inodeCount(client, layout) : undefined,
+    ]);
+    if (copying > 0) throw busy();
     await assertNotOpen(client, layout.prefix, `delete '${layout.prefix}'`);
     if (options.onlySnapshot) {
       const sb = await client.hGetAll(layout.superblock);
@@ -106,18 +136,27 @@ export async function deleteFilesystem(
         throw busy(); // a snapshot started since the check above
       }),
     );
-    const released = await releaseMember(client, scripts, layout, layout.prefix);
-    if (existed === 0 && released.keys === 0) {
+    let released = 0;
+    onProgress?.({ phase: 'releasing', done: 0, total: inodes });
+    const releasing = onProgress && ((keys: readonly string[]) => {
+      released += inodeKeysIn(layout, keys);
+      onProgress({ phase: 'releasing', done: released, total: inodes });
+    });
+    const member = await releaseMember(client, scripts, layout, layout.prefix, undefined, releasing);
+    if (existed === 0 && member.keys === 0) {
       throw new FsError('ENOENT', `no filesystem at prefix '${layout.prefix}' on ${describeTarget(options)}`);
     }
-    await drainFreeBlocks(client, layout);
+    const toFree = onProgress ? await client.sCard(layout.freeBlocks) : undefined;
+    onProgress?.({ phase: 'freeing', done: 0, total: toFree });
+    const freed = await drainFreeBlocks(client, layout, false, onProgress && ((done) => onProgress({ phase: 'freeing', done, total: toFree })));
     let layout1Blocks = 0;
     if (layout1) {
       for await (const keys of scanMatching(client, layout.blockPattern, SCAN_COUNT)) {
         if (keys.length > 0) layout1Blocks += await unlinkKeys(client, keys);
+        onProgress?.({ phase: 'freeing', done: freed + layout1Blocks, total: undefined });
       }
     }
-    return { deletedKeys: existed + released.keys + layout1Blocks };
+    return { deletedKeys: existed + member.keys + layout1Blocks };
   });
 }
 

@@ -6,7 +6,9 @@
  */
 import { keysFor, type KeyLayout } from '@redisfs/schema';
 import { describe, expect, it } from 'vitest';
-import { checkFilesystem, deleteFilesystem, openStore, snapshotFilesystem, type FsckProblemKind, type FsckReport, type Store } from './index.js';
+import {
+  checkFilesystem, deleteFilesystem, openStore, snapshotFilesystem, type FsckProblemKind, type FsckProgress, type FsckReport, type Store,
+} from './index.js';
 import { connectClient } from './internal/connect.js';
 import type { RepairAction } from './internal/fsck-check.js';
 import { applyRepair } from './internal/fsck-repair.js';
@@ -551,10 +553,35 @@ describe('checkFilesystem', () => {
     expect((await fsck(t.prefix, true)).remaining).toEqual([]);
   });
 
-  it('reports progress', async () => {
+  it('reports progress phase by phase, each from 0 up to its total on a quiet filesystem', async () => {
     const t = await build();
-    const phases = new Set<string>();
-    await checkFilesystem({ url: fx.redis.url, prefix: t.prefix, onProgress: (p) => phases.add(p.phase) });
-    expect([...phases].sort()).toEqual(['blocks', 'maps', 'metadata', 'refcounts']);
+    const seen: FsckProgress[] = [];
+    await checkFilesystem({ url: fx.redis.url, prefix: t.prefix, onProgress: (p) => seen.push({ ...p }) });
+    const phases = [...new Set(seen.map((p) => p.phase))];
+    expect(phases).toEqual(['metadata', 'blocks', 'maps', 'refcounts']);
+    for (const phase of phases) {
+      const calls = seen.filter((p) => p.phase === phase);
+      expect(calls[0], phase).toMatchObject({ pass: 1, done: 0 });
+      expect(calls.map((c) => c.done)).toEqual(calls.map((c) => c.done).sort((a, b) => a - b));
+    }
+    const last = (phase: string) => seen.filter((p) => p.phase === phase).at(-1);
+    // 9 inodes; a.txt (3 blocks), the hidden file (1) and b (2): 6 blocks in 3 maps.
+    expect(last('metadata')).toEqual({ phase: 'metadata', pass: 1, done: 9, total: 9 });
+    expect(last('blocks')).toEqual({ phase: 'blocks', pass: 1, done: 6, total: 6 });
+    expect(last('maps')).toEqual({ phase: 'maps', pass: 1, done: 3, total: 3 });
+    expect(last('refcounts')).toMatchObject({ total: undefined });
+  });
+
+  it('counts repairs against the repairs of the pass', async () => {
+    const t = await build();
+    await fx.raw.hSet(t.k.inode(t.ino.a), 'n', '5');
+    await fx.raw.hSet(t.k.inode(t.ino.b), 'n', '7');
+    const seen: FsckProgress[] = [];
+    await checkFilesystem({ url: fx.redis.url, prefix: t.prefix, repair: true, onProgress: (p) => seen.push({ ...p }) });
+    expect(seen.filter((p) => p.phase === 'repair')).toEqual([
+      { phase: 'repair', pass: 1, done: 1, total: 2 },
+      { phase: 'repair', pass: 1, done: 2, total: 2 },
+    ]);
+    expect(seen.at(-1)).toMatchObject({ phase: 'refcounts', pass: 2 }); // the check after the repairs
   });
 });

@@ -33,7 +33,7 @@
  */
 import { UPGRADABLE_LAYOUTS, isSupportedLayout, type KeyLayout } from '@redisfs/schema';
 import { FsError } from './errors.js';
-import { holdsAnyKey, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
+import { holdsAnyKey, inodeCount, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
 import { describeTarget, type RedisClient } from './internal/connect.js';
 import { checkImage, type Finding } from './internal/fsck-check.js';
 import { BlockTable, FamilyCheck } from './internal/fsck-family.js';
@@ -41,6 +41,7 @@ import { MapCheck } from './internal/fsck-maps.js';
 import { applyRepair } from './internal/fsck-repair.js';
 import {
   countDeadMembers, membersBeingCopied, readLayoutFields, scanBlocks, scanMaps, scanMetadata, scanRefcountsAndFree, storedBlocks,
+  type MetaImage,
 } from './internal/fsck-scan.js';
 import { ScriptRunner } from './internal/scripts.js';
 
@@ -163,13 +164,25 @@ export interface FsckReport {
   passes: number;
 }
 
-/** Progress of a run: the phase and how many keys (or repairs) it has done so far. */
+/** Progress of a run: told when each phase of a check begins (done 0), after each batch, and after each repair. */
 export interface FsckProgress {
   /** metadata: the filesystem's keys; blocks, maps, refcounts: the family's; repair. */
   phase: 'metadata' | 'blocks' | 'maps' | 'refcounts' | 'repair';
   /** 1 for the first check; repair passes count up from there. */
   pass: number;
+  /**
+   * Done so far in this phase: metadata, inodes read; blocks, data-block keys; maps, block-map
+   * keys (of the whole family); refcounts, entries of `{F}#rc` and `{F}#free`; repair, repairs
+   * tried (over every pass).
+   */
   done: number;
+  /**
+   * An estimate, undefined when unknown: metadata, the inodes `{P}:st` counts; blocks, the blocks
+   * this filesystem's files span (its family may store more, sparse files fewer); maps, this
+   * filesystem's block maps (other members of the family add theirs); refcounts, unknown; repair,
+   * the repairs tried so far and those of this pass.
+   */
+  total: number | undefined;
 }
 
 /** Options of {@link checkFilesystem}. */
@@ -178,7 +191,7 @@ export interface FsckOptions extends AdminTarget {
   prefix: string;
   /** Fix what can be fixed (orphans, counts, entries, maps, blocks). Only on a quiet family. */
   repair?: boolean | undefined;
-  /** Called as the check proceeds (after each SCAN batch, each repair). */
+  /** Called as the check proceeds (after each SCAN batch, each repair); its totals cost one HGET per check. */
   onProgress?: ((progress: FsckProgress) => void) | undefined;
 }
 
@@ -224,13 +237,14 @@ export async function checkFilesystem(options: FsckOptions): Promise<FsckReport>
       if (batch.length === 0) break;
       await assertNoSnapshot(client, layout, options, current.members);
       let changed = 0;
+      const total = done + batch.length;
       for (const finding of batch) {
         const repaired = await applyRepair(client, layout, finding, current.blockSize, scripts);
         if (repaired) {
           report.repaired.push(repaired);
           changed++;
         }
-        options.onProgress?.({ phase: 'repair', pass, done: ++done });
+        options.onProgress?.({ phase: 'repair', pass, done: ++done, total });
       }
       current = await checkOnce(client, layout, options, ++pass);
       report.passes = pass;
@@ -297,9 +311,15 @@ interface CheckResult {
  * counts and the free list.
  */
 async function checkOnce(client: RedisClient, layout: KeyLayout, options: FsckOptions, pass: number): Promise<CheckResult> {
-  const progress = (phase: FsckProgress['phase']) => (done: number) => options.onProgress?.({ phase, pass, done });
-  await assertCheckableLayout(client, layout);
-  const image = await scanMetadata(client, layout, progress('metadata'));
+  const { onProgress } = options;
+  /** Tells that `phase` begins, with its total, and returns what its scan reports to. */
+  const progress = (phase: FsckProgress['phase'], total: number | undefined) => {
+    onProgress?.({ phase, pass, done: 0, total });
+    return (done: number) => onProgress?.({ phase, pass, done, total });
+  };
+  const [, inodes] = await Promise.all([assertCheckableLayout(client, layout), onProgress ? inodeCount(client, layout) : undefined]);
+  const metadata = progress('metadata', inodes);
+  const image = await scanMetadata(client, layout, (scanned, inodesRead) => metadata(inodesRead ?? scanned));
   if (image.superblock === undefined && image.keysScanned === 0 && !(await holdsAnyKey(client, layout))) {
     throw new FsError('ENOENT', `no filesystem at prefix '${layout.prefix}' on ${describeTarget(options)}`);
   }
@@ -322,7 +342,7 @@ async function checkOnce(client: RedisClient, layout: KeyLayout, options: FsckOp
     layout,
     (id) => table.stored(id),
     (key) => check.unexpected(key, 'is under the block pattern but is not a block key'),
-    progress('blocks'),
+    progress('blocks', onProgress ? blocksSpanned(image, check.blockSize) : undefined),
   );
   const { members } = await scanMaps(
     client,
@@ -334,14 +354,14 @@ async function checkOnce(client: RedisClient, layout: KeyLayout, options: FsckOp
     (prefix, ino, key) => {
       if (prefix === layout.prefix) check.unexpected(key, maps.notZset(ino));
     },
-    progress('maps'),
+    progress('maps', image.maps.size),
   );
   const family = new FamilyCheck(layout, table, members);
   await scanRefcountsAndFree(
     client,
     layout,
     { refcount: (id, raw) => family.refcount(id, raw), free: (id) => family.free(id), unexpected: (key, why) => check.unexpected(key, why) },
-    progress('refcounts'),
+    progress('refcounts', undefined),
   );
   // A block stored after the block scan went by (a write meanwhile) is not missing.
   const candidates = maps.missingCandidates();
@@ -354,4 +374,12 @@ async function checkOnce(client: RedisClient, layout: KeyLayout, options: FsckOp
     blockSize: check.blockSize,
     members,
   };
+}
+
+/** The blocks the regular files of an image span: the blocks phase's estimate of what the family stores. */
+function blocksSpanned(image: MetaImage, blockSize: number): number | undefined {
+  if (!(blockSize > 0)) return undefined;
+  let n = 0;
+  for (const inode of image.inodes.values()) if (inode.type === 'file') n += Math.ceil(inode.size / blockSize);
+  return n;
 }

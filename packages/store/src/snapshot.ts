@@ -24,7 +24,7 @@ import { DEFAULT_BLOCK_SIZE, LAYOUT_VERSION, sameFamily, type KeyLayout } from '
 import { FsError } from './errors.js';
 import { describeTarget, type RedisClient } from './internal/connect.js';
 import {
-  assertCopySupported, holdsAnyKey, layoutOf, scanKeys, withClient, type AdminTarget,
+  assertCopySupported, holdsAnyKey, inodeCount, inodeKeysIn, layoutOf, scanKeys, withClient, type AdminTarget,
 } from './internal/admin-client.js';
 import { drainFreeBlocks, releaseGcWork, releaseKeys } from './internal/release.js';
 import { ScriptRunner } from './internal/scripts.js';
@@ -48,6 +48,26 @@ export interface CopyFilesystemOptions extends AdminTarget {
   to: string;
   /** Delete every key of `to` first instead of refusing. */
   force?: boolean | undefined;
+  /** Progress, at batch granularity; reading its totals costs an HGET of each `{P}:st` and a SCARD of `{F}#free` (with `force`). */
+  onProgress?: ((progress: CopyProgress) => void) | undefined;
+}
+
+/** Where a copy stands: told when each phase begins (done 0) and after each batch. */
+export interface CopyProgress {
+  /**
+   * With `force` on an existing target, first `replacing`: its keys are deleted (counted in
+   * inodes), then `freeing`: the blocks no other member shares are deleted. Then `copying`: the
+   * source's keys (counted in inodes).
+   */
+  phase: 'replacing' | 'freeing' | 'copying';
+  /** Inodes, or blocks, done so far in this phase. */
+  done: number;
+  /**
+   * An estimate, undefined when unknown: the inodes `{P}:st` counted (of the target when
+   * replacing, of the source when copying; files created meanwhile are not in it), the blocks
+   * `{F}#free` listed when freeing began.
+   */
+  total: number | undefined;
 }
 
 /** What a copy did. */
@@ -97,7 +117,13 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
   const where = describeTarget(options);
   return withClient(options, `copying '${src.prefix}' to '${dst.prefix}'`, async (client) => {
     await assertCopySupported(client, options);
-    const [version, upgrading] = await client.hmGet(src.superblock, ['version', 'upgrade']);
+    const { onProgress } = options;
+    // The totals are read with the superblock (one round trip); the target's is only used with force.
+    const [[version, upgrading], srcInodes, dstInodes] = await Promise.all([
+      client.hmGet(src.superblock, ['version', 'upgrade']),
+      onProgress ? inodeCount(client, src) : undefined,
+      onProgress && options.force ? inodeCount(client, dst) : undefined,
+    ]);
     if (version == null) throw new FsError('ENOENT', `no filesystem at prefix '${src.prefix}' on ${where}`);
     if (Number(version) !== LAYOUT_VERSION || upgrading != null) {
       throw new FsError(
@@ -123,8 +149,16 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
       if (Number(existed) === 1 || (await holdsAnyKey(client, dst, [dst.snapshotLock]))) {
         if (!options.force) throw new FsError('EEXIST', existsMessage(dst.prefix, where));
         await assertNotOpen(client, dst.prefix, `replace '${dst.prefix}'`);
-        deletedKeys = (await releaseKeys(client, scripts, dst, [dst.snapshotLock])).keys;
-        await drainFreeBlocks(client, dst);
+        let replaced = 0;
+        onProgress?.({ phase: 'replacing', done: 0, total: dstInodes });
+        const replacing = onProgress && ((keys: readonly string[]) => {
+          replaced += inodeKeysIn(dst, keys);
+          onProgress({ phase: 'replacing', done: replaced, total: dstInodes });
+        });
+        deletedKeys = (await releaseKeys(client, scripts, dst, [dst.snapshotLock], undefined, replacing)).keys;
+        const toFree = onProgress ? await client.sCard(dst.freeBlocks) : undefined;
+        onProgress?.({ phase: 'freeing', done: 0, total: toFree });
+        await drainFreeBlocks(client, dst, false, onProgress && ((done) => onProgress({ phase: 'freeing', done, total: toFree })));
       }
       targetIsOurs = true;
       const at = (await explain(scripts.run('snapStart', src.metaPrefix, [dst.prefix, id, lease]), {
@@ -133,15 +167,23 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
       })) as string;
       started = true;
       let copiedKeys = 0;
+      // Inodes of the batches copied (or preserved by writers already: handled either way).
+      let copied = 0;
+      onProgress?.({ phase: 'copying', done: 0, total: srcInodes });
       // One batch copied while the next SCAN runs: both go down the one connection in order.
-      let inFlight: Promise<unknown> | undefined;
+      let inFlight: { reply: Promise<unknown>; inodes: number } | undefined;
+      const land = async (batch: { reply: Promise<unknown>; inodes: number }) => {
+        copiedKeys += Number(await batch.reply);
+        copied += batch.inodes;
+        onProgress?.({ phase: 'copying', done: copied, total: srcInodes });
+      };
       for await (const keys of scanKeys(client, src, COPY_BATCH)) {
         const next = explain(scripts.run('snapCopy', src.metaPrefix, [id, lease, ...keys]), LEASE_LOST);
         next.catch(() => undefined);
-        if (inFlight) copiedKeys += Number(await inFlight);
-        inFlight = next;
+        if (inFlight) await land(inFlight);
+        inFlight = { reply: next, inodes: onProgress ? inodeKeysIn(src, keys) : 0 };
       }
-      if (inFlight) copiedKeys += Number(await inFlight);
+      if (inFlight) await land(inFlight);
       await explain(scripts.run('snapFinish', src.metaPrefix, [id, markSnapshot ? '1' : '', at]), LEASE_LOST);
       await collectCopiedWork(client, scripts, dst, src);
       return { copiedKeys: copiedKeys + 1, deletedKeys, atNs: BigInt(at) };

@@ -174,7 +174,14 @@ describe('upgradeFilesystem: the layout-1 fixture', () => {
       });
       expect(result.scanned).toBeGreaterThanOrEqual(blocks + leftovers);
       expect(progress.length).toBeGreaterThan(1); // bounded batches, not one sweep
-      expect(progress.at(-1)).toEqual({ scanned: result.scanned, blocksMapped: blocks, blocksDropped: leftovers });
+      // The estimate of the keys to scan ends exact (the cursor has walked the whole keyspace).
+      expect(progress.at(-1)).toEqual({ scanned: result.scanned, blocksMapped: blocks, blocksDropped: leftovers, total: result.scanned });
+      expect(progress.map((p) => p.scanned)).toEqual(progress.map((p) => p.scanned).sort((a, b) => a - b));
+      // Block keys are spread evenly in SCAN order: once a tenth is scanned, estimates are close.
+      for (const p of progress.filter((q) => q.scanned >= result.scanned / 10)) {
+        expect(p.total, JSON.stringify(p)).toBeGreaterThan(result.scanned / 2);
+        expect(p.total, JSON.stringify(p)).toBeLessThan(result.scanned * 2);
+      }
       await checkKeys(redis, prefix);
     }
   });
@@ -323,11 +330,12 @@ describe('upgradeFilesystem: rules and refusals', () => {
     const prefix = t.newPrefix();
     const layout = await layout1(prefix, { 2: node(5000) }, ['2:0', '2:1']);
     await t.raw.hSet(layout.dir(1), 'f', 'f2');
-    for (const p of [
-      snapshotFilesystem({ url: url(), from: prefix, to: `${prefix}@a` }),
-      restoreFilesystem({ url: url(), from: prefix, to: `${prefix}@b` }),
+    // One at a time: a second promise made up front would reject unawaited.
+    for (const copy of [
+      () => snapshotFilesystem({ url: url(), from: prefix, to: `${prefix}@a` }),
+      () => restoreFilesystem({ url: url(), from: prefix, to: `${prefix}@b` }),
     ]) {
-      const err = await p.then(() => undefined, (e: unknown) => e);
+      const err = await copy().then(() => undefined, (e: unknown) => e);
       expect(isFsError(err, 'EINVAL'), String(err)).toBe(true);
       expect((err as Error).message).toContain(`redisfs upgrade --prefix ${prefix}`);
     }

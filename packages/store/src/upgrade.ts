@@ -33,18 +33,23 @@ export interface UpgradeProgress {
   blocksMapped: number;
   /** Block keys deleted: past the end of their file, or of an inode that is gone or is no regular file. */
   blocksDropped: number;
+  /**
+   * Progress only: an estimate of the keys the scan will return in all, this run (`scanned` / the
+   * share of the keyspace the SCAN cursor has walked since this run began); undefined at first.
+   */
+  total?: number | undefined;
 }
 
 /** Options of {@link upgradeFilesystem}. */
 export interface UpgradeOptions extends AdminTarget {
   /** Prefix of the filesystem to upgrade (a layout-1 prefix: no `@`). */
   prefix: string;
-  /** Called after each batch. An exception thrown here stops the upgrade (it resumes on the next run). */
+  /** Called after each SCAN page (no extra command). An exception thrown here stops the upgrade (it resumes on the next run). */
   onProgress?: ((progress: UpgradeProgress) => void) | undefined;
 }
 
 /** The result of {@link upgradeFilesystem}. */
-export interface UpgradeResult extends UpgradeProgress {
+export interface UpgradeResult extends Omit<UpgradeProgress, 'total'> {
   prefix: string;
   /** The filesystem was already layout 2: nothing was done. */
   alreadyCurrent: boolean;
@@ -111,6 +116,7 @@ export async function upgradeFilesystem(options: UpgradeOptions): Promise<Upgrad
     if (start[0] !== 'run') throw new FsError('EINVAL', `prefix '${prefix}' holds layout version ${start[1]}; redisfs upgrade converts layout 1 to 2`);
     result.began = start[2] === 'resume' ? 'resumed' : start[2] === 'restart' ? 'restarted' : 'new';
     let cursor = start[1] ?? '0';
+    const startedAt = walkedShare(cursor);
     let unsaved = 0;
     do {
       const page = await client.scan(cursor, { MATCH: layout.blockPattern, COUNT: SCAN_COUNT });
@@ -136,7 +142,13 @@ export async function upgradeFilesystem(options: UpgradeOptions): Promise<Upgrad
         result.blocksDropped += Number(reply[1]);
       }
       if (save !== '') unsaved = 0;
-      options.onProgress?.({ scanned: result.scanned, blocksMapped: result.blocksMapped, blocksDropped: result.blocksDropped });
+      const walked = (next === '0' ? 1 : walkedShare(next)) - startedAt;
+      options.onProgress?.({
+        scanned: result.scanned,
+        blocksMapped: result.blocksMapped,
+        blocksDropped: result.blocksDropped,
+        total: walked > 0 ? Math.round(result.scanned / walked) : undefined,
+      });
       cursor = next;
     } while (cursor !== '0');
     result.gcEntriesDropped = Number(await explain(scripts.run('upgradeFinish', layout.metaPrefix, []), prefix));
@@ -152,6 +164,23 @@ function layout1Block(layout: KeyLayout, key: string): { ino: number; index: num
   const block = parseLayout1BlockKey(layout.prefix, key);
   if (!block || block.ino < 1 || !Number.isSafeInteger(block.ino) || !Number.isSafeInteger(block.index)) return undefined;
   return layout.block(`${block.ino}:${block.index}`) === key ? block : undefined;
+}
+
+/**
+ * The share of the keyspace (0 to 1) a SCAN has walked when it returns `cursor`: SCAN counts
+ * through the buckets of the key table with the bits of the cursor reversed, so reversing them
+ * again gives how far it is, whatever the table's size (a key count without DBSIZE, which an ACL
+ * may deny). Holds on a single server, where an upgrade runs (a cluster node's cursor also
+ * encodes its slot).
+ */
+function walkedShare(cursor: string): number {
+  let x = BigInt.asUintN(64, BigInt(/^\d+$/.test(cursor) ? cursor : '0'));
+  let reversed = 0n;
+  for (let i = 0; i < 64; i++) {
+    reversed = (reversed << 1n) | (x & 1n);
+    x >>= 1n;
+  }
+  return Number(reversed) / 2 ** 64;
 }
 
 /** EBUSY while a snapshot of the prefix, or a copy into it, runs (the scripts check again). */

@@ -2,7 +2,7 @@
  * Plumbing shared by the whole-filesystem tools (snapshot, list, delete): one client per call,
  * prefix validation, SCAN-based key walks in bounded batches (never KEYS).
  */
-import { assertPrefix, keysFor, type KeyLayout } from '@redisfs/schema';
+import { assertPrefix, keysFor, parseInodeKey, type KeyLayout } from '@redisfs/schema';
 import { FsError } from '../errors.js';
 import { connectClient, describeTarget, type RedisClient } from './connect.js';
 import { toFsError } from './redis-errors.js';
@@ -40,6 +40,26 @@ export async function* scanKeys(client: RedisClient, layout: KeyLayout, batch = 
   for await (const keys of scanMatching(client, layout.metaPattern, batch)) {
     for (let i = 0; i < keys.length; i += batch) yield keys.slice(i, i + batch);
   }
+}
+
+/**
+ * The inode count of `{P}:st` (what `df -i` shows), the cheap total of a job that walks a
+ * filesystem's keys (progress counts the inode keys among them); undefined when unknown.
+ */
+export async function inodeCount(client: RedisClient, layout: KeyLayout): Promise<number | undefined> {
+  try {
+    const n = Number(await client.hGet(layout.stats, 'inodes'));
+    return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined; // not a hash: no total
+  }
+}
+
+/** How many of `keys` are inode keys of the layout (progress of a walk, counted in inodes). */
+export function inodeKeysIn(layout: KeyLayout, keys: readonly string[]): number {
+  let n = 0;
+  for (const key of keys) if (parseInodeKey(layout, key)?.kind === 'inode') n++;
+  return n;
 }
 
 /** Whether any key of the layout exists, apart from `except`. */

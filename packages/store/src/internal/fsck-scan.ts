@@ -70,8 +70,8 @@ export interface MetaImage {
   keysScanned: number;
 }
 
-/** Called after each batch with the number of keys scanned so far in this phase. */
-export type ScanProgress = (scanned: number) => void;
+/** Called after each batch with the number of keys scanned so far in this phase (the metadata scan adds the inodes read). */
+export type ScanProgress = (scanned: number, inodes?: number) => void;
 
 /**
  * The superblock's `version` and `upgrade` fields, read before anything else (a filesystem of
@@ -120,7 +120,7 @@ export async function scanMetadata(client: RedisClient, layout: KeyLayout, progr
     for (let i = 0; i < inodes.length; i += BATCH) await readInodes(client, layout, inodes.slice(i, i + BATCH), image);
     for (let i = 0; i < dirs.length; i += BATCH) await readDirs(client, layout, dirs.slice(i, i + BATCH), image);
     image.keysScanned += keys.length;
-    progress?.(image.keysScanned);
+    progress?.(image.keysScanned, image.inodes.size);
   }
   await readSingletons(client, layout, image);
   return image;

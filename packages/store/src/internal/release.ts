@@ -98,6 +98,7 @@ const GC_MEMBERS_PER_STEP = 16;
  * Releases every metadata key of `member` but `except`: block maps lose their references in
  * batches (blocks nobody else references go to `{F}#free`), other keys are deleted. Returns the
  * number of steps taken (script calls); stops early, to be resumed, when `stop()` says so.
+ * `onBatch` is told the keys of each SCAN batch once they are released (progress).
  */
 export async function releaseKeys(
   client: RedisClient,
@@ -105,6 +106,7 @@ export async function releaseKeys(
   member: KeyLayout,
   except: readonly string[] = [],
   stop: () => boolean = () => false,
+  onBatch?: (keys: readonly string[]) => void,
 ): Promise<{ steps: number; keys: number; stopped: boolean }> {
   let steps = 0;
   let keys = 0;
@@ -116,6 +118,7 @@ export async function releaseKeys(
       steps += released.steps;
       if (!released.done) return { steps, keys, stopped: true };
     }
+    onBatch?.(batch as string[]);
   }
   return { steps, keys, stopped: false };
 }
@@ -131,6 +134,7 @@ export async function releaseMember(
   family: KeyLayout,
   prefix: string,
   stop: () => boolean = () => false,
+  onBatch?: (keys: readonly string[]) => void,
 ): Promise<{ steps: number; keys: number }> {
   let member: KeyLayout;
   try {
@@ -143,14 +147,22 @@ export async function releaseMember(
     await client.sRem(family.deadMembers, prefix); // not of this family: nothing of ours to release
     return { steps: 0, keys: 0 };
   }
-  const done = await releaseKeys(client, scripts, member, [], stop);
+  const done = await releaseKeys(client, scripts, member, [], stop, onBatch);
   if (!done.stopped) await scripts.run('releaseDone', member.metaPrefix, []);
   return done;
 }
 
-/** Deletes every block listed in `{F}#free`, in batches. Returns how many. */
-export async function drainFreeBlocks(client: RedisClient, keys: KeyLayout, perKey = false): Promise<number> {
+/** Deletes every block listed in `{F}#free`, in batches. Returns how many; `onBatch` is told the total after each batch. */
+export async function drainFreeBlocks(
+  client: RedisClient,
+  keys: KeyLayout,
+  perKey = false,
+  onBatch?: (deleted: number) => void,
+): Promise<number> {
   let total = 0;
-  for (let n = await deleteFreeBlocks(client, keys); n > 0; n = await deleteFreeBlocks(client, keys)) total += n;
+  for (let n = await deleteFreeBlocks(client, keys); n > 0; n = await deleteFreeBlocks(client, keys)) {
+    total += n;
+    onBatch?.(total);
+  }
   return total;
 }
