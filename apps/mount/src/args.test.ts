@@ -43,7 +43,7 @@ describe('parseMountArgs', () => {
     expect(await config(['--mount', empty])).toEqual({
       mountpoint: empty, prefix: 'skx', readOnly: false, readWrite: false, debug: false, daemon: false, allowOther: false,
       logFile: undefined, url: undefined, socket: undefined, cacheTimeoutMs: 1000, syncReplicas: 0,
-      logLevel: 'info', syslog: false, metrics: undefined,
+      logLevel: 'info', syslog: false, metrics: undefined, mountFlags: [], source: 'skx',
     });
   });
 
@@ -176,9 +176,28 @@ describe('parseMountArgs', () => {
     );
   });
 
-  it('accepts --log-file only with --daemon', async () => {
-    expect(await usageError(['--mount', empty, '--log-file', join(root, 'log')])).toMatch(/only used with --daemon/);
+  it('accepts --log-file in the foreground and with --daemon', async () => {
+    expect((await config(['--mount', empty, '--log-file', join(root, 'log')])).logFile).toBe(join(root, 'log'));
     expect((await config(['--mount', empty, '--daemon', '--log-file', join(root, 'log')])).logFile).toBe(join(root, 'log'));
+  });
+
+  it('refuses a --log-file that cannot be opened, naming the flag, and one given with --syslog', async () => {
+    const missing = join(root, 'nonexistent', 'dir', 'x.log');
+    expect(await usageError(['--mount', empty, '--log-file', missing])).toBe(`--log-file ${missing}: no such directory`);
+    expect(await usageError(['--mount', empty, '--log-file', empty])).toBe(`--log-file ${empty}: is a directory`);
+    expect(await usageError(['--mount', empty, '--log-file', join(root, 'file', 'x.log')])).toBe(
+      `--log-file ${join(root, 'file', 'x.log')}: ${join(root, 'file')} is not a directory`,
+    );
+    expect(await usageError(['--mount', empty, '--log-file', join(root, 'log'), '--syslog'])).toBe(
+      '--log-file and --syslog are mutually exclusive',
+    );
+  });
+
+  it('gives the daemon child its --log-file', async () => {
+    const c = await config(['--mount', empty, '--daemon', '--log-file', join(root, 'log')]);
+    const child = daemonChildArgs(c);
+    expect(child.args).toContain('--log-file');
+    expect(await config(child.args, child.env)).toEqual({ ...c, daemon: false });
   });
 
   it('gives the daemon child the same mount, the URL in its environment', async () => {
@@ -195,6 +214,50 @@ describe('parseMountArgs', () => {
       const again = daemonChildArgs(strict);
       expect(await config(again.args, again.env)).toEqual({ ...strict, daemon: false });
     }
+  });
+});
+
+describe('parseMountArgs: redisfs SOURCE MOUNTPOINT -o …', () => {
+  it('mounts SOURCE on MOUNTPOINT in the background, naming the source', async () => {
+    expect(await config(['redis://alice:pw@db:6380/2/home', empty, '-o', 'cache_timeout=0,ro,_netdev,noexec'])).toMatchObject({
+      mountpoint: empty, prefix: 'home', url: 'redis://alice:pw@db:6380/2', readOnly: true, daemon: true, cacheTimeoutMs: 0,
+      mountFlags: ['noexec'], source: 'redis://alice@db:6380/2/home',
+    });
+    expect(await config(['skx', empty, '-f'])).toMatchObject({ prefix: 'skx', url: undefined, daemon: false, source: 'skx' });
+    expect(await config(['-d', 'skx', empty])).toMatchObject({ daemon: false, debug: true });
+  });
+
+  it('names in its messages what the user typed', async () => {
+    expect(await usageError(['skx', empty, '-o', 'cache_timeout=abc'])).toBe('-o cache_timeout must be a number of seconds from 0 to 3600');
+    expect(await usageError(['skx', empty, '-o', 'cache-timeout=-1'])).toBe('-o cache-timeout must be a number of seconds from 0 to 3600');
+    expect(await usageError(['skx', empty, '-o', 'ro,read_write'])).toBe('-o ro and -o read_write are mutually exclusive');
+    expect(await usageError(['skx', empty, '-o', `log_file=${join(root, 'log')},syslog`])).toBe('-o log_file and -o syslog are mutually exclusive');
+    expect(await usageError(['skx', empty, '-o', 'url=ftp://h'])).toMatch(/^-o url must start with redis:\/\//);
+    expect(await usageError(['skx', join(root, 'missing')])).toMatch(/^mountpoint .*missing does not exist/);
+    expect(await usageError(['skx', ''])).toBe('MOUNTPOINT must not be empty');
+  });
+
+  it('never echoes a password from SOURCE', async () => {
+    for (const args of [['redis://u:hunter2@db:1/x/skx', empty], ['redis://u:hunter2@db/skx', join(root, 'missing')], ['skx', empty, '-o', 'url=redis://u:hunter2@db:0']]) {
+      expect(await usageError(args)).not.toContain('hunter2');
+    }
+  });
+
+  it('takes --mount-flags in the --mount form, and gives them to the daemon child', async () => {
+    const c = await config(['--mount', empty, '--daemon', '--mount-flags', 'noexec,suid,nosuid,noatime']);
+    expect(c.mountFlags).toEqual(['noexec', 'noatime']);
+    const child = daemonChildArgs(c);
+    expect(await config(child.args, child.env)).toEqual({ ...c, daemon: false });
+    expect(await usageError(['--mount', empty, '--mount-flags', 'noexec,relatime'])).toBe(
+      '--mount-flags takes a comma-separated list of suid, nosuid, dev, nodev, exec, noexec, noatime, sync, async, dirsync',
+    );
+  });
+
+  it('gives the daemon child of the SOURCE form the same mount', async () => {
+    const c = await config(['redis://:pw@h:1/home', empty, '-o', 'noexec,allow_other']);
+    const child = daemonChildArgs(c);
+    expect(child.args.join(' ')).not.toContain('pw');
+    expect(await config(child.args, child.env)).toEqual({ ...c, daemon: false });
   });
 });
 

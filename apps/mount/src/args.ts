@@ -8,6 +8,8 @@ import yargs from 'yargs';
 import { z } from 'zod';
 import { REDIS_TARGET_OPTIONS, firstIssueMessage, prefixSchema, redisTargetShape, resolveRedisTarget, redisTargetFlagsOf, stringFlagError, URL_ENV, UsageError } from '@redisfs/cli-common';
 import { DEFAULT_PREFIX } from '@redisfs/schema';
+import { mountFlagsOf, mountFlagsProblem, sourceName, translateFuseArgs, type MountFlag } from './fuse-args.js';
+import { logFileProblem } from './log.js';
 import { mountpointProblem } from './mountpoint.js';
 
 /** A validated mount command line. */
@@ -21,7 +23,7 @@ export interface MountConfig {
   debug: boolean;
   daemon: boolean;
   allowOther: boolean;
-  /** Where a --daemon child writes its output (default: discarded). */
+  /** --log-file: where the log goes (absolute; undefined: stderr, or the --daemon default file, see log.ts). */
   logFile: string | undefined;
   /** Redis URL from --url, --host/--port or REDISFS_URL. */
   url: string | undefined;
@@ -37,6 +39,10 @@ export interface MountConfig {
   syslog: boolean;
   /** --metrics HOST:PORT: serve Prometheus metrics there (undefined: no metrics endpoint). */
   metrics: { host: string; port: number } | undefined;
+  /** --mount-flags (or -o noexec, …): kernel mount flags beyond FUSE's defaults (nosuid,nodev). */
+  mountFlags: MountFlag[];
+  /** What mount(8), df and /proc/mounts show as the source: the prefix, or the URL (no password)/prefix. */
+  source: string;
 }
 
 /** Log levels, most severe first. */
@@ -58,6 +64,8 @@ const SYNC_REPLICAS_MESSAGE = `--sync-replicas must be a whole number from 0 to 
 
 const METRICS_MESSAGE = '--metrics must be HOST:PORT (e.g. 127.0.0.1:9464), with a port from 1 to 65535';
 
+const MOUNT_FLAG_LIST = 'suid, nosuid, dev, nodev, exec, noexec, noatime, sync, async, dirsync';
+
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 const argsSchema = z.object({
@@ -77,7 +85,15 @@ const argsSchema = z.object({
     .refine((s) => s <= MAX_CACHE_TIMEOUT_S, CACHE_TIMEOUT_MESSAGE)
     .transform((s) => Math.round(s * 1000))
     .default(DEFAULT_CACHE_TIMEOUT_S * 1000),
-  logFile: z.string({ error: stringFlagError('--log-file') }).min(1).transform((f) => resolve(f)).optional(),
+  logFile: z
+    .string({ error: stringFlagError('--log-file') })
+    .min(1)
+    .transform((f) => resolve(f))
+    .superRefine((file, ctx) => {
+      const problem = logFileProblem(file);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
   syncReplicas: z
     .string({ error: stringFlagError('--sync-replicas') })
     .regex(/^\d{1,3}$/, SYNC_REPLICAS_MESSAGE)
@@ -96,6 +112,15 @@ const argsSchema = z.object({
     })
     .refine((m) => m.port >= 1 && m.port <= 65535, METRICS_MESSAGE)
     .optional(),
+  mountFlags: z
+    .string({ error: stringFlagError('--mount-flags') })
+    .transform((list, ctx) => {
+      const flags = mountFlagsOf(list);
+      if (flags) return flags;
+      ctx.addIssue({ code: 'custom', message: `--mount-flags takes a comma-separated list of ${MOUNT_FLAG_LIST}` });
+      return z.NEVER;
+    })
+    .default([]),
   // Last: the disk is looked at only when the flags are right.
   mount: z
     .string({ error: stringFlagError('--mount') })
@@ -111,7 +136,16 @@ const argsSchema = z.object({
 function buildParser(args: string[]) {
   return yargs(args)
     .scriptName('redisfs')
-    .usage('$0 --mount DIR [options]\n\nMount the redisfs filesystem stored in Redis under --prefix on DIR.')
+    .usage(
+      '$0 SOURCE MOUNTPOINT [-o opt[,opt…]] [-f] [-d]\n$0 --mount DIR [options]\n\n' +
+        'Mount the redisfs filesystem SOURCE on MOUNTPOINT, in the background once mounted (-f: stay in the ' +
+        'foreground; -d: foreground, with --debug). SOURCE is a prefix (skx) or a Redis URL ending in it: ' +
+        'redis://[user@]host:port[/db]/skx, redis://h1:p1,h2:p2/skx (cluster), redis+sentinel://h:p[,…]/MASTER/skx. ' +
+        'Every option below is also an -o option (-o cache_timeout=0,ro,allow_other); -o password_file=FILE reads ' +
+        "the URL's password from FILE; mount(8)'s options (defaults, _netdev, nofail, noauto, x-systemd.*…) are " +
+        'ignored; nosuid, nodev, noexec, suid, dev (root), noatime, sync, dirsync are applied. ' +
+        'The --mount form mounts --prefix on DIR in the foreground unless --daemon.',
+    )
     .locale('en')
     .option('mount', { type: 'string', demandOption: true, describe: 'empty directory to mount on' })
     .option('prefix', { type: 'string', default: DEFAULT_PREFIX, describe: 'filesystem prefix in Redis' })
@@ -122,25 +156,30 @@ function buildParser(args: string[]) {
       default: false,
       describe: 'allow changes to a snapshot (snapshots mount read-only otherwise)',
     })
-    .option('debug', { type: 'boolean', default: false, describe: 'log every operation to stderr' })
+    .option('debug', { type: 'boolean', default: false, describe: 'log every operation (same as --log-level debug)' })
     .option('daemon', { type: 'boolean', default: false, describe: 'run in the background once mounted' })
-    .option('log-file', { type: 'string', describe: 'with --daemon: append output to this file' })
+    .option('log-file', {
+      type: 'string',
+      describe: 'append the log to this file [default: stderr; with --daemon: $XDG_STATE_HOME/redisfs/<mountpoint>.log]',
+    })
     .option('log-level', { type: 'string', describe: `what to log: ${LOG_LEVELS.join(', ')} (debug: every operation) [default: info]` })
-    .option('syslog', { type: 'boolean', default: false, describe: 'log to the system log instead of a file or stderr' })
+    .option('syslog', { type: 'boolean', default: false, describe: 'log to the system log (logger(1) through /dev/log) instead of a file or stderr' })
     .option('metrics', { type: 'string', describe: 'serve Prometheus metrics on HOST:PORT (http://HOST:PORT/metrics)' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount' })
     .option('sync-replicas', {
       type: 'string',
       describe: 'wait until N replicas have each change (WAIT) before it returns: an fsync then survives losing the master [default: 0]',
     })
+    .option('mount-flags', { type: 'string', describe: `kernel mount flags, comma-separated: ${MOUNT_FLAG_LIST} [default: nosuid,nodev]` })
     .option('cache-timeout', {
       type: 'string',
       describe: `seconds that attributes and names are cached: other hosts' changes show within it; 0 = strict [default: ${DEFAULT_CACHE_TIMEOUT_S}]`,
     })
     .epilogue(
       'Without --url/--host/--port/--socket, redisfs uses Redis at 127.0.0.1:6379, or, when nothing ' +
-        'answers there, starts a private redis-server storing its data under ' +
-        '$XDG_DATA_HOME/redisfs/redis (default ~/.local/share/redisfs/redis). ' +
+        'answers there, the private redis-server (started if need be, shared by every redisfs command) ' +
+        'storing its data under $XDG_DATA_HOME/redisfs/redis (default ~/.local/share/redisfs/redis): ' +
+        'see redisfs server --help. ' +
         'To check a filesystem: redisfs fsck --prefix P [--repair] (see redisfs fsck --help).',
     )
     .strict()
@@ -157,6 +196,17 @@ function buildParser(args: string[]) {
  * printed by yargs and give `{ kind: 'done' }`. Every problem is a one-line UsageError.
  */
 export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<MountCommand> {
+  // `redisfs SOURCE MOUNTPOINT -o …` (mount(8), fstab) becomes long flags (fuse-args.ts).
+  const fuse = translateFuseArgs(args);
+  if (!fuse) return parseLongFlags(args, env);
+  try {
+    return await parseLongFlags(fuse.args, env);
+  } catch (err) {
+    throw fuse.restate(err);
+  }
+}
+
+async function parseLongFlags(args: string[], env: NodeJS.ProcessEnv): Promise<MountCommand> {
   const argv = await buildParser(args).parseAsync();
   if (argv.help || argv.version) return { kind: 'done' };
   const parsed = argsSchema.safeParse({
@@ -174,13 +224,16 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
     logLevel: argv['log-level'],
     syslog: argv.syslog,
     metrics: argv.metrics,
+    mountFlags: argv['mount-flags'],
   });
   if (!parsed.success) throw new UsageError(firstIssueMessage(parsed.error));
   const a = parsed.data;
   const busy = mountpointProblem(a.mount);
   if (busy) throw new Error(busy.message);
   if (a.readOnly && a.readWrite) throw new UsageError('--read-only and --read-write are mutually exclusive');
-  if (a.logFile !== undefined && !a.daemon) throw new UsageError('--log-file is only used with --daemon');
+  if (a.logFile !== undefined && a.syslog) throw new UsageError('--log-file and --syslog are mutually exclusive');
+  const flagsProblem = mountFlagsProblem(a.mountFlags, process.getuid?.() ?? 0);
+  if (flagsProblem) throw new UsageError(flagsProblem);
   const { url, socket } = resolveRedisTarget(a, env);
   return {
     kind: 'mount',
@@ -200,13 +253,16 @@ export async function parseMountArgs(args: string[], env: NodeJS.ProcessEnv = pr
       logLevel: a.logLevel,
       syslog: a.syslog,
       metrics: a.metrics,
+      mountFlags: a.mountFlags,
+      source: sourceName(url, a.prefix),
     },
   };
 }
 
 /**
  * The command line and environment of the --daemon child: the same mount in the foreground.
- * The URL travels in the environment so that a password stays out of `ps`.
+ * The URL travels in `env`, which the parent hands over its IPC channel (daemon.ts), so that a
+ * password stays out of `ps` and out of the child's /proc/<pid>/environ.
  */
 export function daemonChildArgs(config: MountConfig): { args: string[]; env: Record<string, string> } {
   const args = ['--mount', config.mountpoint, '--prefix', config.prefix];
@@ -219,6 +275,8 @@ export function daemonChildArgs(config: MountConfig): { args: string[]; env: Rec
   if (config.syncReplicas > 0) args.push('--sync-replicas', String(config.syncReplicas));
   args.push('--log-level', config.logLevel);
   if (config.syslog) args.push('--syslog');
+  if (config.logFile) args.push('--log-file', config.logFile);
+  if (config.mountFlags.length > 0) args.push('--mount-flags', config.mountFlags.join(','));
   if (config.metrics) {
     const { host, port } = config.metrics;
     args.push('--metrics', `${host.includes(':') ? `[${host}]` : host}:${port}`);

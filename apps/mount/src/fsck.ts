@@ -2,8 +2,8 @@
  * `redisfs fsck`: parses (fsck-args.ts), runs the store's checkFilesystem, prints the report and
  * maps it to an exit code, as e2fsck does. All checking lives in @redisfs/store.
  */
-import { UsageError, findPrivateRedis } from '@redisfs/cli-common';
-import { checkFilesystem, describeTarget, type FsckPending, type FsckProblem, type FsckReport } from '@redisfs/store';
+import { UsageError, resolveDefaultRedis, type PrivateRedis, type Progress, type ProgressUpdate } from '@redisfs/cli-common';
+import { checkFilesystem, describeTarget, type FsckPending, type FsckProblem, type FsckProgress, type FsckReport } from '@redisfs/store';
 import { parseFsckArgs, type FsckConfig } from './fsck-args.js';
 
 /** No problem found. */
@@ -21,25 +21,48 @@ export const FSCK_EXIT_USAGE = 16;
 export interface FsckOutput {
   out(line: string): void;
   err(line: string): void;
+  /** Starts the progress display (stderr) of a job whose lines begin with `label`; absent: none. */
+  progress?: ((label: string) => Progress) | undefined;
 }
 
 /** Runs `redisfs fsck <args>` (the arguments after `fsck`) and returns the exit code. */
 export async function runFsckCommand(args: string[], io: FsckOutput, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let config: FsckConfig;
+  // Told nothing: 127.0.0.1:6379, or else the private server (started if need be), held until done.
+  let privateRedis: PrivateRedis | undefined;
   try {
     const command = await parseFsckArgs(args, env);
     if (command.kind === 'done') return FSCK_EXIT_CLEAN;
     config = command.config;
-    // Told nothing: the default address, or the private server `redisfs` starts when that is silent.
-    if (config.url === undefined && config.socket === undefined) config = { ...config, socket: await findPrivateRedis() };
+    if (config.url === undefined && config.socket === undefined) {
+      privateRedis = await resolveDefaultRedis({ env });
+      config = { ...config, socket: privateRedis?.socket };
+    }
   } catch (err) {
     io.err(`redisfs fsck: ${messageOf(err)}`);
     return err instanceof UsageError ? FSCK_EXIT_USAGE : FSCK_EXIT_OPERATIONAL;
   }
-  let report: FsckReport;
   try {
-    report = await checkFilesystem({ url: config.url, socket: config.socket, prefix: config.prefix, repair: config.repair });
+    return await checkAndReport(config, io);
+  } finally {
+    privateRedis?.release();
+  }
+}
+
+async function checkAndReport(config: FsckConfig, io: FsckOutput): Promise<number> {
+  let report: FsckReport;
+  const shown = io.progress?.(`redisfs fsck: '${config.prefix}'`);
+  try {
+    report = await checkFilesystem({
+      url: config.url,
+      socket: config.socket,
+      prefix: config.prefix,
+      repair: config.repair,
+      onProgress: shown && ((p) => shown.update(progressUpdate(p))),
+    });
+    shown?.finish();
   } catch (err) {
+    shown?.abort();
     io.err(`redisfs fsck: ${messageOf(err)}`);
     return FSCK_EXIT_OPERATIONAL;
   }
@@ -47,6 +70,20 @@ export async function runFsckCommand(args: string[], io: FsckOutput, env: NodeJS
   else for (const line of formatReport(report, { where: describeTarget(config), repair: config.repair })) io.out(line);
   return fsckExitCode(report);
 }
+
+/** How a phase of the check reads, and what it counts (a check after repairs says its pass). */
+export function progressUpdate(p: FsckProgress): ProgressUpdate {
+  const [phase, unit] = FSCK_PHASES[p.phase];
+  return { phase: p.pass > 1 && p.phase !== 'repair' ? `pass ${p.pass}, ${phase}` : phase, unit, done: p.done, total: p.total };
+}
+
+const FSCK_PHASES: Record<FsckProgress['phase'], [phase: string, unit: string]> = {
+  metadata: ['metadata', 'inodes'],
+  blocks: ['data blocks', 'blocks'],
+  maps: ['block maps', 'maps'],
+  refcounts: ['reference counts', 'entries'],
+  repair: ['repairing', 'repairs'],
+};
 
 /** The e2fsck-style exit code of a report. */
 export function fsckExitCode(report: FsckReport): number {

@@ -1,49 +1,55 @@
 /**
- * The mount's lifetime: find Redis (given, default, or a private one), open the store, mount,
- * wait for a signal or an outside unmount, then unmount, close the store and stop the private
- * Redis, in that order.
+ * The mount's lifetime: open the store (on the Redis cli.ts resolved), mount, wait for a signal or
+ * an outside unmount, then unmount and close the store, in that order. The private Redis is a
+ * service of its own (@redisfs/cli-common's private-redis): a mount never starts or stops it.
  */
 import { EXIT_OK } from '@redisfs/cli-common';
 import type { MountedFs } from '@redisfs/fuse';
 import { openStore, type Store } from '@redisfs/store';
 import type { MountConfig } from './args.js';
 import { reportToParent } from './daemon.js';
-import { DEFAULT_REDIS, pingRedis } from '@redisfs/cli-common';
-import { startEmbeddedRedis, type StartedEmbeddedRedis } from './embedded-redis.js';
+import { effectiveLevel, logDestinationOf, openMountLog, type MountLog } from './log.js';
+import { MountReporter } from './control.js';
 
 /** Where output goes; lines are scrubbed of secrets by the caller. */
 export interface Output {
   out(line: string): void;
   err(line: string): void;
+  /** Removes secrets from text written elsewhere (a log file, the system log). */
+  scrub?(text: string): string;
 }
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /** Asks for one stats line on stderr (see README); does not stop the mount. */
 const STATS_SIGNAL = 'SIGUSR2';
 
-/** Mounts and serves until unmounted. Returns the exit code; throws on a failure to mount. */
-export async function runMount(config: MountConfig, io: Output): Promise<number> {
-  let embedded: StartedEmbeddedRedis | undefined;
+/**
+ * Mounts and serves until unmounted. Returns the exit code; throws on a failure to mount.
+ * `onServer` ends the `mounted …` line (` on the private redis-server (data in …)`).
+ */
+export async function runMount(config: MountConfig, io: Output, onServer = ''): Promise<number> {
+  // First: a --syslog that cannot work is a usage error before anything starts (log.ts).
+  const log = openMountLog({
+    level: effectiveLevel(config),
+    destination: logDestinationOf(config),
+    stderr: (line) => io.err(line),
+    scrub: io.scrub,
+  });
   let store: Store | undefined;
   let mounted: MountedFs | undefined;
   // From the start: a Ctrl-C during startup must not kill the process halfway through a mount.
   const signals = new SignalLatch();
+  // SIGUSR2's line, --metrics and `redisfs status` (control.ts).
+  const reporter = new MountReporter(config, () => ({ store, mounted }), io);
   // Also from the start: SIGUSR2's default action would end the process.
   const printStats = (): void => {
-    const stats = { fuseCalls: mounted?.stats().fuseCalls ?? {}, redisCommands: store?.stats().commands ?? {} };
-    io.err(`redisfs: stats ${JSON.stringify(stats)}`);
+    log.info(`stats ${JSON.stringify(reporter.stats())}`);
   };
   process.on(STATS_SIGNAL, printStats);
   try {
-    let { url, socket } = config;
-    if (url === undefined && socket === undefined && (await pingRedis(DEFAULT_REDIS)) === 'none') {
-      embedded = await startEmbeddedRedis();
-      socket = embedded.socket;
-      io.err(
-        `redisfs: nothing answers on ${DEFAULT_REDIS.host}:${DEFAULT_REDIS.port}; ` +
-          `${embedded.owned ? 'started' : 'using'} a private redis-server (data in ${embedded.dataDir})`,
-      );
-    }
+    await reporter.startMetrics(); // first: a --metrics port in use fails before anything starts
+    // Told no address, cli.ts has resolved it already (127.0.0.1:6379 or the private server's socket).
+    const { url, socket } = config;
     // Loaded late: the native FUSE addon is not needed to print help or a usage error.
     const { mountFs } = await import('@redisfs/fuse');
     store = await openStore({
@@ -53,28 +59,47 @@ export async function runMount(config: MountConfig, io: Output): Promise<number>
       readOnly: config.readOnly,
       writeSnapshot: config.readWrite,
       syncReplicas: config.syncReplicas,
-      onWarning: (message) => io.err(`redisfs: warning: ${message}`),
+      onWarning: (message, cause) => log.warn(withCause(message, cause)),
     });
     signals.throwIfSignalled();
     mounted = await mountFs({
       store,
       mountpoint: config.mountpoint,
-      debug: config.debug,
+      debug: log.enabled('debug'),
       allowOther: config.allowOther,
       readOnly: store.readOnly,
       cacheTimeoutMs: config.cacheTimeoutMs,
-      log: (line) => io.err(line),
+      onOperation: reporter.onOperation,
+      log: (line, level) => log.write(level, line),
+      fsname: config.source,
+      mountFlags: config.mountFlags,
     });
-    io.out(`mounted ${config.prefix} at ${config.mountpoint}`);
+    io.out(`mounted ${config.prefix} at ${config.mountpoint}${onServer}`);
+    // On stderr, the line above says it already.
+    if (log.destination.kind !== 'stderr') log.info(`mounted ${config.prefix} at ${config.mountpoint} (pid ${process.pid})`);
+    await reporter.register({ url, socket });
     await reportToParent({ type: 'ready' });
-    await serveUntilUnmounted(mounted, config.mountpoint, signals, io);
+    await serveUntilUnmounted(mounted, config.mountpoint, signals, log);
+    log.info(`unmounted ${config.prefix} from ${config.mountpoint}`);
     return EXIT_OK;
+  } catch (err) {
+    // The CLI prints it on stderr; a log elsewhere must have it too (a daemon's only record).
+    if (log.destination.kind !== 'stderr') log.error(messageOf(err));
+    throw err;
   } finally {
     signals.dispose();
     process.off(STATS_SIGNAL, printStats);
+    await reporter.stop();
     await store?.close();
-    await embedded?.stop();
+    await log.close();
   }
+}
+
+/** A store warning with what caused it, when the message does not say it already. */
+function withCause(message: string, cause: unknown): string {
+  if (cause === undefined) return message;
+  const why = messageOf(cause).split('\n')[0] ?? '';
+  return why === '' || message.includes(why) ? message : `${message}: ${why}`;
 }
 
 /**
@@ -82,11 +107,11 @@ export async function runMount(config: MountConfig, io: Output): Promise<number>
  * (fusermount -u). An unmount that fails (busy) is reported and the mount keeps serving, so
  * the user can close what uses it and signal again.
  */
-async function serveUntilUnmounted(mounted: MountedFs, mountpoint: string, signals: SignalLatch, io: Output): Promise<void> {
+async function serveUntilUnmounted(mounted: MountedFs, mountpoint: string, signals: SignalLatch, log: MountLog): Promise<void> {
   let unmounting = false;
   await new Promise<void>((resolveDone) => {
     mounted.closed.then(resolveDone, (err: unknown) => {
-      io.err(`redisfs: the mount at ${mountpoint} ended: ${messageOf(err)}`);
+      log.error(`the mount at ${mountpoint} ended: ${messageOf(err)}`);
       resolveDone();
     });
     signals.listen((signal) => {
@@ -94,9 +119,8 @@ async function serveUntilUnmounted(mounted: MountedFs, mountpoint: string, signa
       unmounting = true;
       mounted.unmount().then(resolveDone, (err: unknown) => {
         unmounting = false;
-        io.err(
-          `redisfs: ${signal}: cannot unmount ${mountpoint}: ${messageOf(err)}; ` +
-            'close the files and shells using it, then try again',
+        log.error(
+          `${signal}: cannot unmount ${mountpoint}: ${messageOf(err)}; ` + 'close the files and shells using it, then try again',
         );
       });
     });

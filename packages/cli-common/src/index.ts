@@ -17,11 +17,22 @@ export {
   type RedisTargetFlags,
   type RedisTarget,
 } from './redis-target.js';
+export { DEFAULT_REDIS, pingRedis, type ProbeAddress } from './local-redis.js';
 export {
-  DEFAULT_REDIS,
-  embeddedDataDir,
-  embeddedSocket,
-  pingRedis,
-  findPrivateRedis,
-  type ProbeAddress,
-} from './local-redis.js';
+  resolveDefaultRedis,
+  ensurePrivateRedis,
+  privateRedisStatus,
+  stopPrivateRedis,
+  privateRedisDir,
+  idleSecondsOf,
+  findExecutable,
+  IDLE_ENV,
+  DEFAULT_IDLE_SECONDS,
+  type PrivateRedis,
+  type PrivateRedisOptions,
+  type PrivateRedisStatus,
+  type RunningStatus,
+  type StopOutcome,
+  type KeeperState,
+} from './private-redis.js';
+export { PROGRESS_ENV, createProgress, stderrProgress, type Progress, type ProgressOptions, type ProgressUpdate } from './progress.js';

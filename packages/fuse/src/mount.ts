@@ -14,7 +14,7 @@ import { MountError } from './errors.js';
 import { FsState } from './internal/fs-state.js';
 import { checkMountpoint, isMountpoint, lazyUnmount, watchMount } from './internal/mountpoint.js';
 import { makeOps } from './internal/ops.js';
-import { OpCounts, describeError } from './internal/run-op.js';
+import { OpCounts, describeError, type CacheCounts, type LogFn, type LogLevel, type OperationObserver } from './internal/run-op.js';
 
 /** Options of {@link mountFs}. */
 export interface MountFsOptions {
@@ -35,9 +35,33 @@ export interface MountFsOptions {
    * 0 = no cache (strict).
    */
   cacheTimeoutMs?: number;
-  /** Where log lines go; default: stderr with a "redisfs: " prefix. */
-  log?: (line: string) => void;
+  /**
+   * Where log lines go, each with its level: `error` (EIO for an unforeseen reason, lost
+   * writes), `warn` (the store failed: `read /a/b 4096@0: EIO: …`), `info` (the mount's life),
+   * `debug` (one line per operation, with `debug`). Routine errors (ENOENT, EEXIST, EACCES…)
+   * are not logged above debug. Default: stderr, `redisfs: warning: …`.
+   */
+  log?: LogFn;
+  /**
+   * Told of every operation this adapter answers (not those the binding answers in C): its name
+   * ("lookup"), seconds from call to answer, and the errno name it failed with ("ENOENT";
+   * undefined on success). Runs on the answering path: keep it cheap (a histogram's observe).
+   */
+  onOperation?: OperationObserver;
+  /**
+   * The mount's source as mount(8), df and /proc/mounts show it (the type shows as
+   * fuse.redisfs); default "redisfs". Cut to 255 bytes.
+   */
+  fsname?: string;
+  /**
+   * Kernel mount flags, as mount(8) spells them, applied by libfuse on top of FUSE's defaults
+   * (nosuid, nodev, exec, async; for root too). suid and dev take effect for root only.
+   */
+  mountFlags?: readonly MountFlag[];
 }
+
+/** The kernel mount flags libfuse 2 takes in its -o list (lib/mount.c, mount_flags). */
+export type MountFlag = 'suid' | 'nosuid' | 'dev' | 'nodev' | 'exec' | 'noexec' | 'noatime' | 'sync' | 'async' | 'dirsync';
 
 /** A mounted filesystem. */
 export interface MountedFs {
@@ -47,17 +71,30 @@ export interface MountedFs {
   unmount(): Promise<void>;
   /** Resolves once the filesystem is unmounted, by unmount() or from outside (`fusermount -u`). */
   readonly closed: Promise<void>;
-  /** FUSE calls served so far, by operation (a copy). */
+  /** What the mount has served so far (a copy; cheap: no I/O). */
   stats(): MountStats;
 }
 
-/** What {@link MountedFs.stats} reports. */
+/** What {@link MountedFs.stats} reports, counted since the mount. */
 export interface MountStats {
   /**
    * Calls that reached this adapter's handlers, by operation ("getattr", "create", …); calls the
    * kernel or the binding answered without a handler are not in it.
    */
   fuseCalls: Record<string, number>;
+  /** Calls answered with an error, by operation, then errno name ({ lookup: { ENOENT: 2 } }). */
+  fuseErrors: Record<string, Record<string, number>>;
+  /** Bytes answered to read(2) calls that reached the adapter (the kernel's page cache answers others). */
+  bytesRead: number;
+  /** Bytes accepted from write(2) calls (buffered, then stored). */
+  bytesWritten: number;
+  /**
+   * Hits and misses of the adapter's caches: `attr`, the attribute and entry cache (lookups of
+   * a path's attributes in JS; the getattr calls the binding answers in C from what it
+   * published are hits too, but not counted), and `readAhead`, reads answered from a window
+   * already held or being fetched versus reads that needed a fetch.
+   */
+  cache: { attr: CacheCounts; readAhead: CacheCounts };
 }
 
 /** Default for {@link MountFsOptions.cacheTimeoutMs}. */
@@ -69,8 +106,9 @@ const WATCHDOG_MS = 60_000;
 /** How long to wait for the kernel to start the filesystem after mounting. */
 const MOUNT_TIMEOUT_MS = 30_000;
 
-function defaultLog(line: string): void {
-  process.stderr.write(`redisfs: ${line}\n`);
+function defaultLog(line: string, level: LogLevel): void {
+  const label = level === 'warn' ? 'warning: ' : level === 'error' ? 'error: ' : '';
+  process.stderr.write(`redisfs: ${label}${line}\n`);
 }
 
 /**
@@ -92,7 +130,7 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     store: options.store,
     readOnly,
     cacheTimeoutMs,
-    env: { debug: options.debug === true, log, watchdogMs: WATCHDOG_MS, counts: new OpCounts() },
+    env: { debug: options.debug === true, log, watchdogMs: WATCHDOG_MS, counts: new OpCounts(), onOperation: options.onOperation },
     caller: () => fuse?.context ?? null,
   });
   const seconds = cacheTimeoutMs / 1000;
@@ -112,15 +150,44 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     defaultPermissions: true,
     allowOther: options.allowOther === true,
     ro: readOnly,
-    fsname: 'redisfs',
+    fsname: fuseOptionValue(options.fsname ?? 'redisfs'),
     subtype: 'redisfs',
     autoUnmount: false,
   });
+  appendFuseOptions(fuse, options.mountFlags ?? []);
   await startFuse(fuse, mountpoint, options.allowOther === true);
   // getattr of what the attribute cache holds, and flush of clean handles, are then answered in
   // C (see FsState.publish and FsState.markClean).
   state.attachNative(fuse);
   return new FuseMount(fuse, mountpoint, state, log);
+}
+
+/** Longest fsname: fuse-native hands libfuse the whole -o list in a 1024-byte buffer. */
+const MAX_FSNAME_BYTES = 255;
+
+/** A value in libfuse's -o list: `,` and `\` escaped with `\` (lib/fuse_opt.c), cut to MAX_FSNAME_BYTES. */
+function fuseOptionValue(value: string): string {
+  let out = '';
+  for (const c of value) {
+    const escaped = c === ',' || c === '\\' ? `\\${c}` : c;
+    if (Buffer.byteLength(out + escaped) > MAX_FSNAME_BYTES) break;
+    out += escaped;
+  }
+  return out;
+}
+
+/**
+ * fuse-native has no option for the kernel's mount flags: add them to the -o list it builds
+ * (libfuse applies them when it mounts, and fusermount drops suid and dev for other users).
+ */
+function appendFuseOptions(fuse: Fuse, extra: readonly string[]): void {
+  if (extra.length === 0) return;
+  const native = fuse as unknown as { _fuseOptions(): string };
+  const built = native._fuseOptions.bind(fuse);
+  native._fuseOptions = () => {
+    const list = built();
+    return list === '' ? `-o${extra.join(',')}` : `${list},${extra.join(',')}`;
+  };
 }
 
 /** fuse.mount as a promise, with FUSE's terse failures turned into MountErrors. */
@@ -150,7 +217,7 @@ function startFuse(fuse: Fuse, mountpoint: string, allowOther: boolean): Promise
  * fuse-native only releases its native handle (which keeps the event loop alive) after its own
  * fusermount succeeds. When the mount went away from outside, release it directly.
  */
-function releaseNativeHandle(fuse: Fuse, log: (line: string) => void): void {
+function releaseNativeHandle(fuse: Fuse, log: LogFn): void {
   try {
     const require = createRequire(import.meta.url);
     const binding = require('fuse-native/build/Release/fuse.node') as {
@@ -159,7 +226,7 @@ function releaseNativeHandle(fuse: Fuse, log: (line: string) => void): void {
     const thread = (fuse as unknown as { _thread?: Buffer | null })._thread;
     if (thread) binding.fuse_native_unmount(fuse.mnt, thread);
   } catch (err) {
-    log(`could not release the FUSE handle: ${describeError(err)}`);
+    log(`could not release the FUSE handle: ${describeError(err)}`, 'warn');
   }
 }
 
@@ -173,19 +240,26 @@ class FuseMount implements MountedFs {
     private readonly fuse: Fuse,
     readonly mountpoint: string,
     private readonly state: FsState,
-    private readonly log: (line: string) => void,
+    private readonly log: LogFn,
   ) {
     this.closed = new Promise((resolve) => {
       this.markClosed = resolve;
     });
     this.stopWatching = watchMount(mountpoint, () => {
-      this.log(`${mountpoint} was unmounted from outside`);
+      this.log(`${mountpoint} was unmounted from outside`, 'info');
       this.closing ??= this.finish(true);
     });
   }
 
   stats(): MountStats {
-    return { fuseCalls: this.state.env.counts?.snapshot() ?? {} };
+    const counts = this.state.env.counts ?? new OpCounts();
+    return {
+      fuseCalls: counts.snapshot(),
+      fuseErrors: counts.errorSnapshot(),
+      bytesRead: counts.bytesRead,
+      bytesWritten: counts.bytesWritten,
+      cache: { attr: { ...counts.attrCache }, readAhead: { ...counts.readAhead } },
+    };
   }
 
   unmount(): Promise<void> {
@@ -208,7 +282,7 @@ class FuseMount implements MountedFs {
         if (await isMountpoint(this.mountpoint).catch(() => true)) {
           await lazyUnmount(this.mountpoint);
         }
-        this.log(`unmount: fuse-native failed (${err instanceof Error ? err.message : String(err)}); mount is gone now`);
+        this.log(`unmount: fuse-native failed (${err instanceof Error ? err.message : String(err)}); mount is gone now`, 'warn');
         releaseNativeHandle(this.fuse, this.log);
       }
     }

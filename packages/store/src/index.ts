@@ -14,13 +14,21 @@ export type {
   FsStats,
   Ino,
   Owner,
+  PendingWork,
   StoreOptions,
   StoreStats,
   XattrFlags,
 } from './types.js';
 export { redactUrl, describeTarget } from './internal/connect.js';
 export { parseRedisUrl, type ParsedRedisUrl, type RedisHost } from './internal/redis-url.js';
-export { listFilesystems, deleteFilesystem, type AdminTarget, type FilesystemInfo } from './admin.js';
+export {
+  listFilesystems,
+  deleteFilesystem,
+  type AdminTarget,
+  type DeleteFilesystemOptions,
+  type DeleteProgress,
+  type FilesystemInfo,
+} from './admin.js';
 export {
   checkFilesystem,
   FSCK_PROBLEM_KINDS,
@@ -38,6 +46,7 @@ export {
   restoreFilesystem,
   copyFilesystem,
   type CopyFilesystemOptions,
+  type CopyProgress,
   type CopyResult,
 } from './snapshot.js';
 export {

@@ -84,6 +84,7 @@ export class FsState {
   /** Attributes of `path` (symlinks not followed): cached, else one store round trip. */
   async resolve(path: string): Promise<Attr> {
     const cached = this.cache.get(path);
+    this.countCache(cached !== undefined);
     if (cached) return cached;
     const epoch = this.cache.epoch;
     const attr = await this.store.resolve(path);
@@ -134,7 +135,18 @@ export class FsState {
 
   /** Attributes of an inode: cached under any path, else from the store. */
   async attrOfIno(ino: Ino): Promise<Attr> {
-    return this.cache.getByIno(ino) ?? (await this.store.getattr(ino));
+    const cached = this.cache.getByIno(ino);
+    this.countCache(cached !== undefined);
+    return cached ?? (await this.store.getattr(ino));
+  }
+
+  /** Counts a lookup in the attribute cache (MountStats.cache.attr). */
+  private countCache(hit: boolean): void {
+    const counts = this.env.counts?.attrCache;
+    if (counts) {
+      if (hit) counts.hits++;
+      else counts.misses++;
+    }
   }
 
   /**
@@ -280,7 +292,7 @@ export class FsState {
         try {
           await file.buffer?.flush();
         } catch (err) {
-          this.env.log(`unmount: buffered writes to ${file.path} (inode ${file.ino}) were lost: ${String(err)}`);
+          this.env.log(`unmount: buffered writes to ${file.path} (inode ${file.ino}) were lost: ${String(err)}`, 'error');
         }
       }),
     );

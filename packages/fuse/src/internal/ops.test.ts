@@ -36,6 +36,7 @@ class FakeStore implements Store {
   readonly close = notFaked('close');
   readonly collected = notFaked('collected');
   readonly stats = notFaked('stats');
+  readonly pendingWork = notFaked('pendingWork');
   readonly lookup = notFaked('lookup');
   readonly readdirPage = notFaked('readdirPage');
   readonly readlink = notFaked('readlink');
@@ -499,7 +500,6 @@ describe('extended attributes', () => {
     }
     expect(fake.calls.some((c) => c.includes('posix_acl'))).toBe(false);
   });
-});
 
   it('takes names in the user, trusted and security namespaces only, as tmpfs does (issue 12)', async () => {
     const { ops, fake } = setup();
@@ -528,3 +528,4 @@ describe('extended attributes', () => {
     const user = setup({ store, uid: 1000 });
     expect(await call(user.ops.listxattr, '/f')).toEqual([0, ['user.a', 'security.c']]);
   });
+});

@@ -5,30 +5,103 @@
  * answers EIO when an operation never settles; a late result is then dropped.
  */
 import { constants } from 'node:os';
-import { toErrno } from './errno.js';
+import { isExpectedError, toErrno } from './errno.js';
+
+/**
+ * How bad a log line is. error: a request answered EIO for a reason not foreseen (a bug, a lost
+ * answer) or written data lost; warn: the store failed (Redis unreachable, a corrupt record);
+ * info: the mount's life; debug: every operation. Routine answers (ENOENT, EEXIST, EACCES…)
+ * only show in debug's per-operation lines.
+ */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+/** Takes one log line; the caller decides what each level is worth (the adapter has no policy). */
+export type LogFn = (line: string, level: LogLevel) => void;
+
+/** Errors that say the storage failed, not the request: worth a warning with the operation and path. */
+const STORE_FAILURES: ReadonlySet<string> = new Set(['EIO', 'ETIMEDOUT']);
 
 /** Logging and safety settings shared by every operation of a mount. */
 export interface OpEnv {
   /** Log one line per operation (name, argument, result, duration). */
   debug: boolean;
-  log: (line: string) => void;
+  /** Where log lines go, each with its level (see LogLevel). */
+  log: LogFn;
   /** Answer EIO if an operation has not settled after this many ms (0 = never). */
   watchdogMs: number;
   /** Where the operations run are counted (MountedFs.stats). */
   counts?: OpCounts;
+  /** Told of every answered operation (MountFsOptions.onOperation). */
+  onOperation?: OperationObserver;
 }
 
-/** FUSE calls served, by operation name: one Map increment per call. */
+/**
+ * Told of every operation once answered: its name, how long it took to answer in seconds, and
+ * the errno name it failed with ("ENOENT"; undefined on success). Called on the answering path:
+ * it must be cheap, and what it throws is ignored.
+ */
+export type OperationObserver = (op: string, seconds: number, errno: string | undefined) => void;
+
+/** Lookups a cache answered (hits) and those it could not (misses). */
+export interface CacheCounts {
+  hits: number;
+  misses: number;
+}
+
+/**
+ * What a mount has served: FUSE calls by operation name (one Map increment per call), calls
+ * answered with an error by operation and errno, bytes read and written, and the hits and misses
+ * of the attribute cache and of read-ahead (counted where they are consulted).
+ */
 export class OpCounts {
   private readonly counts = new Map<string, number>();
+  private readonly errors = new Map<string, Map<string, number>>();
+  /** Bytes answered to reads. */
+  bytesRead = 0;
+  /** Bytes accepted from writes (buffered or stored). */
+  bytesWritten = 0;
+  readonly attrCache: CacheCounts = { hits: 0, misses: 0 };
+  readonly readAhead: CacheCounts = { hits: 0, misses: 0 };
 
   add(name: string): void {
     this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
   }
 
+  /**
+   * Counts how operation `name` was answered: an error by its errno, the bytes of a read's data
+   * or a write's count.
+   */
+  answered(name: string, errno: number, value: unknown): void {
+    if (errno !== 0) {
+      let byErrno = this.errors.get(name);
+      if (!byErrno) this.errors.set(name, (byErrno = new Map()));
+      const key = errnoName(errno);
+      byErrno.set(key, (byErrno.get(key) ?? 0) + 1);
+    } else if (name === 'read' && Buffer.isBuffer(value)) {
+      this.bytesRead += value.length;
+    } else if (name === 'write' && typeof value === 'number') {
+      this.bytesWritten += value;
+    }
+  }
+
   /** A copy of the counts so far, largest first. */
   snapshot(): Record<string, number> {
     return Object.fromEntries([...this.counts].sort((a, b) => b[1] - a[1]));
+  }
+
+  /** A copy of the errors so far, by operation, then by errno name ({ lookup: { ENOENT: 2 } }). */
+  errorSnapshot(): Record<string, Record<string, number>> {
+    return Object.fromEntries([...this.errors].map(([name, byErrno]) => [name, Object.fromEntries(byErrno)]));
+  }
+}
+
+/** Counts an answered operation and tells the observer; neither may cost the answer. */
+function observe(env: OpEnv, name: string, errno: number, value: unknown, started: number): void {
+  env.counts?.answered(name, errno, value);
+  if (!env.onOperation) return;
+  try {
+    env.onOperation(name, (performance.now() - started) / 1000, errno === 0 ? undefined : errnoName(errno));
+  } catch {
+    // Metrics are never worth a lost answer (see the module comment).
   }
 }
 
@@ -76,34 +149,37 @@ export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Pro
 
   const answer = (errno: number, value?: T): void => {
     if (answered) {
-      if (env.debug) env.log(`${label()}: late ${errnoName(errno)} after the watchdog answered; dropped`);
+      if (env.debug) env.log(`${label()}: late ${errnoName(errno)} after the watchdog answered; dropped`, 'debug');
       return;
     }
     answered = true;
     if (watchdog) clearTimeout(watchdog);
-    if (env.debug) env.log(`${label()} -> ${errnoName(errno)} (${(performance.now() - started).toFixed(1)} ms)`);
+    observe(env, name, errno, value, started);
+    if (env.debug) env.log(`${label()} -> ${errnoName(errno)} (${(performance.now() - started).toFixed(1)} ms)`, 'debug');
     try {
       if (errno === 0) reply(0, value);
       else reply(errno);
     } catch (err) {
-      env.log(`${label()}: answering FUSE failed: ${describeError(err)}`);
+      env.log(`${label()}: answering FUSE failed: ${describeError(err)}`, 'error');
       // The reply threw before reaching fuse-native (which only queues the answer): answer EIO.
       if (errno === 0) {
         try {
           reply(-constants.errno.EIO);
         } catch (again) {
-          env.log(`${label()}: answering EIO failed too: ${describeError(again)}`);
+          env.log(`${label()}: answering EIO failed too: ${describeError(again)}`, 'error');
         }
       }
     }
   };
   const fail = (err: unknown): void => {
-    answer(toErrno(err, (e) => env.log(`${label()}: unexpected error, answering EIO: ${describeError(e)}`)));
+    const errno = toErrno(err, (e) => env.log(`${label()}: unexpected error, answering EIO: ${describeError(e)}`, 'error'));
+    if (err instanceof Error && isExpectedError(err) && STORE_FAILURES.has(err.code)) env.log(`${label()}: ${err.message}`, 'warn');
+    answer(errno);
   };
 
   if (env.watchdogMs > 0) {
     watchdog = setTimeout(() => {
-      env.log(`${label()}: no result after ${env.watchdogMs} ms, answering EIO`);
+      env.log(`${label()}: no result after ${env.watchdogMs} ms, answering EIO`, 'error');
       answer(-constants.errno.EIO);
     }, env.watchdogMs);
     watchdog.unref();
