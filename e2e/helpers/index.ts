@@ -50,3 +50,4 @@ export { disposeWhenTestEnds } from './lifecycle.js';
 export { expectFsckClean, runFsck } from './fsck.js';
 export { exited, exitedWithin, stopChild, isRunning, OutputTail, type ChildExit } from './child.js';
 export { startWriter, sha256, type Writer } from './writer.js';
+export { startFsyncWriter, type FsyncWriter, type FsyncWriterOptions } from './fsync-writer.js';
