@@ -255,13 +255,12 @@ describe.skipIf(!ready)('faults: what a mount does when its process or its Redis
     await second.stop();
   }, 60_000);
 
-  // BUG (issue 12): a failed store write is reported once, to the first flush of the open file
-  // (fuse/src/internal/write-buffer.ts). fork+exec closes the child's copy of every open fd, each
-  // close a FUSE flush of the same handle: the child's exec takes the error, and the owner's
-  // fsync then returns 0 though its data was never stored. Seen in the restart test with a writer
-  // inside the test process while it spawned the new redis-server: `flush /w-4: ETIMEDOUT`,
-  // then `fsync /w-4 -> ok`, and w-4 empty afterwards.
-  it.fails('a store write that failed on a flush from a forked child is still reported by the owner’s fsync', async () => {
+  // Was a bug (issue 12): a failed store write was reported once, to the first flush of the open
+  // file. fork+exec closes the child's copy of every open fd, each close a FUSE flush of the same
+  // handle: the child's exec took the error, and the owner's fsync then returned 0 though its
+  // data was never stored (seen in the restart test: `flush /w-4: ETIMEDOUT`, then
+  // `fsync /w-4 -> ok`, and w-4 empty). Now every close is told, until an fsync has been.
+  it('a store write that failed on a flush from a forked child is still reported by the owner’s fsync', async () => {
     await using redis = await startOwnRedis(['--maxmemory-policy', 'noeviction']);
     const prefix = uniquePrefix('fork-flush');
     await using mnt = await mountRedisfs({ redis, prefix });

@@ -107,7 +107,7 @@ export function ioOps(s: FsState): Fuse.Ops {
           // Its size as stat shows it may have grown: what the binding holds is outdated.
           s.outdate(file.ino);
           s.republish(path);
-          if (file.flags & (O_SYNC | O_DSYNC)) await file.buffer.flush();
+          if (file.flags & (O_SYNC | O_DSYNC)) await file.buffer.flush({ fsync: true });
           return fits;
         },
       );
@@ -125,7 +125,7 @@ export function ioOps(s: FsState): Fuse.Ops {
     fsync(path, datasync, fd, cb) {
       s.run('fsync', path, voidReply(cb), async () => {
         const file = s.files.get(fd);
-        if (file) await file.buffer?.flush();
+        if (file) await file.buffer?.flush({ fsync: true });
         else await s.files.drainIno((await s.resolve(path)).ino);
       });
     },

@@ -290,6 +290,12 @@ describe('file I/O', () => {
     await call(ops.write, '/f', fd, Buffer.from('x'), 1, 0);
     fake.failWrite = new FsError('EFBIG');
     expect(await call(ops.flush, '/f', fd)).toEqual([-E.EFBIG]);
+    // Every close is told (a forked child's close must not take it from the owner's), until an
+    // fsync has been told.
+    fake.failWrite = undefined;
+    expect(await call(ops.flush, '/f', fd)).toEqual([-E.EFBIG]);
+    expect(await call(ops.fsync, '/f', 0, fd)).toEqual([-E.EFBIG]);
+    expect(await call(ops.fsync, '/f', 0, fd)).toEqual([0]);
     expect(await call(ops.flush, '/f', fd)).toEqual([0]);
 
     await call(ops.write, '/f', fd, Buffer.from('y'), 1, 1);

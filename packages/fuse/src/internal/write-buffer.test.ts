@@ -103,7 +103,7 @@ describe('WriteBuffer', () => {
     expect(buf.pendingEnd).toBe(-1);
   });
 
-  it('remembers a failed store write and throws it from the next flush, once', async () => {
+  it('remembers a failed store write: every flush (close) throws it until an fsync has, once', async () => {
     const sink = recordingSink();
     const buf = new WriteBuffer(sink.write, { limit: 1024 });
     await buf.write(0, b('lost'));
@@ -112,9 +112,15 @@ describe('WriteBuffer', () => {
     expect(buf.hasFailure).toBe(true);
     await expect(buf.write(100, b('refused'))).rejects.toThrow('redis down'); // the next write learns it
     await buf.write(100, b('next'));
+    // A forked child's close, then the owner's: both are told.
+    await expect(buf.flush()).rejects.toThrow('redis down');
     await expect(buf.flush()).rejects.toThrow('redis down');
     expect(sink.writes).toEqual([{ offset: 100, data: 'next' }]);
+    expect(buf.hasFailure).toBe(true);
+    // fsync is told once, and then it is reported.
+    await expect(buf.flush({ fsync: true })).rejects.toThrow('redis down');
     expect(buf.hasFailure).toBe(false);
+    await expect(buf.flush({ fsync: true })).resolves.toBeUndefined();
     await expect(buf.flush()).resolves.toBeUndefined();
   });
 
@@ -148,6 +154,7 @@ describe('WriteBuffer', () => {
     await expect(buf.drain()).resolves.toBeUndefined();
     await expect(buf.flush()).rejects.toThrow('nope');
   });
+
 
   it('runs operations in call order even when not awaited', async () => {
     const sink = recordingSink();

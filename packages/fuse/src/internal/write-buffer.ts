@@ -13,9 +13,12 @@
  * the store in order, and the store applies the writes of one inode in call order, so a later
  * write never lands before an earlier one it overlaps.
  *
- * A failed store write is never silently lost: it is remembered and thrown by the next
- * {@link WriteBuffer.flush} (close(2) and fsync(2) report it, as with a kernel writeback error),
- * and by the next write once it is known (that write is refused), so a writer stops early.
+ * A failed store write is never silently lost: it is remembered and thrown by every
+ * {@link WriteBuffer.flush} until an fsync(2) has reported it (`flush({ fsync: true })`), and by
+ * the next write once it is known (that write is refused), so a writer stops early. Every
+ * close(2) reports it, not only the first: a forked child's close of its copy of the descriptor
+ * (at exec, say) is a flush of the same handle, and must not take the error away from the
+ * owner's fsync or close (as an NFS close reports an error without consuming fsync's).
  */
 
 /** Stores `data` at `offset` (the store's write). */
@@ -50,7 +53,7 @@ export class WriteBuffer {
   /** Pieces being stored. */
   private readonly inflight = new Set<InFlight>();
   private inflightBytes = 0;
-  /** A store failure flush() has not reported yet. */
+  /** A store failure no fsync has reported yet. */
   private failed = false;
   private failure: unknown;
   /** Whether that failure is yet to be thrown by a write. */
@@ -81,7 +84,7 @@ export class WriteBuffer {
     return end;
   }
 
-  /** Whether a failed store write has not been reported by flush() yet. */
+  /** Whether a failed store write has not been reported to an fsync yet. */
   get hasFailure(): boolean {
     return this.failed;
   }
@@ -110,15 +113,20 @@ export class WriteBuffer {
     return this.serial(() => this.storeAll());
   }
 
-  /** Stores everything buffered, then throws (once) any store failure since the last flush. */
-  flush(): Promise<void> {
+  /**
+   * Stores everything buffered, then throws any store failure no fsync has reported yet: each
+   * close(2) gets it; `fsync: true` (fsync(2), an O_SYNC write) reports it once and forgets it.
+   */
+  flush(options: { fsync?: boolean } = {}): Promise<void> {
     return this.serial(async () => {
       await this.storeAll();
       if (this.failed) {
         const err = this.failure;
-        this.failed = false;
         this.unreportedToWrite = false;
-        this.failure = undefined;
+        if (options.fsync) {
+          this.failed = false;
+          this.failure = undefined;
+        }
         throw err;
       }
     });
