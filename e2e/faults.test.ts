@@ -36,6 +36,25 @@ const MiB = 1024 * 1024;
 /** Every change in the AOF, fsynced before Redis answers: what survives a crash of Redis. */
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
 
+/**
+ * Opens argv[1], writes the bytes of argv[2] to it, prints "written", then on a "sync" line on
+ * stdin fsyncs it and prints "fsync returned" or "fsync failed CODE"; closes it on stdin's end.
+ */
+const IN_FLIGHT_WRITER = `
+const fs = require('node:fs');
+const fd = fs.openSync(process.argv[1], 'w');
+fs.writeSync(fd, fs.readFileSync(process.argv[2]));
+console.log('written');
+process.stdin.setEncoding('utf8').on('data', (line) => {
+  if (!line.includes('sync')) return;
+  fs.fsync(fd, (err) => {
+    console.log(err ? 'fsync failed ' + err.code : 'fsync returned');
+    fs.closeSync(fd);
+    process.exit(0);
+  });
+});
+`;
+
 /** Starts a local redis-server that is also stopped when the test ends, pass or fail. */
 async function startOwnRedis(args: string[] = []): Promise<LocalRedis> {
   const redis = await startLocalRedis({ args });
@@ -203,36 +222,39 @@ describe.skipIf(!ready)('faults: what a mount does when its process or its Redis
   // `Socket closed unexpectedly`) is not sent again once Redis is back: the call fails with EIO
   // at once, where the cluster and Sentinel clients send it again (store/src/internal/topology.ts).
   // The writer of the test above sees it for the call in flight at the crash.
-  it.fails('Redis crashes while an fsync is in flight: once it is back, the fsync returns and the data is there', async () => {
+  it('Redis crashes while an fsync is in flight: once it is back, the fsync returns and the data is there', async () => {
     await using first = await startOwnRedis(AOF);
     const { port, dir } = first;
     const prefix = uniquePrefix('in-flight');
     await using mnt = await mountRedisfs({ redis: first, prefix, extraArgs: ['--cache-timeout', '0'] });
     const data = randomBytes(300_000); // below the 4 MiB write buffer: stored by the fsync
-    const fh = await open(mnt.path('f'), 'w');
+    await writeFile(mnt.path('data'), data);
+    // The writer is a process of its own: a process holding the file open cannot spawn the new
+    // redis-server meanwhile without waiting (the child's exec closes its copy: a flush, which
+    // waits for Redis, as on NFS).
+    const writer = spawn(process.execPath, ['-e', IN_FLIGHT_WRITER, mnt.path('f'), mnt.path('data')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    disposeWhenTestEnds({ [Symbol.asyncDispose]: async () => void (await stopChild(writer, 'SIGKILL')) });
+    const lines: string[] = [];
+    writer.stdout.setEncoding('utf8').on('data', (chunk: string) => lines.push(...chunk.split('\n').filter(Boolean)));
+    await waitFor(() => lines.includes('written'), { timeoutMs: 10_000, what: 'the writer to write' });
     let frozen = false;
     try {
-      await fh.write(data);
       process.kill(first.pid, 'SIGSTOP');
       frozen = true;
-      const syncing = fh.sync().then(
-        () => 'returned',
-        (err: unknown) => err,
-      );
+      writer.stdin.write('sync\n');
       // The fsync's first command was sent: it waits, unread, in the frozen server's socket.
       await waitFor(async () => (await unreadBytesAt(port)) > 0, { timeoutMs: 10_000, intervalMs: 5, what: 'the fsync to reach the frozen Redis' });
       await first.kill9(); // it never ran: nothing of it is in the AOF
       frozen = false;
       await using second = restartRedis(port, dir, AOF);
-      expect(await syncing).toBe('returned');
+      const synced = await waitFor(() => lines.find((line) => line.startsWith('fsync ')), { timeoutMs: 30_000, what: 'the fsync to end' });
+      expect(synced).toBe('fsync returned');
       expect(sha256(await readFile(mnt.path('f')))).toBe(sha256(data));
-      await fh.close();
       await mnt.unmount();
       await expectFsckClean({ url: first.url }, prefix);
       await second.stop();
     } finally {
       if (frozen) process.kill(first.pid, 'SIGCONT');
-      await fh.close().catch(() => undefined);
     }
   }, 60_000);
 

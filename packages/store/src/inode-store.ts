@@ -18,7 +18,13 @@ import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
 import type { StoreContext } from './internal/context.js';
 import type { ScriptName } from './internal/scripts.js';
-import { infoOfMasters, isTransient, settle, waitForReplicas } from './internal/topology.js';
+import { infoOfMasters, isTransient, settle, topologyOf, waitForReplicas } from './internal/topology.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A command lost with its connection (Redis crashed, restarted, or the network broke). */
+function isConnectionDrop(err: unknown): boolean {
+  return err instanceof Error && /Socket closed unexpectedly|ECONNRESET|EPIPE|ECONNREFUSED/.test(err.message);
+}
 
 /** How many inode numbers one INCRBY reserves. Unused numbers are simply skipped. */
 const INO_BATCH = 64;
@@ -67,11 +73,29 @@ export class InodeStore implements InodeApi {
     return this.ctx.blockSize;
   }
 
-  /** Runs one operation with a deadline, turning every failure into an FsError. */
+  /**
+   * Runs one operation with a deadline, turning every failure into an FsError. On one server,
+   * an operation whose connection dropped under it (Redis crashed or restarted) is run again
+   * once the client has reconnected, within the same deadline, when that is safe: a read, or a
+   * `redoable` change (a write: the same bytes at the same offset). Any other change may or may
+   * not have happened: it fails (EIO). A cluster or Sentinel client retries in topology.ts.
+   */
   protected async op<T>(what: string, fn: () => Promise<T>, mutates = false, redoable = false): Promise<T> {
     if (mutates && this.ctx.readOnly) throw new FsError('EROFS', `${what}: read-only filesystem`);
     try {
-      const run = mutates && this.ctx.syncReplicas > 0 ? () => this.replicated(what, fn, redoable) : fn;
+      const once = mutates && this.ctx.syncReplicas > 0 ? () => this.replicated(what, fn, redoable) : fn;
+      const deadline = Date.now() + this.opTimeoutMs;
+      const safe = (!mutates || redoable) && topologyOf(this.ctx.client).kind === 'single';
+      const run = async (): Promise<T> => {
+        for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
+          try {
+            return await once();
+          } catch (err) {
+            if (!safe || !isConnectionDrop(err) || Date.now() + pause >= deadline) throw err;
+            await sleep(pause); // commands sent meanwhile wait in the client's queue for the reconnection
+          }
+        }
+      };
       return await withDeadline(run(), this.opTimeoutMs, what);
     } catch (err) {
       const e = toFsError(err, what);
