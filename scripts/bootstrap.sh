@@ -161,7 +161,8 @@ INSTALL_STAMP=node_modules/.redisfs-install-stamp
 BUILD_STAMP=node_modules/.redisfs-build-stamp
 
 # What `pnpm install` depends on: the lockfile, every package.json, the workspace file, the
-# patches, and the node and pnpm that install (the fuse-native addon is compiled for this node).
+# patches, the sources of the FUSE binding (packages/fuse-native, compiled by its install script),
+# and the node and pnpm that install (the addon is compiled for this node).
 install_inputs_hash() {
   local files=(package.json pnpm-workspace.yaml)
   [[ -f pnpm-lock.yaml ]] && files+=(pnpm-lock.yaml)
@@ -169,6 +170,7 @@ install_inputs_hash() {
   mapfile -t -O "${#files[@]}" files < <(
     find . -mindepth 2 \( -name node_modules -o -name dist -o -name .git \) -prune -o -type f -name package.json -print
     find patches -type f 2>/dev/null
+    find packages/fuse-native -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name binding.gyp -o -name index.js \) 2>/dev/null
   )
   { printf 'node %s pnpm %s\n' "$node_version" "$pnpm_want"; printf '%s\n' "${files[@]}" | LC_ALL=C sort | xargs -d '\n' sha256sum --; } |
     sha256sum | cut -d' ' -f1
