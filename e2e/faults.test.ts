@@ -313,7 +313,8 @@ describe.skipIf(!ready)('faults: what a mount does when its process or its Redis
   it('Redis frozen (SIGSTOP) past the deadline: a call fails with ETIMEDOUT, and after SIGCONT the next call works', async () => {
     await using redis = await startOwnRedis();
     const prefix = uniquePrefix('sigstop');
-    await using mnt = await mountRedisfs({ redis, prefix, extraArgs: ['--cache-timeout', '0'] });
+    // --timeout 2: the deadline of one call (default 10 s), short for the test's sake.
+    await using mnt = await mountRedisfs({ redis, prefix, extraArgs: ['--cache-timeout', '0', '--timeout', '2'] });
     const data = randomBytes(200_000);
     await writeFile(mnt.path('f'), data);
     let frozen = false;
@@ -338,6 +339,67 @@ describe.skipIf(!ready)('faults: what a mount does when its process or its Redis
       expect(sha256(await readFile(mnt.path('f')))).toBe(sha256(data));
       await writeFile(mnt.path('g'), 'after\n');
       expect(await readFile(mnt.path('g'), 'utf8')).toBe('after\n');
+    } finally {
+      resume();
+    }
+  }, 60_000);
+
+  it('one call, one deadline: a read under way when Redis freezes is answered ETIMEDOUT at its deadline, not at two (issue 12)', async () => {
+    await using redis = await startOwnRedis();
+    const prefix = uniquePrefix('one-deadline');
+    const TIMEOUT_MS = 1000;
+    await using mnt = await mountRedisfs({ redis, prefix, extraArgs: ['--cache-timeout', '0', '--timeout', String(TIMEOUT_MS / 1000), '--debug'] });
+    await writeFile(mnt.path('big'), randomBytes(24 * MiB));
+    let frozen = false;
+    const resume = () => {
+      if (frozen) process.kill(redis.pid, 'SIGCONT');
+      frozen = false;
+    };
+    disposeWhenTestEnds({ [Symbol.asyncDispose]: async () => resume() });
+    try {
+      // A reader of its own, freezing Redis once its reads are under way (read-ahead included).
+      const reader = run('sha256sum', [mnt.path('big')], { timeoutMs: 30_000 });
+      await waitFor(() => /^redisfs: read \/big \d+@[1-9]\d* -> ok/m.test(mnt.stderr()), { timeoutMs: 10_000, intervalMs: 5, what: 'the reads to start' });
+      process.kill(redis.pid, 'SIGSTOP');
+      frozen = true;
+      const failed = await reader;
+      expect(failed.code).not.toBe(0);
+      expect(failed.stderr).toMatch(/Connection timed out/);
+      // Each read answered ETIMEDOUT took one deadline (plus scheduling), never two stacked.
+      const timedOut = [...mnt.stderr().matchAll(/^redisfs: read \/big \S+ -> ETIMEDOUT \(([\d.]+) ms\)$/gm)].map((m) => Number(m[1]));
+      expect(timedOut.length).toBeGreaterThan(0);
+      for (const ms of timedOut) expect(ms).toBeLessThan(1.9 * TIMEOUT_MS);
+    } finally {
+      resume();
+    }
+  }, 60_000);
+
+  it('a hard mount (--hard) waits for a frozen Redis as long as it takes, where a mount with a deadline fails', async () => {
+    await using redis = await startOwnRedis();
+    const prefix = uniquePrefix('hard');
+    await using hard = await mountRedisfs({ redis, prefix, extraArgs: ['--cache-timeout', '0', '--hard'] });
+    await using soft = await mountRedisfs({ redis, prefix, extraArgs: ['--cache-timeout', '0', '--timeout', '1'] });
+    await writeFile(hard.path('f'), 'waited for\n');
+    let frozen = false;
+    const resume = () => {
+      if (frozen) process.kill(redis.pid, 'SIGCONT');
+      frozen = false;
+    };
+    disposeWhenTestEnds({ [Symbol.asyncDispose]: async () => resume() });
+    try {
+      process.kill(redis.pid, 'SIGSTOP');
+      frozen = true;
+      let hardDone = false;
+      const waiting = run('cat', [hard.path('f')], { timeoutMs: 60_000 }).finally(() => {
+        hardDone = true;
+      });
+      // The mount with a 1 s deadline gives up: by then the hard mount's cat has waited as long.
+      const gaveUp = await run('cat', [soft.path('f')], { timeoutMs: 30_000 });
+      expect(gaveUp.code).not.toBe(0);
+      expect(gaveUp.stderr).toMatch(/Connection timed out/);
+      expect(hardDone).toBe(false);
+      resume();
+      expect(await waiting).toMatchObject({ code: 0, stdout: 'waited for\n' });
     } finally {
       resume();
     }

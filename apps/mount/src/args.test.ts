@@ -47,6 +47,21 @@ describe('parseMountArgs', () => {
     });
   });
 
+  it('takes --timeout SECONDS, or --hard (no timeout), not both', async () => {
+    expect((await config(['--mount', empty])).timeoutMs).toBeUndefined();
+    expect((await config(['--mount', empty, '--timeout', '2.5'])).timeoutMs).toBe(2500);
+    expect((await config(['--mount', empty, '--hard'])).timeoutMs).toBe(Infinity);
+    for (const bad of ['0', '0.05', 'abc', '-1', '86401', '1e3']) {
+      expect(await usageError(['--mount', empty, '--timeout', bad])).toBe('--timeout must be a number of seconds from 0.1 to 86400');
+    }
+    expect(await usageError(['--mount', empty, '--hard', '--timeout', '5'])).toMatch(/^--hard and --timeout are mutually exclusive/);
+    for (const extra of [['--timeout', '0.5'], ['--hard']]) {
+      const c = await config(['--mount', empty, '--daemon', ...extra]);
+      const child = daemonChildArgs(c);
+      expect(await config(child.args, child.env)).toEqual({ ...c, daemon: false });
+    }
+  });
+
   it('takes --log-level, --syslog and --metrics HOST:PORT', async () => {
     const c = await config(['--mount', empty, '--log-level', 'warn', '--syslog', '--metrics', '127.0.0.1:9464']);
     expect(c).toMatchObject({ logLevel: 'warn', syslog: true, metrics: { host: '127.0.0.1', port: 9464 } });

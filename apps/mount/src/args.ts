@@ -43,6 +43,11 @@ export interface MountConfig {
   mountFlags: MountFlag[];
   /** What mount(8), df and /proc/mounts show as the source: the prefix, or the URL (no password)/prefix. */
   source: string;
+  /**
+   * --timeout in ms: how long one operation waits for Redis before ETIMEDOUT; undefined: the
+   * store's default (10 s, 60 s on a cluster or through Sentinel). Infinity with --hard.
+   */
+  timeoutMs: number | undefined;
 }
 
 /** Log levels, most severe first. */
@@ -57,6 +62,11 @@ export const DEFAULT_CACHE_TIMEOUT_S = 1;
 /** Largest --cache-timeout, in seconds: beyond an hour, another host's changes would look lost. */
 export const MAX_CACHE_TIMEOUT_S = 3600;
 const CACHE_TIMEOUT_MESSAGE = `--cache-timeout must be a number of seconds from 0 to ${MAX_CACHE_TIMEOUT_S}`;
+
+/** Bounds of --timeout, in seconds. */
+export const MIN_TIMEOUT_S = 0.1;
+export const MAX_TIMEOUT_S = 86_400;
+const TIMEOUT_MESSAGE = `--timeout must be a number of seconds from ${MIN_TIMEOUT_S} to ${MAX_TIMEOUT_S}`;
 
 /** More replicas than this per master is not a deployment anyone runs. */
 const MAX_SYNC_REPLICAS = 16;
@@ -78,6 +88,14 @@ const argsSchema = z.object({
   allowOther: z.boolean(),
   // A string, as the parser gives it (yargs would turn 'abc' into NaN and '' into 0); no parser
   // default, or a bare `--cache-timeout` would silently mean the default.
+  timeout: z
+    .string({ error: stringFlagError('--timeout') })
+    .regex(/^\d+(\.\d+)?$|^\.\d+$/, TIMEOUT_MESSAGE)
+    .transform(Number)
+    .refine((s) => s >= MIN_TIMEOUT_S && s <= MAX_TIMEOUT_S, TIMEOUT_MESSAGE)
+    .transform((s) => Math.round(s * 1000))
+    .optional(),
+  hard: z.boolean(),
   cacheTimeout: z
     .string({ error: stringFlagError('--cache-timeout') })
     .regex(/^\d+(\.\d+)?$|^\.\d+$/, CACHE_TIMEOUT_MESSAGE)
@@ -171,6 +189,15 @@ function buildParser(args: string[]) {
       describe: 'wait until N replicas have each change (WAIT) before it returns: an fsync then survives losing the master [default: 0]',
     })
     .option('mount-flags', { type: 'string', describe: `kernel mount flags, comma-separated: ${MOUNT_FLAG_LIST} [default: nosuid,nodev]` })
+    .option('timeout', {
+      type: 'string',
+      describe: 'seconds one operation waits for Redis before it fails with ETIMEDOUT [default: 10; 60 on a cluster or through Sentinel]',
+    })
+    .option('hard', {
+      type: 'boolean',
+      default: false,
+      describe: 'never time out: wait for Redis as long as it takes, as an NFS hard mount does (Ctrl-C or kill still ends a waiting program)',
+    })
     .option('cache-timeout', {
       type: 'string',
       describe: `seconds that attributes and names are cached: other hosts' changes show within it; 0 = strict [default: ${DEFAULT_CACHE_TIMEOUT_S}]`,
@@ -219,6 +246,8 @@ async function parseLongFlags(args: string[], env: NodeJS.ProcessEnv): Promise<M
     daemon: argv.daemon,
     allowOther: argv['allow-other'],
     cacheTimeout: argv['cache-timeout'],
+    timeout: argv.timeout,
+    hard: argv.hard,
     syncReplicas: argv['sync-replicas'],
     logFile: argv['log-file'],
     logLevel: argv['log-level'],
@@ -232,6 +261,7 @@ async function parseLongFlags(args: string[], env: NodeJS.ProcessEnv): Promise<M
   if (busy) throw new Error(busy.message);
   if (a.readOnly && a.readWrite) throw new UsageError('--read-only and --read-write are mutually exclusive');
   if (a.logFile !== undefined && a.syslog) throw new UsageError('--log-file and --syslog are mutually exclusive');
+  if (a.hard && a.timeout !== undefined) throw new UsageError('--hard and --timeout are mutually exclusive (a hard mount has no timeout)');
   const flagsProblem = mountFlagsProblem(a.mountFlags, process.getuid?.() ?? 0);
   if (flagsProblem) throw new UsageError(flagsProblem);
   const { url, socket } = resolveRedisTarget(a, env);
@@ -255,6 +285,7 @@ async function parseLongFlags(args: string[], env: NodeJS.ProcessEnv): Promise<M
       metrics: a.metrics,
       mountFlags: a.mountFlags,
       source: sourceName(url, a.prefix),
+      timeoutMs: a.hard ? Infinity : a.timeout,
     },
   };
 }
@@ -272,6 +303,8 @@ export function daemonChildArgs(config: MountConfig): { args: string[]; env: Rec
   if (config.debug) args.push('--debug');
   if (config.allowOther) args.push('--allow-other');
   args.push('--cache-timeout', String(config.cacheTimeoutMs / 1000));
+  if (config.timeoutMs === Infinity) args.push('--hard');
+  else if (config.timeoutMs !== undefined) args.push('--timeout', String(config.timeoutMs / 1000));
   if (config.syncReplicas > 0) args.push('--sync-replicas', String(config.syncReplicas));
   args.push('--log-level', config.logLevel);
   if (config.syslog) args.push('--syslog');

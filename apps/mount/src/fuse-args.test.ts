@@ -123,6 +123,8 @@ describe('translateFuseArgs: -o', () => {
     expect(tail(['-o', 'socket=/run/redis.sock'])).toEqual(['--socket', '/run/redis.sock']);
     expect(tail(['-o', 'url=redis://db:1,host=h,port=2'])).toEqual(['--url', 'redis://db:1', '--host', 'h', '--port', '2']);
     expect(tail(['-o', 'sentinel=s1:1\\,s2:2,master_name=main'])).toEqual(['--sentinel', 's1:1,s2:2', '--master-name', 'main']);
+    expect(tail(['-o', 'timeout=2'])).toEqual(['--timeout', '2']);
+    expect(tail(['-o', 'hard'])).toEqual(['--hard']);
   });
 
   it('takes the last of a repeated value, and of ro and rw', () => {

@@ -28,6 +28,7 @@ import { parseRedisUrl } from '@redisfs/store';
 /** `-o name=VALUE` options and the long flag each one is. */
 const VALUE_OPTIONS: Readonly<Record<string, string>> = {
   cache_timeout: '--cache-timeout',
+  timeout: '--timeout',
   sync_replicas: '--sync-replicas',
   log_file: '--log-file',
   log_level: '--log-level',
@@ -46,6 +47,7 @@ const FLAG_OPTIONS: Readonly<Record<string, string>> = {
   read_only: '--read-only',
   read_write: '--read-write',
   allow_other: '--allow-other',
+  hard: '--hard',
   syslog: '--syslog',
   debug: '--debug',
 };

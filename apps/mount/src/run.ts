@@ -59,6 +59,7 @@ export async function runMount(config: MountConfig, io: Output, onServer = ''): 
       readOnly: config.readOnly,
       writeSnapshot: config.readWrite,
       syncReplicas: config.syncReplicas,
+      opTimeoutMs: config.timeoutMs,
       onWarning: (message, cause) => log.warn(withCause(message, cause)),
     });
     signals.throwIfSignalled();

@@ -101,10 +101,13 @@ export interface MountStats {
 export const DEFAULT_CACHE_TIMEOUT_MS = 1000;
 /** Largest write the kernel sends at once (big_writes). */
 const MAX_WRITE = 128 * 1024;
-/** An operation that has not settled after this long is answered EIO (store ops time out sooner). */
-const WATCHDOG_MS = 60_000;
 /** How long to wait for the kernel to start the filesystem after mounting. */
 const MOUNT_TIMEOUT_MS = 30_000;
+
+/** The deadline of one FUSE call in ms, 0 for none: the store's operation timeout. */
+function callDeadlineMs(store: { opTimeoutMs: number }): number {
+  return Number.isFinite(store.opTimeoutMs) && store.opTimeoutMs > 0 ? store.opTimeoutMs : 0;
+}
 
 function defaultLog(line: string, level: LogLevel): void {
   const label = level === 'warn' ? 'warning: ' : level === 'error' ? 'error: ' : '';
@@ -130,7 +133,8 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     store: options.store,
     readOnly,
     cacheTimeoutMs,
-    env: { debug: options.debug === true, log, watchdogMs: WATCHDOG_MS, counts: new OpCounts(), onOperation: options.onOperation },
+    // One deadline per call: the store's operation timeout (none on a hard mount: Infinity).
+    env: { debug: options.debug === true, log, watchdogMs: callDeadlineMs(options.store), counts: new OpCounts(), onOperation: options.onOperation },
     caller: () => fuse?.context ?? null,
   });
   const seconds = cacheTimeoutMs / 1000;

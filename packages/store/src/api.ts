@@ -10,6 +10,8 @@ export interface InodeApi {
   readonly readOnly: boolean;
   readonly blockSize: number;
   readonly rootIno: Ino;
+  /** How long one operation waits for Redis before ETIMEDOUT (Infinity: as long as it takes). */
+  readonly opTimeoutMs: number;
 
   /** The entry `name` in directory `parent`, with its attributes (one round trip). */
   lookup(parent: Ino, name: string): Promise<Attr>;

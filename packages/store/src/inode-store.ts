@@ -45,7 +45,7 @@ export class InodeStore implements InodeApi {
 
   constructor(
     protected readonly ctx: StoreContext,
-    private readonly opTimeoutMs: number,
+    readonly opTimeoutMs: number,
     private readonly collector?: Collector,
   ) {}
 

@@ -137,7 +137,8 @@ export interface StoreOptions {
   /** Block size for a new filesystem; default 64 KiB. Existing filesystems keep theirs. */
   blockSize?: number;
   /**
-   * Upper bound of one store operation, in ms (Redis down → ETIMEDOUT); default 10 000 on one
+   * Upper bound of one store operation, in ms (Redis down → ETIMEDOUT; Infinity: wait as long as
+   * it takes, as an NFS hard mount does); default 10 000 on one
    * server, 60 000 on a cluster or through Sentinel (an operation waits out a failover).
    */
   opTimeoutMs?: number;

@@ -56,6 +56,7 @@ class FakeStore implements Store {
   readonly readOnly = false;
   readonly blockSize = 4096;
   readonly rootIno = 1;
+  readonly opTimeoutMs = 10_000;
   readonly calls: string[] = [];
   failWrite: unknown;
   private readonly nodes = new Map<number, Node>();

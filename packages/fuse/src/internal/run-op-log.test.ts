@@ -50,13 +50,13 @@ describe('runOp log levels', () => {
     },
   );
 
-  it('the watchdog answering EIO is an error line', async () => {
+  it('the deadline answering ETIMEDOUT is a warn line', async () => {
     vi.useFakeTimers();
     const e = env({ watchdogMs: 1000 });
     const answers: number[] = [];
     runOp(e, 'read', '/f', () => new Promise(() => undefined), (errno) => answers.push(errno));
     vi.advanceTimersByTime(1000);
-    expect(answers).toEqual([-EIO]);
-    expect(e.logged).toEqual([['error', 'read /f: no result after 1000 ms, answering EIO']]);
+    expect(answers).toEqual([-ETIMEDOUT]);
+    expect(e.logged).toEqual([['warn', 'read /f: no answer from Redis within the deadline (1000 ms), answering ETIMEDOUT']]);
   });
 });

@@ -3,7 +3,7 @@ import { FsError } from '@redisfs/store';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OpCounts, runOp, valueReply, voidReply, type OpEnv } from './run-op.js';
 
-const { EIO, ENOENT } = constants.errno;
+const { EIO, ENOENT, ETIMEDOUT } = constants.errno;
 
 function env(overrides: Partial<OpEnv> = {}): OpEnv & { lines: string[] } {
   const lines: string[] = [];
@@ -79,7 +79,7 @@ describe('runOp', () => {
     expect(e.lines[0]).toMatch(/answering FUSE failed/);
   });
 
-  it('answers EIO from the watchdog and drops the late result', async () => {
+  it('answers ETIMEDOUT at the call\'s deadline and drops the late result', async () => {
     vi.useFakeTimers();
     const e = env({ watchdogMs: 1000, debug: true });
     const calls: unknown[][] = [];
@@ -88,15 +88,15 @@ describe('runOp', () => {
     await vi.advanceTimersByTimeAsync(999);
     expect(calls).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
-    expect(calls).toEqual([[-EIO]]);
+    expect(calls).toEqual([[-ETIMEDOUT]]);
     finish(7);
     await vi.advanceTimersByTimeAsync(0);
-    expect(calls).toEqual([[-EIO]]);
-    expect(e.lines.some((l) => /no result after 1000 ms/.test(l))).toBe(true);
+    expect(calls).toEqual([[-ETIMEDOUT]]);
+    expect(e.lines.some((l) => /no answer from Redis within the deadline \(1000 ms\)/.test(l))).toBe(true);
     expect(e.lines.some((l) => /late ok .* dropped/.test(l))).toBe(true);
   });
 
-  it('clears the watchdog once answered', async () => {
+  it('clears the deadline once answered', async () => {
     vi.useFakeTimers();
     const calls: unknown[][] = [];
     runOp(env({ watchdogMs: 1000 }), 'op', '', async () => 1, (...a) => calls.push(a));
@@ -168,7 +168,7 @@ describe('runOp counts', () => {
     expect([counts.bytesRead, counts.bytesWritten]).toEqual([300, 1000]);
   });
 
-  it('tells the observer each answer: name, seconds, errno name (the watchdog\'s EIO too)', async () => {
+  it('tells the observer each answer: name, seconds, errno name (the deadline\'s ETIMEDOUT too)', async () => {
     vi.useFakeTimers();
     const seen: [string, number, string | undefined][] = [];
     const e = env({ watchdogMs: 1000, onOperation: (op, seconds, errno) => seen.push([op, seconds, errno]) });
@@ -177,7 +177,7 @@ describe('runOp counts', () => {
     runOp(e, 'lookup', '', async () => Promise.reject(new FsError('ENOENT')), (...a) => answered.push(a));
     runOp(e, 'fsync', '', () => new Promise(() => undefined), (...a) => answered.push(a));
     await vi.advanceTimersByTimeAsync(1000);
-    expect(seen.map(([op, , errno]) => [op, errno])).toEqual([['read', undefined], ['lookup', 'ENOENT'], ['fsync', 'EIO']]);
+    expect(seen.map(([op, , errno]) => [op, errno])).toEqual([['read', undefined], ['lookup', 'ENOENT'], ['fsync', 'ETIMEDOUT']]);
     for (const [, seconds] of seen) expect(seconds).toBeGreaterThanOrEqual(0);
     expect(answered).toHaveLength(3);
   });

@@ -1,8 +1,11 @@
 /**
  * The wrapper every FUSE handler goes through: run the async operation, turn its failure into a
- * negative errno (toErrno), log what was not expected, and answer the kernel EXACTLY once. A lost
- * answer would hang the calling process (fuse-native runs with timeout: false), so a watchdog
- * answers EIO when an operation never settles; a late result is then dropped.
+ * negative errno (toErrno), log what was not expected, and answer the kernel EXACTLY once. Each
+ * call has one deadline, whatever it does inside (several store operations, a flush of its
+ * buffered writes): when it passes, the call is answered ETIMEDOUT and a late result is dropped
+ * (a store operation may still take effect in Redis). The deadline is the store's operation
+ * timeout, so a call never waits twice that long; without one (a hard mount), a call waits for
+ * Redis as long as it takes.
  */
 import { constants } from 'node:os';
 import { isExpectedError, toErrno } from './errno.js';
@@ -26,7 +29,7 @@ export interface OpEnv {
   debug: boolean;
   /** Where log lines go, each with its level (see LogLevel). */
   log: LogFn;
-  /** Answer EIO if an operation has not settled after this many ms (0 = never). */
+  /** The deadline of one call: answer ETIMEDOUT if it has not settled after this many ms (0 = none). */
   watchdogMs: number;
   /** Where the operations run are counted (MountedFs.stats). */
   counts?: OpCounts;
@@ -149,7 +152,7 @@ export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Pro
 
   const answer = (errno: number, value?: T): void => {
     if (answered) {
-      if (env.debug) env.log(`${label()}: late ${errnoName(errno)} after the watchdog answered; dropped`, 'debug');
+      if (env.debug) env.log(`${label()}: late ${errnoName(errno)} after its deadline; dropped`, 'debug');
       return;
     }
     answered = true;
@@ -179,8 +182,8 @@ export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Pro
 
   if (env.watchdogMs > 0) {
     watchdog = setTimeout(() => {
-      env.log(`${label()}: no result after ${env.watchdogMs} ms, answering EIO`, 'error');
-      answer(-constants.errno.EIO);
+      env.log(`${label()}: no answer from Redis within the deadline (${env.watchdogMs} ms), answering ETIMEDOUT`, 'warn');
+      answer(-constants.errno.ETIMEDOUT);
     }, env.watchdogMs);
     watchdog.unref();
   }

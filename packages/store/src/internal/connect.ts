@@ -158,8 +158,9 @@ export function bufferView(client: RedisClient): BinaryClient {
   return client.withTypeMapping(typeMapping) as unknown as BinaryClient;
 }
 
-/** Rejects with ETIMEDOUT when `p` does not settle within `ms`. */
+/** Rejects with ETIMEDOUT when `p` does not settle within `ms` (Infinity: waits as long as it takes). */
 export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  if (!Number.isFinite(ms)) return p;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new FsError('ETIMEDOUT', `${what}: no answer from Redis in ${ms} ms`)), ms);
