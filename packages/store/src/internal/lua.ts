@@ -170,7 +170,12 @@ return { ino, h }
 /** ARGV: MP, parent, name → {ino, HGETALL}, or 'ENOENT' (a reply, not an error: misses are common and cheap). */
 const LOOKUP = `${COMMON}
 local v = redis.call('HGET', dkey(ARGV[2]), ARGV[3])
-if not v then return 'ENOENT' end
+if not v then
+  -- A miss in a parent that is not a directory is ENOTDIR, as the kernel answers.
+  local m = redis.call('HGET', ikey(ARGV[2]), 'm')
+  if m and fmt(m) ~= S_IFDIR then return 'ENOTDIR' end
+  return 'ENOENT'
+end
 local ino = string.sub(v, 2)
 local h = attrs(ino)
 if #h == 0 then return 'ENOENT' end
@@ -260,6 +265,17 @@ if not sv then fail('ENOENT') end
 must_dir(dp)
 local st, sino = string.sub(sv, 1, 1), string.sub(sv, 2)
 if sp == dp and sn == dn then return '' end
+if st == 'd' and sp ~= dp then
+  -- A directory may not move into its own subtree (checked first, as the kernel does): walk up
+  -- from dp to the root.
+  local cur, hops = dp, 0
+  while cur and cur ~= '1' do
+    if cur == sino then fail('EINVAL') end
+    cur = redis.call('HGET', ikey(cur), 'p')
+    hops = hops + 1
+    if hops > 100000 then fail('ELOOP') end
+  end
+end
 local dv = redis.call('HGET', dkey(dp), dn)
 local dt, dino
 if dv then
@@ -271,16 +287,6 @@ if dv then
     if redis.call('HLEN', dkey(dino)) > 0 then fail('ENOTEMPTY') end
   elseif dt == 'd' then
     fail('EISDIR')
-  end
-end
-if st == 'd' and sp ~= dp then
-  -- A directory may not move into its own subtree: walk up from dp to the root.
-  local cur, hops = dp, 0
-  while cur and cur ~= '1' do
-    if cur == sino then fail('EINVAL') end
-    cur = redis.call('HGET', ikey(cur), 'p')
-    hops = hops + 1
-    if hops > 100000 then fail('ELOOP') end
   end
 end
 if dv then
