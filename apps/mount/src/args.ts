@@ -207,7 +207,8 @@ function buildParser(args: string[]) {
         'answers there, the private redis-server (started if need be, shared by every redisfs command) ' +
         'storing its data under $XDG_DATA_HOME/redisfs/redis (default ~/.local/share/redisfs/redis): ' +
         'see redisfs server --help. ' +
-        'To check a filesystem: redisfs fsck --prefix P [--repair] (see redisfs fsck --help).',
+        'To check a filesystem: redisfs fsck --prefix P [--repair] (see redisfs fsck --help). ' +
+        "This host's mounts: redisfs status [--json]. The private Redis: redisfs server status|start|stop.",
     )
     .strict()
     .help()
