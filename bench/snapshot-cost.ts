@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { createClient } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
 import { deleteFilesystem, openStore, snapshotFilesystem, type Store } from '@redisfs/store';
-import { startRedis } from '../e2e/helpers/redis-server.js';
+import { startRedis } from '@redisfs/testing';
 
 const quick = process.argv.includes('--quick');
 const FILES = quick ? 1_000 : 10_000;

@@ -17,29 +17,24 @@ import { chmod, link, mkdir, readFile, readdir, rename, rm, rmdir, stat, truncat
 import { createClient } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
 import { openStore } from '@redisfs/store';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   OutputTail,
   SNAPSHOT_CLI,
+  describeWithRedis,
   disposeWhenTestEnds,
   exited,
   expectFsckClean,
   isRunning,
   mountRedisfs,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   runFsck,
-  startRedis,
   stopChild,
   uniquePrefix,
   waitFor,
   type RunResult,
-  type StartedRedis,
 } from './helpers/index.js';
-
-const ready = (await requireRedis()) && requireFuse();
 
 type Client = ReturnType<typeof createClient>;
 
@@ -51,12 +46,10 @@ const OWNER = { uid: 0, gid: 0 };
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-describe.skipIf(!ready)('admin promises', () => {
-  let redis: StartedRedis;
+await describeWithRedis('admin promises', { fuse: true }, (redis) => {
   /** Looks at keys; changes only their TTLs and pauses clients, where a test says so. */
   let client: Client;
   beforeAll(async () => {
-    redis = await startRedis();
     client = createClient({ url: redis.url });
     client.on('error', () => {});
     await client.connect();
@@ -64,7 +57,6 @@ describe.skipIf(!ready)('admin promises', () => {
   afterAll(async () => {
     await client?.sendCommand(['CLIENT', 'UNPAUSE']).catch(() => undefined);
     await client?.close();
-    await redis?.stop();
   });
 
   const snapshotCli = (...args: string[]): Promise<RunResult> =>

@@ -6,20 +6,10 @@
  * kernel inode, so hard links are where a stale copy would show.
  */
 import { chmod, link, mkdir, open, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mountRedisfs, requireFuse, requireRedis, startRedis, uniquePrefix, type StartedRedis } from './helpers/index.js';
+import { expect, it } from 'vitest';
+import { describeWithRedis, mountRedisfs, uniquePrefix } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
-
-describe.skipIf(!ready)('attributes answered by the binding stay true', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('attributes answered by the binding stay true', { fuse: true }, (redis) => {
   const mount = (label: string) => mountRedisfs({ redis, prefix: uniquePrefix(label) });
 
   /** stat twice: the second one is answered from the binding's cache if anything is. */

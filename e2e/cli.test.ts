@@ -4,26 +4,21 @@
  * --daemon returns once mounted, and SIGTERM unmounts cleanly.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   MOUNT_CLI,
+  describeWithRedis,
   forceUnmount,
   freePort,
   isMounted,
   mountRedisfs,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
-  startRedis,
   tempDir,
   uniquePrefix,
   waitFor,
   type RunResult,
-  type StartedRedis,
 } from './helpers/index.js';
-
-const ready = (await requireRedis()) && requireFuse();
 
 /** Runs `node apps/mount/dist/cli.js ...args` to completion. */
 function redisfs(args: string[], timeoutMs = 30_000): Promise<RunResult> {
@@ -43,15 +38,7 @@ function alive(pid: number): boolean {
   }
 }
 
-describe.skipIf(!ready)('redisfs command line', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('redisfs command line', { fuse: true }, (redis) => {
   describe('usage errors: exit code 2 and one line on stderr', () => {
     it('a port out of range', async () => {
       await using dir = await tempDir('mnt');

@@ -6,17 +6,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   MOUNT_CLI,
   SNAPSHOT_CLI,
+  describeWithRedis,
   expectFsckClean,
   makeSourceTree,
   diffTrees,
   mountRedisfs,
   redisCommand,
-  requireFuse,
-  requireRedisTools,
   run,
   runOk,
   startRedisCluster,
@@ -28,8 +27,6 @@ import {
   type RedisClusterNode,
   type StartedRedisCluster,
 } from './helpers/index.js';
-
-const ready = requireRedisTools() && requireFuse();
 
 const sha = sha256;
 
@@ -59,15 +56,9 @@ async function keysOn(node: RedisClusterNode, family: string): Promise<{ meta: n
   return out;
 }
 
-describe.skipIf(!ready)('redisfs on a Redis Cluster', () => {
-  let cluster: StartedRedisCluster;
-  beforeAll(async () => {
-    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
-  }, 60_000);
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+const cluster3x1 = { fuse: true, redisTools: true, start: () => startRedisCluster({ masters: 3, replicasPerMaster: 1 }) };
 
+await describeWithRedis('redisfs on a Redis Cluster', cluster3x1, (cluster) => {
   it('mounts through any one node: metadata in one slot, data blocks spread evenly over every master', async () => {
     const prefix = uniquePrefix('spread');
     await using mnt = await mountRedisfs({ redis: { url: cluster.url }, prefix });

@@ -5,16 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { appendFile, lstat, mkdir, readFile, readdir, readlink, rmdir, stat, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   SOURCE_TREE_PATHS,
   describeTree,
+  describeWithRedis,
   diffTrees,
   makeSourceTree,
   mountRedisfs,
-  requireFuse,
-  requireRedis,
-  requireRedisTools,
   run,
   runOk,
   sha256File,
@@ -22,31 +20,24 @@ import {
   startRedisCluster,
   tempDir,
   uniquePrefix,
+  type DescribeWithRedisOptions,
   type StartedRedis,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
 const UTC = { env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' } };
 
+type Backend = Pick<StartedRedis, 'url' | 'stop'>;
+
 /** Where the filesystem lives: the same tools must behave the same on each. */
-const BACKENDS = [
-  { name: 'one Redis server', start: (): Promise<Pick<StartedRedis, 'url' | 'stop'>> => startRedis(), ready },
+const BACKENDS: { name: string; options: DescribeWithRedisOptions<Backend> }[] = [
+  { name: 'one Redis server', options: { fuse: true, start: (): Promise<Backend> => startRedis() } },
   {
     name: 'a Redis Cluster (3 masters, 3 replicas)',
-    start: (): Promise<Pick<StartedRedis, 'url' | 'stop'>> => startRedisCluster({ masters: 3, replicasPerMaster: 1 }),
-    ready: ready && requireRedisTools(),
+    options: { fuse: true, redisTools: true, start: (): Promise<Backend> => startRedisCluster({ masters: 3, replicasPerMaster: 1 }) },
   },
 ];
 
-for (const backend of BACKENDS) describe.skipIf(!backend.ready)(`everyday tools on a mounted redisfs, on ${backend.name}`, () => {
-  let redis: Pick<StartedRedis, 'url' | 'stop'>;
-  beforeAll(async () => {
-    redis = await backend.start();
-  }, 60_000);
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+for (const backend of BACKENDS) await describeWithRedis(`everyday tools on a mounted redisfs, on ${backend.name}`, backend.options, (redis) => {
   const mount = (label: string) => mountRedisfs({ redis, prefix: uniquePrefix(label) });
 
   it('mkdir -p, echo > file, echo >> file, cat', async () => {

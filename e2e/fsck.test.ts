@@ -11,35 +11,27 @@ import { openStore } from '@redisfs/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   MOUNT_CLI,
+  describeWithRedis,
   expectFsckClean,
   freePort,
   makeSourceTree,
   mountRedisfs,
   requireBuilt,
   requireFuse,
-  requireRedis,
   run,
   runFsck,
   runOk,
-  startRedis,
   uniquePrefix,
-  type StartedRedis,
 } from './helpers/index.js';
 
-const redisReady = await requireRedis();
-const fuseReady = redisReady && requireFuse();
-
-describe.skipIf(!redisReady)('redisfs fsck', () => {
-  let redis: StartedRedis;
+await describeWithRedis('redisfs fsck', {}, (redis) => {
   let raw: ReturnType<typeof createClient>;
   beforeAll(async () => {
-    redis = await startRedis();
     raw = createClient({ url: redis.url });
     await raw.connect();
   });
   afterAll(async () => {
     await raw?.close();
-    await redis?.stop();
   });
 
   /** A small filesystem written through the store: /docs/a.txt (2 links), /b. Returns its inodes. */
@@ -155,7 +147,7 @@ describe.skipIf(!redisReady)('redisfs fsck', () => {
     expect(help.stdout).toMatch(/redisfs fsck --prefix/);
   });
 
-  describe.skipIf(!fuseReady)('after real tools on a real mount', () => {
+  describe.skipIf(!requireFuse())('after real tools on a real mount', () => {
     it('is clean once the mount is gone', async () => {
       const prefix = uniquePrefix('fsckmnt');
       {

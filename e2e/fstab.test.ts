@@ -12,11 +12,12 @@ import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   MOUNT_CLI,
   REPO_ROOT,
   PrerequisiteError,
+  describeWithRedis,
   disposeWhenTestEnds,
   findExecutable,
   findMount,
@@ -25,16 +26,12 @@ import {
   isMounted,
   redisCommand,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   runOk,
-  startRedis,
   tempDir,
   uniquePrefix,
   waitFor,
   type RunResult,
-  type StartedRedis,
   type TempDir,
 } from './helpers/index.js';
 
@@ -52,7 +49,7 @@ function requireMountHelpers(): boolean {
   return false;
 }
 
-const ready = (await requireRedis()) && requireFuse() && requireMountHelpers();
+const mountHelpers = requireMountHelpers();
 
 const lines = (text: string) => text.split('\n').filter((line) => line.trim() !== '');
 
@@ -143,15 +140,7 @@ class MountStage implements AsyncDisposable {
   }
 }
 
-describe.skipIf(!ready)('mount(8), fstab and systemd', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('mount(8), fstab and systemd', { fuse: true, skipIf: !mountHelpers }, (redis) => {
   /** redis://127.0.0.1:PORT/PREFIX */
   const sourceOf = (prefix: string) => `${redis.url}/${prefix}`;
 

@@ -16,10 +16,9 @@ import {
   SNAPSHOT_CLI,
   forceUnmount,
   isMounted,
+  prerequisitesMet,
   redisCommand,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   startRedis,
   tempDir,
@@ -28,7 +27,7 @@ import {
   type RunResult,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
+const ready = await prerequisitesMet({ fuse: true });
 
 const INSTALL_COMMANDS = join(REPO_ROOT, 'scripts/install-commands.sh');
 

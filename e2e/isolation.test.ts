@@ -27,12 +27,13 @@ import { join } from 'node:path';
 import { createClient } from '@redis/client';
 import { ROOT_INO, keysFor, parseBlockKey } from '@redisfs/schema';
 import { openStore } from '@redisfs/store';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   MOUNT_CLI,
   OutputTail,
   REPO_ROOT,
   SNAPSHOT_CLI,
+  describeWithRedis,
   disposeWhenTestEnds,
   exited,
   findExecutable,
@@ -42,16 +43,12 @@ import {
   isRunning,
   mountRedisfs,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   runOk,
-  startRedis,
   stopChild,
   tempDir,
   uniquePrefix,
   waitFor,
-  type StartedRedis,
 } from './helpers/index.js';
 
 type Client = ReturnType<typeof createClient>;
@@ -78,17 +75,7 @@ function belongsTo(prefix: string, key: string): boolean {
   return key.startsWith(layout.metaPrefix) || familyKeysOf(prefix).includes(key) || parseBlockKey(layout, key) !== undefined;
 }
 
-const ready = (await requireRedis()) && requireFuse();
-
-describe.skipIf(!ready)('prefixes are separate filesystems', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('prefixes are separate filesystems', { fuse: true }, (redis) => {
   it('files in one prefix are not seen in another', async () => {
     const [prefixA, prefixB] = [uniquePrefix('iso-a'), uniquePrefix('iso-b')];
     await using a = await mountRedisfs({ redis, prefix: prefixA });
@@ -177,20 +164,17 @@ interface FsUser {
   url: string;
 }
 
-describe.skipIf(!ready)('a Redis ACL user limited to one filesystem', () => {
-  let redis: StartedRedis;
+await describeWithRedis('a Redis ACL user limited to one filesystem', { fuse: true }, (redis) => {
   /** The default user: creates the ACL users and looks at the keys. */
   let admin: Client;
 
   beforeAll(async () => {
-    redis = await startRedis();
     admin = createClient({ url: redis.url });
     admin.on('error', () => {});
     await admin.connect();
   });
   afterAll(async () => {
     await admin?.close();
-    await redis?.stop();
   });
 
   /** Runs the README's ACL line for `prefix`, with a fresh user name and password. */

@@ -9,22 +9,18 @@ import { mkdtemp, lstat, mkdir, open, readdir, readlink, rm, stat, symlink, trun
 import { existsSync, type Dirent, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   PrerequisiteError,
+  describeWithRedis,
   findExecutable,
   isCi,
   mountRedisfs,
-  requireFuse,
-  requireRedis,
   run,
   runOk,
-  startRedis,
   uniquePrefix,
-  type StartedRedis,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
 const C_LOCALE = { env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' } };
 
 /** python3 makes the xattr system calls (Node has none); bootstrap.sh installs it (fuse-native's build needs it). */
@@ -35,7 +31,7 @@ function requirePython(): boolean {
   console.warn(`[e2e] skipping: ${message}`);
   return false;
 }
-const hasPython = ready && requirePython();
+const hasPython = requirePython();
 
 /** README: file size 2^50 bytes = 1 PiB (EFBIG). */
 const MAX_FILE_SIZE = 2 ** 50;
@@ -235,15 +231,7 @@ function typeLetter(st: Stats | Dirent): string {
   return '?';
 }
 
-describe.skipIf(!ready)('the README limits, on a mounted redisfs', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  }, 60_000);
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('the README limits, on a mounted redisfs', { fuse: true }, (redis) => {
   const mount = (label: string, extraArgs: string[] = []) => mountRedisfs({ redis, prefix: uniquePrefix(label), extraArgs });
 
   // Making 65,000 names through FUSE takes about 3 minutes here (about 2.7 ms a link). With the

@@ -13,24 +13,20 @@ import { keysFor } from '@redisfs/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   MOUNT_CLI,
+  describeWithRedis,
   disposeWhenTestEnds,
   forceUnmount,
   isMounted,
   mountRedisfs,
   redisCommand,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   startRedis,
   tempDir,
   uniquePrefix,
   waitFor,
   type RunResult,
-  type StartedRedis,
 } from './helpers/index.js';
-
-const ready = (await requireRedis()) && requireFuse();
 
 /** A file log line: ISO time, level, message. */
 const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (error|warn|info|debug) (.*)$/;
@@ -91,15 +87,7 @@ function expectedLogName(mountpoint: string): string {
   return `${mountpoint.split('/').filter(Boolean).map((p) => p.replaceAll('-', '%2D')).join('-')}.log`;
 }
 
-describe.skipIf(!ready)('mount logs', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('mount logs', { fuse: true }, (redis) => {
   it('--daemon logs to its own file in $XDG_STATE_HOME/redisfs and says so; USR2 adds the stats line there', async () => {
     await using dir = await tempDir('logs');
     const mountpoint = dir.join('mnt');

@@ -3,29 +3,12 @@
  * uid/gid), and the kernel checks permissions (default_permissions).
  */
 import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  mountRedisfs,
-  requireFuse,
-  requireRedis,
-  run,
-  startRedis,
-  uniquePrefix,
-  type StartedRedis,
-} from './helpers/index.js';
+import { expect, it } from 'vitest';
+import { describeWithRedis, mountRedisfs, run, uniquePrefix } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
 const asRoot = process.getuid?.() === 0;
 
-describe.skipIf(!ready || !asRoot)('ownership and permissions', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('ownership and permissions', { fuse: true, skipIf: !asRoot }, (redis) => {
   /** Runs a shell command as uid/gid 1000 (an ordinary user). */
   const asUser = (script: string) => run('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', 'sh', '-c', script]);
 

@@ -4,32 +4,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   describeTree,
+  describeWithRedis,
   diffTrees,
   makeSourceTree,
   mountRedisfs,
-  requireFuse,
-  requireRedis,
   runOk,
-  startRedis,
   tempDir,
   uniquePrefix,
-  type StartedRedis,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
-
-describe.skipIf(!ready)('persistence across mounts', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('persistence across mounts', { fuse: true }, (redis) => {
   it('a tree written in one mount is intact in the next', async () => {
     const prefix = uniquePrefix('persist');
     await using src = await tempDir('src');

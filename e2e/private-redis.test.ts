@@ -19,9 +19,8 @@ import {
   disposeWhenTestEnds,
   forceUnmount,
   isMounted,
+  prerequisitesMet,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   startLocalRedis,
   tempDir,
@@ -30,7 +29,7 @@ import {
   type RunResult,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
+const ready = await prerequisitesMet({ fuse: true });
 
 /** Whether something listens on 127.0.0.1:6379 (then redisfs uses it, and this test cannot run). */
 function defaultPortTaken(): Promise<boolean> {

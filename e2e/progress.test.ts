@@ -7,22 +7,19 @@
  * terminal (`script`): one line redrawn in place and cleared before the result line.
  */
 import { openStore } from '@redisfs/store';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import {
   MOUNT_CLI,
   SNAPSHOT_CLI,
+  describeWithRedis,
   findExecutable,
   requireBuilt,
-  requireRedis,
   run,
-  startRedis,
+  startLayout1Redis,
   uniquePrefix,
   type RunResult,
-  type StartedRedis,
 } from './helpers/index.js';
-import { startLayout1Redis } from './helpers/layout1.js';
 
-const ready = await requireRedis();
 const FILES = 3000;
 /** The root, /d, and the files. */
 const INODES = FILES + 2;
@@ -59,11 +56,9 @@ function expectProgressLines(stderr: string, label: string, phases: ReadonlyArra
   expect(seen).toEqual(phases.map(([phase]) => phase));
 }
 
-describe.skipIf(!ready)('progress of the long jobs', () => {
-  let redis: StartedRedis;
+await describeWithRedis('progress of the long jobs', {}, (redis) => {
   let prefix = '';
   beforeAll(async () => {
-    redis = await startRedis();
     prefix = uniquePrefix('progress');
     const store = await openStore({ url: redis.url, prefix });
     try {
@@ -74,9 +69,6 @@ describe.skipIf(!ready)('progress of the long jobs', () => {
     } finally {
       await store.close();
     }
-  });
-  afterAll(async () => {
-    await redis?.stop();
   });
 
   const snapshotCli = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> =>

@@ -19,8 +19,7 @@ import {
   REPO_ROOT,
   findExecutable,
   mountRedisfs,
-  requireFuse,
-  requireRedis,
+  prerequisitesMet,
   run,
   runOk,
   startRedis,
@@ -28,7 +27,7 @@ import {
   uniquePrefix,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
+const ready = await prerequisitesMet({ fuse: true });
 const optedIn = process.env.REDISFS_PUBLISH_TEST === '1';
 
 /** A packed package: its manifest as published, and its tarball. */

@@ -23,32 +23,19 @@ import {
   utimes,
   writeFile,
 } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   describeTree,
+  describeWithRedis,
   findMount,
   mountRedisfs,
-  requireFuse,
-  requireRedis,
   run,
   runOk,
-  startRedis,
   uniquePrefix,
   type StartedMount,
-  type StartedRedis,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
-
-describe.skipIf(!ready)('read-only mounts', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('read-only mounts', { fuse: true }, (redis) => {
   /** Writes a little tree read-write, then mounts the same prefix --read-only. */
   async function readOnlyMountWithContent(label: string): Promise<StartedMount> {
     const prefix = uniquePrefix(label);

@@ -36,9 +36,8 @@ import {
   forceUnmount,
   isMounted,
   mountRedisfs,
+  prerequisitesMet,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   startRedis,
   tempDir,
@@ -47,7 +46,7 @@ import {
   type StartedRedis,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
+const ready = await prerequisitesMet({ fuse: true });
 
 /** The promise: a change on the master's mount shows on the replica's mount within 2 s. */
 const PROPAGATION_MS = 2_000;

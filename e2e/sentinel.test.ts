@@ -8,8 +8,7 @@ import {
   MOUNT_CLI,
   expectFsckClean,
   mountRedisfs,
-  requireFuse,
-  requireRedisTools,
+  prerequisitesMet,
   runOk,
   sha256,
   startRedisSentinel,
@@ -18,7 +17,7 @@ import {
   waitFor,
 } from './helpers/index.js';
 
-const ready = requireRedisTools() && requireFuse();
+const ready = await prerequisitesMet({ fuse: true, redisTools: true });
 
 describe.skipIf(!ready)('redisfs through Redis Sentinel', () => {
   it('follows a failover under a writer (--sync-replicas 1): no remount, every fsynced file intact', async () => {

@@ -12,22 +12,18 @@
 import { randomBytes } from 'node:crypto';
 import { type Stats } from 'node:fs';
 import { chmod, open, readdir, readFile, stat, statfs, unlink, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import {
+  describeWithRedis,
   isCi,
   mountRedisfs,
-  requireFuse,
-  requireRedis,
   runOk,
-  startRedis,
   uniquePrefix,
   waitFor,
   type StartedMount,
-  type StartedRedis,
   exists,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
 const asRoot = process.getuid?.() === 0;
 
 /** The --cache-timeout B is mounted with, in ms (the default, 1 s, given explicitly). */
@@ -80,14 +76,9 @@ async function freshTarget(a: StartedMount, b: StartedMount, name: string): Prom
   await waitFor(() => exists(b.path(name)), { timeoutMs: CACHE_TIMEOUT_MS + SLACK_MS, what: `B to see ${name}` });
 }
 
-describe.skipIf(!ready)('several hosts on one Redis: what README promises', () => {
-  let redis: StartedRedis;
+await describeWithRedis('several hosts on one Redis: what README promises', { fuse: true }, (redis) => {
   beforeAll(async () => {
     if (!asRoot && isCi()) throw new Error('the chown row needs root: run the e2e suite as root under CI');
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
   });
 
   it('fsync(2) on A, file kept open: a fresh open on B sees A’s size and bytes at once', async () => {

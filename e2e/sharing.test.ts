@@ -9,26 +9,22 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   OutputTail,
+  describeWithRedis,
   exited,
   expectFsckClean,
   mountRedisfs,
-  requireFuse,
-  requireRedis,
   run,
   runOk,
-  startRedis,
   uniquePrefix,
   waitFor,
   type RunResult,
   type StartedMount,
-  type StartedRedis,
   exists,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
 
 /** The default --cache-timeout, in ms: other mounts' changes must show within it. */
 const CACHE_TIMEOUT_MS = 1000;
@@ -235,15 +231,7 @@ async function inodesInUse(mount: StartedMount): Promise<number> {
   return st.files - st.ffree;
 }
 
-describe.skipIf(!ready)('several hosts on one Redis', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('several hosts on one Redis', { fuse: true }, (redis) => {
   it('close-to-open: a file written and closed on A opens on B with A’s size and bytes, at once', async () => {
     const prefix = uniquePrefix('c2o');
     await using a = await mountRedisfs({ redis, prefix });

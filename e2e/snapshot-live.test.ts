@@ -15,25 +15,20 @@
 import { spawn } from 'node:child_process';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { createClient } from '@redis/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   OutputTail,
   SNAPSHOT_CLI,
+  describeWithRedis,
   disposeWhenTestEnds,
   mountRedisfs,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   runOk,
-  startRedis,
   stopChild,
   uniquePrefix,
   waitFor,
-  type StartedRedis,
 } from './helpers/index.js';
-
-const ready = (await requireRedis()) && requireFuse();
 
 const BIG_FILES = 24;
 const BIG_SIZE = 256 * 1024;
@@ -90,15 +85,7 @@ for (let round = 1; ; round++) {
 }
 `;
 
-describe.skipIf(!ready)('a snapshot of a busy filesystem', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('a snapshot of a busy filesystem', { fuse: true }, (redis) => {
   it('is a point-in-time copy, made in short commands', async () => {
     const from = uniquePrefix('live-from');
     const to = `${from}@during`; // a snapshot is a member of its source's family

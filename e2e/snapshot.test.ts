@@ -10,27 +10,22 @@ import { randomBytes } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { createClient } from '@redis/client';
 import { keysFor, parseBlockKey, parseInodeKey } from '@redisfs/schema';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   SNAPSHOT_CLI,
   describeTree,
+  describeWithRedis,
   diffTrees,
   makeSourceTree,
   mountRedisfs,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   runOk,
-  startRedis,
   tempDir,
   uniquePrefix,
   waitFor,
   type RunResult,
-  type StartedRedis,
 } from './helpers/index.js';
-
-const ready = (await requireRedis()) && requireFuse();
 
 type Client = ReturnType<typeof createClient>;
 
@@ -82,19 +77,16 @@ function expectRefusedOutsideFamily(result: RunResult, family: string, what: str
   expect(result.stderr).not.toMatch(/^\s+at /m);
 }
 
-describe.skipIf(!ready)('redisfs-snapshot', () => {
-  let redis: StartedRedis;
+await describeWithRedis('redisfs-snapshot', { fuse: true }, (redis) => {
   /** Looks at the keys (never changes them). */
   let client: Client;
   beforeAll(async () => {
-    redis = await startRedis();
     client = createClient({ url: redis.url });
     client.on('error', () => {});
     await client.connect();
   });
   afterAll(async () => {
     await client?.close();
-    await redis?.stop();
   });
 
   const snapshot = (...args: string[]): Promise<RunResult> =>

@@ -7,21 +7,18 @@ import { chmod, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { createClient } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
+  describeWithRedis,
   expectFsckClean,
   mountRedisfs,
-  requireFuse,
-  requireRedis,
   run,
   runOk,
   startRedis,
   uniquePrefix,
   waitFor,
-  type StartedRedis,
 } from './helpers/index.js';
 
-const ready = (await requireRedis()) && requireFuse();
 const asRoot = process.getuid?.() === 0;
 
 /** Runs a shell command as uid/gid 1000 (an ordinary user). */
@@ -51,15 +48,7 @@ async function commandsRun(url: string): Promise<number> {
   }
 }
 
-describe.skipIf(!ready)('sparse files and space accounting', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('sparse files and space accounting', { fuse: true }, (redis) => {
   it.skipIf(!asRoot)("an ordinary user's truncate -s 1P f; rm f returns at once, the next mount is immediate, Redis goes idle", async () => {
     const prefix = uniquePrefix('petabyte');
     {

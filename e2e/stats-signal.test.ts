@@ -3,18 +3,13 @@
  * Redis round trips made, both counted since it was mounted) and keeps serving.
  */
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
+  describeWithRedis,
   mountRedisfs,
-  requireFuse,
-  requireRedis,
-  startRedis,
   uniquePrefix,
   waitFor,
-  type StartedRedis,
 } from './helpers/index.js';
-
-const ready = (await requireRedis()) && requireFuse();
 
 interface Stats {
   fuseCalls: Record<string, number>;
@@ -25,15 +20,7 @@ function statsLines(stderr: string): Stats[] {
   return [...stderr.matchAll(/^redisfs: stats (\{.*\})$/gm)].map((m) => JSON.parse(m[1]!) as Stats);
 }
 
-describe.skipIf(!ready)('SIGUSR2 stats line', () => {
-  let redis: StartedRedis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
-
+await describeWithRedis('SIGUSR2 stats line', { fuse: true }, (redis) => {
   it('reports FUSE calls and Redis round trips, and the mount keeps serving', async () => {
     await using mnt = await mountRedisfs({ redis, prefix: uniquePrefix('stats') });
     await mkdir(mnt.path('d'));

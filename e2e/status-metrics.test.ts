@@ -11,27 +11,22 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   MOUNT_CLI,
+  describeWithRedis,
   forceUnmount,
   freePort,
   isMounted,
   mountArgs,
   mountRedisfs,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
-  startRedis,
   stopChild,
   tempDir,
   uniquePrefix,
-  type StartedRedis,
   type TempDir,
 } from './helpers/index.js';
-
-const ready = (await requireRedis()) && requireFuse();
 
 /** The samples of one metric in exposition text, summed over those whose labels include `labels`. */
 function metric(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -64,19 +59,16 @@ interface StatusEntry {
   uptimeSeconds: number | null;
 }
 
-describe.skipIf(!ready)('mount statistics', () => {
-  let redis: StartedRedis;
+await describeWithRedis('mount statistics', { fuse: true }, (redis) => {
   let runtime: TempDir;
   const savedXdg = process.env.XDG_RUNTIME_DIR;
   beforeAll(async () => {
     runtime = await tempDir('runtime');
     process.env.XDG_RUNTIME_DIR = runtime.path;
-    redis = await startRedis();
   });
   afterAll(async () => {
     if (savedXdg === undefined) delete process.env.XDG_RUNTIME_DIR;
     else process.env.XDG_RUNTIME_DIR = savedXdg;
-    await redis?.stop();
     await runtime?.remove();
   });
 

@@ -6,31 +6,26 @@
 import { createHash } from 'node:crypto';
 import { lstat, open, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import {
   MOUNT_CLI,
+  describeWithRedis,
   expectFsckClean,
   mountRedisfs,
+  readLayout1Manifest,
   requireBuilt,
-  requireFuse,
-  requireRedis,
   run,
   runOk,
   sha256File,
+  startLayout1Redis,
   tempDir,
+  type Layout1Manifest,
 } from './helpers/index.js';
-import { readLayout1Manifest, startLayout1Redis, type Layout1Manifest, type Layout1Redis } from './helpers/layout1.js';
 
-const ready = (await requireRedis()) && requireFuse();
-
-describe.skipIf(!ready)('a layout-1 filesystem', () => {
-  let redis: Layout1Redis;
+await describeWithRedis('a layout-1 filesystem', { fuse: true, start: startLayout1Redis }, (redis) => {
   let manifest: Layout1Manifest;
   beforeAll(async () => {
-    [redis, manifest] = await Promise.all([startLayout1Redis(), readLayout1Manifest()]);
-  });
-  afterAll(async () => {
-    await redis?.stop();
+    manifest = await readLayout1Manifest();
   });
 
   it('is refused by a mount in one line naming the command, upgraded, then mounted with the same files', async () => {

@@ -1,12 +1,12 @@
 /**
  * The Redis setups behind the cluster and durability targets, beside the one redis-server of
- * targets.ts: a Redis Cluster of N masters without replicas (e2e/helpers/redis-cluster.ts), and a
+ * targets.ts: a Redis Cluster of N masters without replicas (@redisfs/testing: packages/testing/src/redis-cluster.ts), and a
  * master with one replica. All local redis-servers with persistence off, like the single server,
  * so that the targets compare. Each registers its stop with the teardown as soon as it runs.
  */
 import { createClient } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
-import { type LocalRedis, redisCommand, startLocalRedis, startRedisCluster, waitFor } from '../../e2e/helpers/index.js';
+import { type LocalRedis, redisCommand, startLocalRedis, startRedisCluster, waitFor } from '@redisfs/testing';
 import { atTeardown } from './teardown.js';
 import type { RedisClient, RedisNode } from './targets.js';
 

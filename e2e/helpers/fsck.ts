@@ -6,9 +6,8 @@
  * Exit codes follow e2fsck: 0 clean, 1 problems found and all repaired, 4 problems left,
  * 8 operational error.
  */
+import { type RunResult, type StartedRedis, run } from '@redisfs/testing';
 import { MOUNT_CLI, requireBuilt } from './paths.js';
-import type { StartedRedis } from './redis-server.js';
-import { type RunResult, run } from './run.js';
 
 /** Runs `redisfs fsck --prefix <prefix>` (plus `extraArgs`, e.g. `--repair`) against `redis`, whatever its exit code. */
 export function runFsck(redis: Pick<StartedRedis, 'url'>, prefix: string, extraArgs: readonly string[] = []): Promise<RunResult> {

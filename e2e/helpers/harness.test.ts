@@ -8,6 +8,7 @@ import {
   SOURCE_TREE_PATHS,
   WaitTimeoutError,
   describeTree,
+  describeWithRedis,
   diffTrees,
   freePort,
   makeSourceTree,
@@ -141,6 +142,41 @@ describe.skipIf(!redisReady)('startRedis', () => {
 
   it('fails with the server’s own words when redis-server rejects its arguments', async () => {
     await expect(startRedis({ args: ['--no-such-option', 'x'] })).rejects.toThrow(/exited|Bad directive|no-such-option/i);
+  });
+});
+
+/** The server describeWithRedis gave the block below, as its tests saw it. */
+const seen: { host: string; port: number }[] = [];
+let tooEarly: unknown;
+
+await describeWithRedis('describeWithRedis', {}, (redis) => {
+  try {
+    void redis.url; // while the block is collected, before its beforeAll
+  } catch (err) {
+    tooEarly = err;
+  }
+
+  it('refuses the server before beforeAll started it, saying so', () => {
+    expect(String(tooEarly)).toMatch(/the server of 'describeWithRedis' is used before its beforeAll started it/);
+  });
+
+  it('gives every test of the block the same running server', async () => {
+    await expect(pingRedis(redis)).resolves.toBe(true);
+    expect(redis.url).toBe(`redis://${redis.host}:${redis.port}`);
+    seen.push({ host: redis.host, port: redis.port });
+  });
+
+  it('the same one in the next test', async () => {
+    await expect(pingRedis(redis)).resolves.toBe(true);
+    seen.push({ host: redis.host, port: redis.port });
+  });
+});
+
+describe.skipIf(!redisReady)('after the describeWithRedis block', () => {
+  it('its server is stopped', async () => {
+    expect(seen).toHaveLength(2);
+    expect(seen[1]).toEqual(seen[0]);
+    await expect(pingRedis(seen[0]!)).rejects.toThrow(/ECONNREFUSED/);
   });
 });
 

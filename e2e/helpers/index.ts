@@ -1,9 +1,16 @@
 /**
  * The e2e harness: real Redis servers, real FUSE mounts of the built CLI, real tools, and
  * deadlines instead of sleeps. Every started thing is AsyncDisposable (`await using`).
+ * What is not about mounts lives in @redisfs/testing (shared with the store's tests) and is
+ * re-exported here, so that an e2e file imports everything from this one place.
  */
-export { waitFor, WaitTimeoutError, SYSTEM_CLOCK, type Clock, type WaitForOptions, type Settled } from './wait-for.js';
 export {
+  waitFor,
+  WaitTimeoutError,
+  SYSTEM_CLOCK,
+  type Clock,
+  type WaitForOptions,
+  type Settled,
   requireRedis,
   requireFuse,
   requireRedisTools,
@@ -12,8 +19,10 @@ export {
   findFusermount,
   containerRuntimeAnswers,
   PrerequisiteError,
-} from './prerequisites.js';
-export {
+  describeWithRedis,
+  prerequisitesMet,
+  type DescribeWithRedisOptions,
+  type StoppableServer,
   startRedis,
   startLocalRedis,
   pingRedis,
@@ -25,8 +34,6 @@ export {
   type LocalRedis,
   type RedisAddress,
   type RedisReply,
-} from './redis-server.js';
-export {
   startRedisCluster,
   keySlot,
   keyForSlot,
@@ -37,17 +44,42 @@ export {
   type RedisClusterNode,
   type ClusterRole,
   type SlotRange,
-} from './redis-cluster.js';
-export { startRedisSentinel, type StartedRedisSentinel, type StartRedisSentinelOptions } from './redis-sentinel.js';
+  startRedisSentinel,
+  type StartedRedisSentinel,
+  type StartRedisSentinelOptions,
+  startLayout1Redis,
+  readLayout1Manifest,
+  type Layout1Redis,
+  type Layout1Manifest,
+  run,
+  runOk,
+  type RunOptions,
+  type RunResult,
+  freePort,
+  tempDir,
+  exists,
+  uniquePrefix,
+  setMtime,
+  makeSourceTree,
+  SOURCE_TREE_PATHS,
+  type TempDir,
+  describeTree,
+  diffTrees,
+  sha256File,
+  type TreeDescription,
+  type TreeEntry,
+  type DescribeOptions,
+  disposeWhenTestEnds,
+  exited,
+  exitedWithin,
+  stopChild,
+  isRunning,
+  OutputTail,
+  type ChildExit,
+} from '@redisfs/testing';
 export { mountRedisfs, forceUnmount, mountArgs, type StartedMount, type MountOptions, type UnmountResult } from './mount.js';
 export { readMounts, findMount, isMounted, parseMountinfo, type MountEntry } from './mountinfo.js';
-export { run, runOk, type RunOptions, type RunResult } from './run.js';
-export { freePort } from './free-port.js';
 export { REPO_ROOT, MOUNT_CLI, SNAPSHOT_CLI, requireBuilt } from './paths.js';
-export { tempDir, exists, uniquePrefix, setMtime, makeSourceTree, SOURCE_TREE_PATHS, type TempDir } from './fixtures.js';
-export { describeTree, diffTrees, sha256File, type TreeDescription, type TreeEntry, type DescribeOptions } from './tree.js';
-export { disposeWhenTestEnds } from './lifecycle.js';
 export { expectFsckClean, runFsck } from './fsck.js';
-export { exited, exitedWithin, stopChild, isRunning, OutputTail, type ChildExit } from './child.js';
 export { startWriter, sha256, type Writer } from './writer.js';
 export { startFsyncWriter, type FsyncWriter, type FsyncWriterOptions } from './fsync-writer.js';

@@ -10,14 +10,21 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, realpath, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ChildExit, OutputTail, exitedWithin, isRunning, own, stopChild } from './child.js';
-import { disposeWhenTestEnds } from './lifecycle.js';
+import {
+  type ChildExit,
+  OutputTail,
+  type StartedRedis,
+  disposeWhenTestEnds,
+  exitedWithin,
+  findFusermount,
+  isRunning,
+  own,
+  run,
+  stopChild,
+  waitFor,
+} from '@redisfs/testing';
 import { isMounted } from './mountinfo.js';
 import { MOUNT_CLI, requireBuilt } from './paths.js';
-import { findFusermount } from './prerequisites.js';
-import type { StartedRedis } from './redis-server.js';
-import { run } from './run.js';
-import { waitFor } from './wait-for.js';
 
 export interface MountOptions {
   redis: Pick<StartedRedis, 'url'>;

@@ -6,10 +6,7 @@
  */
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { disposeWhenTestEnds } from '../../../e2e/helpers/lifecycle.js';
-import { requireRedisTools } from '../../../e2e/helpers/prerequisites.js';
-import { tempDir } from '../../../e2e/helpers/fixtures.js';
-import { waitFor } from '../../../e2e/helpers/wait-for.js';
+import { disposeWhenTestEnds, requireRedisTools, tempDir, waitFor } from '@redisfs/testing';
 import { UsageError } from './errors.js';
 import { isAlive } from './private-redis-layout.js';
 import { RespConnection } from './private-redis-resp.js';

@@ -3,29 +3,24 @@
  * this file. Filesystems are written by hand in the schema's layout (version 2: block maps,
  * family keys), so the test depends on nothing but the schema.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RESP_TYPES } from '@redis/client';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LAYOUT_VERSION, encodeSuperblock, familyOf, keysFor } from '@redisfs/schema';
-import { freePort } from '../../../e2e/helpers/free-port.js';
-import { startRedis, type StartedRedis } from '../../../e2e/helpers/redis-server.js';
+import { freePort } from '@redisfs/testing';
 import { deleteFilesystem, listFilesystems } from './admin.js';
 import { copyFilesystem, snapshotFilesystem } from './snapshot.js';
 import { isFsError } from './errors.js';
 import { openStore } from './open.js';
-import { bufferView, connectClient, type RedisClient } from './internal/connect.js';
+import { type RawClient, storeFixture } from './internal/test-fixture.js';
 
-let redis: StartedRedis;
+const fx = storeFixture('admin');
+/** The file's server and a plain client of it, once the fixture started them. */
 let url = '';
-let client: RedisClient;
+let client: RawClient;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  url = redis.url;
-  client = await connectClient({ url });
-});
-
-afterAll(async () => {
-  await client?.close();
-  await redis?.stop();
+beforeAll(() => {
+  url = fx.redis.url;
+  client = fx.raw;
 });
 
 beforeEach(async () => {
@@ -96,7 +91,7 @@ describe('copyFilesystem', () => {
     expect(await scan(keysFor('a').blockPattern)).toEqual(blocks);
     const ids = await client.zRange(keysFor('a').map(2), 0, -1);
     expect(await client.hGetAll(keysFor('a').refcounts)).toEqual(Object.fromEntries(ids.map((id) => [id, '2'])));
-    expect(await bufferView(client).get(keysFor('a@b').block(ids[1]!))).toEqual(Buffer.from([0, 255, 254]));
+    expect(await client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).get(keysFor('a@b').block(ids[1]!))).toEqual(Buffer.from([0, 255, 254]));
     // A restore is an ordinary filesystem (no snapshot marks), the source is untouched.
     expect(await client.hGetAll(keysFor('a@b').superblock)).toEqual(await client.hGetAll(keysFor('a').superblock));
     expect(await keysOf('a')).toEqual(src);

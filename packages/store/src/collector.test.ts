@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { RELEASE_BATCH, keysFor } from '@redisfs/schema';
 import { describe, expect, it } from 'vitest';
-import { waitFor } from '../../../e2e/helpers/wait-for.js';
+import { waitFor } from '@redisfs/testing';
 import { deleteFilesystem } from './admin.js';
 import type { Store } from './api.js';
 import { snapshotFilesystem } from './snapshot.js';

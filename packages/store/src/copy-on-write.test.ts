@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { keysFor } from '@redisfs/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../../e2e/helpers/wait-for.js';
+import { waitFor } from '@redisfs/testing';
 import { deleteFilesystem } from './admin.js';
 import type { Attr, Store } from './index.js';
 import { snapshotFilesystem } from './snapshot.js';

@@ -7,10 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { startLocalRedis, redisCommand, RedisReplyError } from '../../../e2e/helpers/redis-server.js';
-import { tempDir } from '../../../e2e/helpers/fixtures.js';
-import { waitFor } from '../../../e2e/helpers/wait-for.js';
-import { findExecutable } from '../../../e2e/helpers/prerequisites.js';
+import { findExecutable, redisCommand, RedisReplyError, startLocalRedis, tempDir, waitFor } from '@redisfs/testing';
 import { openStore } from './index.js';
 import { TEST_OWNER as owner } from './internal/test-fixture.js';
 

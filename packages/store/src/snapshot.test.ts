@@ -4,33 +4,19 @@
  */
 import { createClient } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type StartedRedis } from '../../../e2e/helpers/redis-server.js';
-import { waitFor } from '../../../e2e/helpers/wait-for.js';
+import { startRedis, waitFor } from '@redisfs/testing';
+import { describe, expect, it } from 'vitest';
 import { deleteFilesystem, listFilesystems } from './admin.js';
 import { openStore, type Store } from './index.js';
 import { restoreFilesystem, snapshotFilesystem } from './snapshot.js';
+import { storeFixture } from './internal/test-fixture.js';
 
-let redis: StartedRedis;
-let raw: ReturnType<typeof createClient>;
-const opened: Store[] = [];
+const fx = storeFixture('snap');
 let n = 0;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = createClient({ url: redis.url });
-  await raw.connect();
-});
-afterAll(async () => {
-  await Promise.all(opened.map((s) => s.close()));
-  await raw?.close();
-  await redis?.stop();
-});
 
 async function open(prefix: string, options: { readOnly?: boolean; writeSnapshot?: boolean } = {}): Promise<Store> {
   const warnings: string[] = [];
-  const store = await openStore({ url: redis.url, prefix, onWarning: (m) => warnings.push(m), ...options });
-  opened.push(store);
+  const store = await fx.fresh({ prefix, onWarning: (m) => warnings.push(m), ...options });
   return Object.assign(store, { warnings });
 }
 
@@ -41,7 +27,7 @@ const member = (family: string, label: string) => `${family}@${label}`;
 /** Keys of a prefix's own metadata, or of its family's blocks. */
 async function countKeys(pattern: string): Promise<number> {
   let count = 0;
-  for await (const keys of raw.scanIterator({ MATCH: pattern, COUNT: 1000 })) count += keys.length;
+  for await (const keys of fx.raw.scanIterator({ MATCH: pattern, COUNT: 1000 })) count += keys.length;
   return count;
 }
 
@@ -74,7 +60,7 @@ describe('snapshotFilesystem', () => {
     })();
     await waitFor(() => rounds >= 5, { timeoutMs: 10_000, intervalMs: 1, what: 'the writer to get going' });
     const before = rounds;
-    const result = await snapshotFilesystem({ url: redis.url, from, to });
+    const result = await snapshotFilesystem({ url: fx.redis.url, from, to });
     const during = rounds - before;
     stop = true;
     await writer;
@@ -101,8 +87,8 @@ describe('snapshotFilesystem', () => {
     const to = member(from, 'snap');
     const s = await open(from);
     await s.writeFile('/a', 'a');
-    const { atNs } = await snapshotFilesystem({ url: redis.url, from, to });
-    const listed = (await listFilesystems({ url: redis.url })).find((f) => f.prefix === to);
+    const { atNs } = await snapshotFilesystem({ url: fx.redis.url, from, to });
+    const listed = (await listFilesystems({ url: fx.redis.url })).find((f) => f.prefix === to);
     expect(listed).toMatchObject({ snapshot: { of: from, atNs }, inodes: 2, bytes: 1 });
     const ro = (await open(to)) as Store & { warnings: string[] };
     expect(ro.readOnly).toBe(true);
@@ -118,18 +104,18 @@ describe('snapshotFilesystem', () => {
     const to = member(from, 'snap');
     const s = await open(from);
     await s.writeFile('/kept', 'v1');
-    await snapshotFilesystem({ url: redis.url, from, to });
+    await snapshotFilesystem({ url: fx.redis.url, from, to });
     await s.writeFile('/kept', 'v2, longer');
     await s.writeFile('/later', 'x');
-    await expect(restoreFilesystem({ url: redis.url, from: to, to: from })).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(restoreFilesystem({ url: fx.redis.url, from: to, to: from })).rejects.toMatchObject({ code: 'EEXIST' });
     expect((await s.readFile('/kept')).toString()).toBe('v2, longer'); // refusing touched nothing
     await s.close();
-    await restoreFilesystem({ url: redis.url, from: to, to: from, force: true });
+    await restoreFilesystem({ url: fx.redis.url, from: to, to: from, force: true });
     const back = await open(from);
     expect(back.readOnly).toBe(false);
     expect((await back.readFile('/kept')).toString()).toBe('v1');
     await expect(back.stat('/later')).rejects.toMatchObject({ code: 'ENOENT' });
-    expect((await listFilesystems({ url: redis.url })).find((f) => f.prefix === from)?.snapshot).toBeUndefined();
+    expect((await listFilesystems({ url: fx.redis.url })).find((f) => f.prefix === from)?.snapshot).toBeUndefined();
   });
 
   it('refuses a second snapshot of a source, or into a target, while one is in progress', async () => {
@@ -138,20 +124,20 @@ describe('snapshotFilesystem', () => {
     await (await open(from)).writeFile('/a', 'a');
     // A snapshot in progress, as another process would leave it mid-copy: its lease keys.
     const k = keysFor(from);
-    await raw.hSet(k.snapshot, { to, id: 'someone' });
-    await raw.pExpire(k.snapshot, 30_000);
-    await raw.hSet(keysFor(to).snapshotLock, { from, id: 'someone' });
-    await raw.pExpire(keysFor(to).snapshotLock, 30_000);
-    await expect(snapshotFilesystem({ url: redis.url, from, to: other })).rejects.toMatchObject({ code: 'EBUSY' });
-    await expect(snapshotFilesystem({ url: redis.url, from: other, to })).rejects.toMatchObject({ code: 'ENOENT' });
+    await fx.raw.hSet(k.snapshot, { to, id: 'someone' });
+    await fx.raw.pExpire(k.snapshot, 30_000);
+    await fx.raw.hSet(keysFor(to).snapshotLock, { from, id: 'someone' });
+    await fx.raw.pExpire(keysFor(to).snapshotLock, 30_000);
+    await expect(snapshotFilesystem({ url: fx.redis.url, from, to: other })).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(snapshotFilesystem({ url: fx.redis.url, from: other, to })).rejects.toMatchObject({ code: 'ENOENT' });
     await (await open(other)).writeFile('/o', 'o');
-    await expect(snapshotFilesystem({ url: redis.url, from: other, to })).rejects.toMatchObject({ code: 'EBUSY' });
-    await expect(deleteFilesystem({ url: redis.url, prefix: from })).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(snapshotFilesystem({ url: fx.redis.url, from: other, to })).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(deleteFilesystem({ url: fx.redis.url, prefix: from })).rejects.toMatchObject({ code: 'EBUSY' });
     // Nothing was left in the refused targets.
-    expect(await raw.exists(keysFor(other).snapshotLock)).toBe(0);
-    expect(await raw.hGet(keysFor(to).snapshotLock, 'id')).toBe('someone');
-    await raw.del([k.snapshot, keysFor(to).snapshotLock]);
-    await snapshotFilesystem({ url: redis.url, from, to });
+    expect(await fx.raw.exists(keysFor(other).snapshotLock)).toBe(0);
+    expect(await fx.raw.hGet(keysFor(to).snapshotLock, 'id')).toBe('someone');
+    await fx.raw.del([k.snapshot, keysFor(to).snapshotLock]);
+    await snapshotFilesystem({ url: fx.redis.url, from, to });
   });
 
   it('gives up cleanly when its lease is lost mid-copy: no half snapshot stays', async () => {
@@ -162,18 +148,18 @@ describe('snapshotFilesystem', () => {
     const k = keysFor(from);
     // Another client removes the snapshot's lease as soon as it appears (as an expiry would).
     const spoiler = (async () => {
-      await waitFor(async () => (await raw.exists(k.snapshot)) === 1, { timeoutMs: 10_000, intervalMs: 0, what: 'the snapshot to start' });
-      await raw.del(k.snapshot);
+      await waitFor(async () => (await fx.raw.exists(k.snapshot)) === 1, { timeoutMs: 10_000, intervalMs: 0, what: 'the snapshot to start' });
+      await fx.raw.del(k.snapshot);
     })();
-    await expect(snapshotFilesystem({ url: redis.url, from, to })).rejects.toMatchObject({ code: 'ESTALE' });
+    await expect(snapshotFilesystem({ url: fx.redis.url, from, to })).rejects.toMatchObject({ code: 'ESTALE' });
     await spoiler;
-    expect((await listFilesystems({ url: redis.url })).some((f) => f.prefix === to)).toBe(false);
+    expect((await listFilesystems({ url: fx.redis.url })).some((f) => f.prefix === to)).toBe(false);
     expect(await countKeys(keysFor(to).metaPattern)).toBe(0);
     // The maps it had copied referenced the source's blocks once more: those references are gone.
-    expect(await raw.exists([k.refcounts, k.freeBlocks])).toBe(0);
+    expect(await fx.raw.exists([k.refcounts, k.freeBlocks])).toBe(0);
     expect(await countKeys(k.blockPattern)).toBe(500);
     await s.writeFile('/after', 'ok'); // the source is unharmed and no longer preserving
-    expect(await raw.exists(k.snapshotDone)).toBe(0);
+    expect(await fx.raw.exists(k.snapshotDone)).toBe(0);
   });
 });
 
@@ -183,25 +169,24 @@ describe('filesystems in use', () => {
     const snap = member(live, 'snap');
     const s = await open(live);
     await s.writeFile('/x', 'x');
-    await snapshotFilesystem({ url: redis.url, from: live, to: snap });
+    await snapshotFilesystem({ url: fx.redis.url, from: live, to: snap });
     const viewer = await open(snap);
-    await expect(restoreFilesystem({ url: redis.url, from: snap, to: live, force: true })).rejects.toMatchObject({
+    await expect(restoreFilesystem({ url: fx.redis.url, from: snap, to: live, force: true })).rejects.toMatchObject({
       code: 'EBUSY',
       message: expect.stringMatching(/in use by 1 connection/),
     });
-    await expect(deleteFilesystem({ url: redis.url, prefix: snap })).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(deleteFilesystem({ url: fx.redis.url, prefix: snap })).rejects.toMatchObject({ code: 'EBUSY' });
     expect((await s.readFile('/x')).toString()).toBe('x');
     await s.close();
     await viewer.close();
-    await restoreFilesystem({ url: redis.url, from: snap, to: live, force: true });
-    await deleteFilesystem({ url: redis.url, prefix: snap });
+    await restoreFilesystem({ url: fx.redis.url, from: snap, to: live, force: true });
+    await deleteFilesystem({ url: fx.redis.url, prefix: snap });
   });
 
   it('look names up with plain EVALSHA for a user whose ACL lacks EVALSHA_RO', async () => {
     const prefix = name('noro');
-    await raw.sendCommand(['ACL', 'SETUSER', 'noro', 'reset', 'on', '>pw', '~*', '+@all', '-evalsha_ro', '-eval_ro']);
-    const store = await openStore({ url: redis.url.replace('redis://', 'redis://noro:pw@'), prefix });
-    opened.push(store);
+    await fx.raw.sendCommand(['ACL', 'SETUSER', 'noro', 'reset', 'on', '>pw', '~*', '+@all', '-evalsha_ro', '-eval_ro']);
+    const store = await fx.fresh({ url: fx.redis.url.replace('redis://', 'redis://noro:pw@'), prefix });
     await store.mkdirp('/a/b');
     await store.writeFile('/a/b/c', 'found');
     expect((await store.readFile('/a/b/c')).toString()).toBe('found');
@@ -210,10 +195,9 @@ describe('filesystems in use', () => {
 
   it('still open for a user whose ACL forbids naming the connection (unnamed, then)', async () => {
     const prefix = name('acl');
-    await raw.sendCommand(['ACL', 'SETUSER', 'nonamer', 'reset', 'on', '>pw', '~*', '+@all', '-client']);
-    const url = redis.url.replace('redis://', 'redis://nonamer:pw@');
-    const store = await openStore({ url, prefix });
-    opened.push(store);
+    await fx.raw.sendCommand(['ACL', 'SETUSER', 'nonamer', 'reset', 'on', '>pw', '~*', '+@all', '-client']);
+    const url = fx.redis.url.replace('redis://', 'redis://nonamer:pw@');
+    const store = await fx.fresh({ url, prefix });
     await store.writeFile('/x', 'works');
     expect((await store.readFile('/x')).toString()).toBe('works');
   });
@@ -254,11 +238,11 @@ describe('a prefix being written by a snapshot', () => {
     const from = name('src');
     const to = member(from, 'snap');
     await (await open(from)).writeFile('/a', 'a');
-    await raw.hSet(keysFor(to).snapshotLock, { from, id: 'in-progress' });
-    await raw.pExpire(keysFor(to).snapshotLock, 30_000);
+    await fx.raw.hSet(keysFor(to).snapshotLock, { from, id: 'in-progress' });
+    await fx.raw.pExpire(keysFor(to).snapshotLock, 30_000);
     await expect(open(to)).rejects.toMatchObject({ code: 'EBUSY', message: expect.stringMatching(/snapshot or restore in progress/) });
     await expect(open(to, { readOnly: true })).rejects.toMatchObject({ code: 'ENOENT' });
-    expect(await raw.exists(keysFor(to).superblock)).toBe(0);
-    await raw.del(keysFor(to).snapshotLock);
+    expect(await fx.raw.exists(keysFor(to).superblock)).toBe(0);
+    await fx.raw.del(keysFor(to).snapshotLock);
   });
 });

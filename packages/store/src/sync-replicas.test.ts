@@ -3,7 +3,7 @@
  * instead of returning as if durable, when they do not confirm it in time.
  */
 import { describe, expect, it } from 'vitest';
-import { startRedis } from '../../../e2e/helpers/redis-server.js';
+import { startRedis } from '@redisfs/testing';
 import { openStore } from './index.js';
 import { TEST_OWNER as owner, countsOf } from './internal/test-fixture.js';
 

@@ -5,9 +5,7 @@ import {
   deleteFilesystem, isFsError, openStore, restoreFilesystem, snapshotFilesystem, upgradeFilesystem,
   type Store, type UpgradeProgress, type UpgradeResult,
 } from './index.js';
-import {
-  readLayout1Manifest, startLayout1Redis, type Layout1Manifest, type Layout1Redis, type ManifestPrefix,
-} from '../../../e2e/helpers/layout1.js';
+import { type Layout1Manifest, type Layout1Redis, type ManifestPrefix, readLayout1Manifest, startLayout1Redis } from '@redisfs/testing';
 import { countsOf, storeFixture } from './internal/test-fixture.js';
 
 const PREFIXES = ['skx', 'skx.Mon'] as const;

@@ -1,14 +1,15 @@
 /**
  * Test-only: what the store's tests against a real redis-server share. A server and a raw
  * client for the whole file, fresh stores on their own prefixes, all closed after the file, and
- * the round trips an action costs. Not exported from the package.
+ * the round trips an action costs. Not exported from the package (the server comes from
+ * @redisfs/testing, the harness shared with the e2e suite).
  *
  *   const t = storeFixture('t');
  *   const s = await t.fresh();
  */
 import { createClient } from '@redis/client';
 import { afterAll, beforeAll } from 'vitest';
-import { startRedis, type StartedRedis } from '../../../../e2e/helpers/redis-server.js';
+import { type StartedRedis, startRedis } from '@redisfs/testing';
 import { openStore, type Store, type StoreOptions } from '../index.js';
 
 const makeRaw = (url: string) => createClient({ url });

@@ -1,7 +1,7 @@
 /**
  * Test-only: the layout-1 fixture (`packages/store/fixtures/layout1/`, see its README) loaded into a
  * redis-server of its own, and its manifest. The dump is copied into a temporary directory first:
- * the server must never get a chance to write the committed file. Not exported from the package.
+ * the server must never get a chance to write the committed file.
  *
  *   await using redis = await startLayout1Redis();
  *   const manifest = await readLayout1Manifest();
@@ -18,7 +18,7 @@ import { findExecutable } from './prerequisites.js';
 import { pingRedis } from './redis-server.js';
 import { waitFor } from './wait-for.js';
 
-const FIXTURE_DIR = fileURLToPath(new URL('../../packages/store/fixtures/layout1/', import.meta.url));
+const FIXTURE_DIR = fileURLToPath(new URL('../../store/fixtures/layout1/', import.meta.url));
 
 const makeRaw = (url: string) => createClient({ url });
 type RawClient = ReturnType<typeof makeRaw>;

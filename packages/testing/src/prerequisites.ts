@@ -2,9 +2,10 @@
  * What the e2e suite needs from the machine, checked once per test file before anything starts.
  *
  * A missing prerequisite fails loudly when CI=true (CI must never go green by skipping);
- * elsewhere the suite is skipped with a message saying what to install. Use as:
+ * elsewhere the suite is skipped with a message saying what to install. describeWithRedis checks
+ * them for a block with its own server; without one:
  *
- *   const ready = (await requireRedis()) && requireFuse();
+ *   const ready = await prerequisitesMet({ fuse: true });
  *   describe.skipIf(!ready)('...', () => { ... });
  */
 import { constants, accessSync, existsSync } from 'node:fs';
