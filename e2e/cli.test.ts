@@ -18,6 +18,7 @@ import {
   uniquePrefix,
   waitFor,
   type RunResult,
+  isAlive,
 } from './helpers/index.js';
 
 /** Runs `node apps/mount/dist/cli.js ...args` to completion. */
@@ -28,15 +29,6 @@ function redisfs(args: string[], timeoutMs = 30_000): Promise<RunResult> {
 /** The non-empty lines of a stream. */
 const lines = (text: string) => text.split('\n').filter((line) => line.trim() !== '');
 
-/** Whether process `pid` exists. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 await describeWithRedis('redisfs command line', { fuse: true }, (redis) => {
   describe('usage errors: exit code 2 and one line on stderr', () => {
@@ -161,12 +153,12 @@ await describeWithRedis('redisfs command line', { fuse: true }, (redis) => {
       const printed = /\bpid\b\D{0,3}(\d+)/i.exec(said)?.[1] ?? /^\s*(\d+)\s*$/m.exec(said)?.[1];
       pid = printed ? Number(printed) : undefined;
       expect(pid, `the daemon's pid on stdout/stderr:\n${result.stdout}${result.stderr}`).toBeDefined();
-      expect(alive(pid!)).toBe(true);
+      expect(isAlive(pid!)).toBe(true);
       process.kill(pid!, 'SIGTERM');
       await waitFor(async () => !(await isMounted(mountpoint)), { timeoutMs: 15_000, what: `the daemon to unmount ${mountpoint}` });
-      await waitFor(() => !alive(pid!), { timeoutMs: 15_000, what: `daemon pid ${pid} to exit` });
+      await waitFor(() => !isAlive(pid!), { timeoutMs: 15_000, what: `daemon pid ${pid} to exit` });
     } finally {
-      if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+      if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGKILL');
       await forceUnmount(mountpoint);
     }
   });

@@ -55,6 +55,21 @@ process.stdin.setEncoding('utf8').on('data', (line) => {
 });
 `;
 
+/**
+ * Freezes a Redis (SIGSTOP) until `resume()` (SIGCONT). A frozen Redis ignores SIGTERM: declared
+ * after the server (`await using frozen = freeze(pid)`), it is resumed before the server is
+ * stopped, whatever happens.
+ */
+function freeze(pid: number): { resume(): void } & AsyncDisposable {
+  let frozen = true;
+  const resume = () => {
+    if (frozen) process.kill(pid, 'SIGCONT');
+    frozen = false;
+  };
+  process.kill(pid, 'SIGSTOP');
+  return { resume, [Symbol.asyncDispose]: async () => resume() };
+}
+
 /** Starts a local redis-server that is also stopped when the test ends, pass or fail. */
 async function startOwnRedis(args: string[] = []): Promise<LocalRedis> {
   const redis = await startLocalRedis({ args });
@@ -317,30 +332,20 @@ describe.skipIf(!ready)('faults: what a mount does when its process or its Redis
     await using mnt = await mountRedisfs({ redis, prefix, extraArgs: ['--cache-timeout', '0', '--timeout', '2'] });
     const data = randomBytes(200_000);
     await writeFile(mnt.path('f'), data);
-    let frozen = false;
-    const resume = () => {
-      if (frozen) process.kill(redis.pid, 'SIGCONT');
-      frozen = false;
-    };
-    // A frozen Redis ignores SIGTERM: whatever happens, it is resumed before it is stopped.
-    disposeWhenTestEnds({ [Symbol.asyncDispose]: async () => resume() });
-    try {
-      process.kill(redis.pid, 'SIGSTOP');
-      frozen = true;
+    {
+      await using frozen = freeze(redis.pid);
       const t0 = performance.now();
       const failed = await run('stat', [mnt.path('f')]);
       const tookS = ((performance.now() - t0) / 1000).toFixed(1);
       console.log(`stat with Redis stopped: exit ${failed.code} after ${tookS} s: ${failed.stderr.trim()}`);
       expect(failed.code).not.toBe(0);
       expect(failed.stderr).toMatch(/Connection timed out/);
-      resume();
+      frozen.resume();
       // Recovered by itself: the very next calls work, no remount.
       expect((await runOk('stat', ['-c', '%s', mnt.path('f')])).trim()).toBe(String(data.length));
       expect(sha256(await readFile(mnt.path('f')))).toBe(sha256(data));
       await writeFile(mnt.path('g'), 'after\n');
       expect(await readFile(mnt.path('g'), 'utf8')).toBe('after\n');
-    } finally {
-      resume();
     }
   }, 60_000);
 
@@ -350,18 +355,11 @@ describe.skipIf(!ready)('faults: what a mount does when its process or its Redis
     const TIMEOUT_MS = 1000;
     await using mnt = await mountRedisfs({ redis, prefix, extraArgs: ['--cache-timeout', '0', '--timeout', String(TIMEOUT_MS / 1000), '--debug'] });
     await writeFile(mnt.path('big'), randomBytes(24 * MiB));
-    let frozen = false;
-    const resume = () => {
-      if (frozen) process.kill(redis.pid, 'SIGCONT');
-      frozen = false;
-    };
-    disposeWhenTestEnds({ [Symbol.asyncDispose]: async () => resume() });
-    try {
+    {
       // A reader of its own, freezing Redis once its reads are under way (read-ahead included).
       const reader = run('sha256sum', [mnt.path('big')], { timeoutMs: 30_000 });
       await waitFor(() => /^redisfs: read \/big \d+@[1-9]\d* -> ok/m.test(mnt.stderr()), { timeoutMs: 10_000, intervalMs: 5, what: 'the reads to start' });
-      process.kill(redis.pid, 'SIGSTOP');
-      frozen = true;
+      await using frozen = freeze(redis.pid);
       const failed = await reader;
       expect(failed.code).not.toBe(0);
       expect(failed.stderr).toMatch(/Connection timed out/);
@@ -369,8 +367,6 @@ describe.skipIf(!ready)('faults: what a mount does when its process or its Redis
       const timedOut = [...mnt.stderr().matchAll(/^redisfs: read \/big \S+ -> ETIMEDOUT \(([\d.]+) ms\)$/gm)].map((m) => Number(m[1]));
       expect(timedOut.length).toBeGreaterThan(0);
       for (const ms of timedOut) expect(ms).toBeLessThan(1.9 * TIMEOUT_MS);
-    } finally {
-      resume();
     }
   }, 60_000);
 
@@ -380,15 +376,8 @@ describe.skipIf(!ready)('faults: what a mount does when its process or its Redis
     await using hard = await mountRedisfs({ redis, prefix, extraArgs: ['--cache-timeout', '0', '--hard'] });
     await using soft = await mountRedisfs({ redis, prefix, extraArgs: ['--cache-timeout', '0', '--timeout', '1'] });
     await writeFile(hard.path('f'), 'waited for\n');
-    let frozen = false;
-    const resume = () => {
-      if (frozen) process.kill(redis.pid, 'SIGCONT');
-      frozen = false;
-    };
-    disposeWhenTestEnds({ [Symbol.asyncDispose]: async () => resume() });
-    try {
-      process.kill(redis.pid, 'SIGSTOP');
-      frozen = true;
+    {
+      await using frozen = freeze(redis.pid);
       let hardDone = false;
       const waiting = run('cat', [hard.path('f')], { timeoutMs: 60_000 }).finally(() => {
         hardDone = true;
@@ -398,10 +387,8 @@ describe.skipIf(!ready)('faults: what a mount does when its process or its Redis
       expect(gaveUp.code).not.toBe(0);
       expect(gaveUp.stderr).toMatch(/Connection timed out/);
       expect(hardDone).toBe(false);
-      resume();
+      frozen.resume();
       expect(await waiting).toMatchObject({ code: 0, stdout: 'waited for\n' });
-    } finally {
-      resume();
     }
   }, 60_000);
 

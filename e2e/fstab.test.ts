@@ -33,6 +33,7 @@ import {
   waitFor,
   type RunResult,
   type TempDir,
+  isAlive,
 } from './helpers/index.js';
 
 /** mount(8) with FUSE's helper, namespaces, and root to use them. */
@@ -53,14 +54,6 @@ const mountHelpers = requireMountHelpers();
 
 const lines = (text: string) => text.split('\n').filter((line) => line.trim() !== '');
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Where mount(8) runs with the built `redisfs` installed as /usr/local/bin/redisfs (in its own
@@ -130,7 +123,7 @@ class MountStage implements AsyncDisposable {
     try {
       for (const mp of this.mountpoints) await forceUnmount(mp).catch(() => undefined);
       for (const pid of this.pids) {
-        const gone = await waitFor(() => !alive(pid), { timeoutMs: 10_000, what: `redisfs (pid ${pid}) to exit` }).catch(() => false);
+        const gone = await waitFor(() => !isAlive(pid), { timeoutMs: 10_000, what: `redisfs (pid ${pid}) to exit` }).catch(() => false);
         if (!gone) process.kill(pid, 'SIGKILL');
       }
     } finally {
@@ -152,7 +145,7 @@ await describeWithRedis('mount(8), fstab and systemd', { fuse: true, skipIf: !mo
   async function expectUnmountedAndGone(mp: string, pid: number): Promise<void> {
     await runOk('umount', [mp]);
     expect(await isMounted(mp)).toBe(false);
-    await waitFor(() => !alive(pid), { timeoutMs: 15_000, what: `redisfs (pid ${pid}) to exit after umount` });
+    await waitFor(() => !isAlive(pid), { timeoutMs: 15_000, what: `redisfs (pid ${pid}) to exit after umount` });
   }
 
   it('mount -t fuse.redisfs SOURCE MP mounts in the background; umount unmounts and the process exits', async () => {

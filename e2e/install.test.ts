@@ -25,6 +25,7 @@ import {
   uniquePrefix,
   waitFor,
   type RunResult,
+  isAlive,
 } from './helpers/index.js';
 
 const ready = await prerequisitesMet({ fuse: true });
@@ -57,14 +58,6 @@ async function runs(wrapper: string): Promise<string | undefined> {
   return exec === undefined ? undefined : /'([^']*)' "\$@"$/.exec(exec)?.[1];
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 describe('installed commands (scripts/install-commands.sh)', () => {
   it('installs redisfs and redisfs-snapshot as wrappers of the built CLIs; they run from /, even with no PATH (as mount(8) runs them); a second run changes nothing', async () => {
@@ -168,9 +161,9 @@ describe('installed commands (scripts/install-commands.sh)', () => {
       expect(await readFile(`/proc/${pid}/cmdline`, 'utf8')).not.toContain('hunter22');
       process.kill(pid, 'SIGTERM');
       await waitFor(async () => !(await isMounted(mountpoint)), { timeoutMs: 15_000, what: `the daemon to unmount ${mountpoint}` });
-      await waitFor(() => !alive(pid!), { timeoutMs: 15_000, what: `daemon pid ${pid} to exit` });
+      await waitFor(() => !isAlive(pid!), { timeoutMs: 15_000, what: `daemon pid ${pid} to exit` });
     } finally {
-      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+      if (pid && isAlive(pid)) process.kill(pid, 'SIGKILL');
       await forceUnmount(mountpoint);
     }
   });

@@ -26,6 +26,7 @@ import {
   uniquePrefix,
   waitFor,
   type RunResult,
+  isAlive,
 } from './helpers/index.js';
 
 /** A file log line: ISO time, level, message. */
@@ -44,14 +45,6 @@ function redisfs(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<
   return run(process.execPath, [requireBuilt(MOUNT_CLI), ...args], { timeoutMs: 60_000, env });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * A `redisfs --daemon` mount; stopped (SIGTERM, then SIGKILL) and unmounted when the test ends,
@@ -67,9 +60,9 @@ interface Daemon extends AsyncDisposable {
 async function startDaemon(mountpoint: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Daemon> {
   let pid: number | undefined;
   const stop = async (): Promise<void> => {
-    if (pid !== undefined && alive(pid)) {
+    if (pid !== undefined && isAlive(pid)) {
       process.kill(pid, 'SIGTERM');
-      await waitFor(() => !alive(pid!), { timeoutMs: 15_000, what: `daemon ${pid} to exit` }).catch(() => process.kill(pid!, 'SIGKILL'));
+      await waitFor(() => !isAlive(pid!), { timeoutMs: 15_000, what: `daemon ${pid} to exit` }).catch(() => process.kill(pid!, 'SIGKILL'));
     }
     await forceUnmount(mountpoint);
   };

@@ -74,6 +74,7 @@ export {
   exitedWithin,
   stopChild,
   isRunning,
+  isAlive,
   OutputTail,
   type ChildExit,
 } from '@redisfs/testing';

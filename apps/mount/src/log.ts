@@ -12,8 +12,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, dirname, isAbsolute, join } from 'node:path';
-import { UsageError } from '@redisfs/cli-common';
+import { dirname, isAbsolute, join } from 'node:path';
+import { UsageError, findExecutable } from '@redisfs/cli-common';
 import type { LogLevel } from './args.js';
 
 /** Where a mount's log goes. */
@@ -205,22 +205,9 @@ function syslogTargetOf(env: NodeJS.ProcessEnv): SyslogTarget {
 
 /** Why --syslog cannot work on this machine, as the one line to print; undefined when it can. */
 export function syslogProblem(env: NodeJS.ProcessEnv = process.env, devLog = DEV_LOG): string | undefined {
-  if (!findOnPath('logger', env)) return '--syslog needs logger(1) (util-linux), which is not installed; use --log-file instead';
+  if (!findExecutable('logger', env)) return '--syslog needs logger(1) (util-linux), which is not installed; use --log-file instead';
   if (syslogTargetOf(env).kind === 'local' && !existsSync(devLog)) {
     return `--syslog: ${devLog} does not exist (no journald or syslog daemon listens here); use --log-file instead`;
-  }
-  return undefined;
-}
-
-function findOnPath(command: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
-    const candidate = join(dir, command);
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
   }
   return undefined;
 }
@@ -246,7 +233,8 @@ class SyslogSink implements Sink {
     const args = ['-t', 'redisfs', `--id=${process.pid}`, '--prio-prefix'];
     if (target.kind === 'udp') args.push('--server', target.host, '--port', target.port, '--udp');
     else args.push('--socket-errors=on');
-    this.logger = spawn('logger', args, { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    // By its path: under mount(8) there is no PATH to search.
+    this.logger = spawn(findExecutable('logger') ?? 'logger', args, { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
     this.logger.once('exit', (code, signal) => {
       this.exited = true;
       this.trouble(`the system log's logger(1) exited (${signal ?? `code ${code}`}); later log lines are lost`);

@@ -217,9 +217,12 @@ function keeperEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return rest;
 }
 
-/** The first executable `name` on PATH, or undefined. */
+/** Where commands are looked for when PATH is unset: mount(8) runs a helper with no PATH at all. */
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The first executable `name` on PATH (the standard directories when PATH is unset), or undefined. */
 export function findExecutable(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
+  for (const dir of (env.PATH ?? DEFAULT_PATH).split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);
     try {

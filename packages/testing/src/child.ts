@@ -48,6 +48,16 @@ export function own(child: ChildProcess): ChildProcess {
   return child;
 }
 
+/** Whether process `pid` exists (one of another user's counts: EPERM). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Resolves when the child has exited (at once if it already has). */
 export function exited(child: ChildProcess): Promise<ChildExit> {
   if (child.exitCode !== null || child.signalCode !== null) {

@@ -60,4 +60,4 @@ export { freePort } from './free-port.js';
 export { tempDir, exists, uniquePrefix, setMtime, makeSourceTree, SOURCE_TREE_PATHS, type TempDir } from './fixtures.js';
 export { describeTree, diffTrees, sha256File, type TreeDescription, type TreeEntry, type DescribeOptions } from './tree.js';
 export { disposeWhenTestEnds } from './lifecycle.js';
-export { own, exited, exitedWithin, stopChild, isRunning, OutputTail, type ChildExit } from './child.js';
+export { own, exited, exitedWithin, stopChild, isRunning, isAlive, OutputTail, type ChildExit } from './child.js';
