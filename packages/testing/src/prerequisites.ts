@@ -9,10 +9,11 @@
  *   describe.skipIf(!ready)('...', () => { ... });
  */
 import { constants, accessSync, existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { homedir } from 'node:os';
+import { findExecutable } from '@redisfs/cli-common';
 
 /** Thrown under CI=true when the machine lacks something the e2e suite needs. */
 export class PrerequisiteError extends Error {
@@ -25,20 +26,8 @@ export function isCi(): boolean {
   return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false';
 }
 
-/** The absolute path of an executable found on PATH, or undefined. */
-export function findExecutable(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here; keep looking
-    }
-  }
-  return undefined;
-}
+/** The absolute path of an executable found on PATH, or undefined: the CLIs' own search. */
+export { findExecutable };
 
 /** `fusermount` (FUSE 2), or `fusermount3` where only FUSE 3's is installed; undefined if neither. */
 export function findFusermount(): string | undefined {
