@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { findExecutable, redisCommand, RedisReplyError, startLocalRedis, tempDir, waitFor } from '@redisfs/testing';
+import { findExecutable, redisCommand, RedisReplyError, startLocalRedis, stopChild, tempDir, waitFor, type LocalRedis } from '@redisfs/testing';
 import { openStore } from './index.js';
 import { TEST_OWNER as owner } from './internal/test-fixture.js';
 
@@ -15,11 +15,26 @@ import { TEST_OWNER as owner } from './internal/test-fixture.js';
 const PADDING_KEYS = 20_000;
 const KEY_LOAD_DELAY_US = 100;
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await gone;
+/**
+ * Holds `redis` with another client's endless script, once Redis answers BUSY to everyone else
+ * (started with a low --busy-reply-threshold); `release()` (and disposal) kills the script.
+ */
+async function holdWithScript(redis: LocalRedis): Promise<{ release(): Promise<void> } & AsyncDisposable> {
+  const looping = redisCommand(redis, ['EVAL', 'while true do end', '0'], 30_000).catch((err: unknown) => err);
+  const release = async () => {
+    await redisCommand(redis, ['SCRIPT', 'KILL']).catch(() => undefined);
+    await looping;
+  };
+  try {
+    await waitFor(
+      async () => redisCommand(redis, ['PING'], 1000).then(() => false, (err: unknown) => err instanceof RedisReplyError && /^BUSY/.test(err.message)),
+      { timeoutMs: 10_000, what: 'Redis to answer BUSY' },
+    );
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { release, [Symbol.asyncDispose]: release };
 }
 
 /** What a RESP reply of INFO says for `field`. */
@@ -80,7 +95,7 @@ describe.skipIf(!findExecutable('redis-server'))('a Redis that restarts and load
     } finally {
       await store.close();
       await first.stop();
-      if (second) await stopChild(second);
+      if (second) await stopChild(second, 'SIGKILL');
     }
   }, 60_000);
 
@@ -88,12 +103,8 @@ describe.skipIf(!findExecutable('redis-server'))('a Redis that restarts and load
     // Redis answers BUSY to others once a script has run this long.
     const redis = await startLocalRedis({ args: ['--busy-reply-threshold', '20'] });
     const store = await openStore({ url: redis.url, prefix: 'busy' });
-    const looping = redisCommand(redis, ['EVAL', 'while true do end', '0'], 30_000).catch((err: unknown) => err);
     try {
-      await waitFor(
-        async () => redisCommand(redis, ['PING'], 1000).then(() => false, (err: unknown) => err instanceof RedisReplyError && /^BUSY/.test(err.message)),
-        { timeoutMs: 10_000, what: 'Redis to answer BUSY' },
-      );
+      await using held = await holdWithScript(redis);
       const sent = () => Object.values(store.stats().commands).reduce((a, b) => a + b, 0);
       const before = sent();
       let killed = false;
@@ -101,11 +112,9 @@ describe.skipIf(!findExecutable('redis-server'))('a Redis that restarts and load
       // Refused and sent again (each sending counts as a round trip): it is waiting.
       await waitFor(() => sent() >= before + 2, { timeoutMs: 5_000, intervalMs: 5, what: 'the getattr to be sent again' });
       killed = true;
-      await redisCommand(redis, ['SCRIPT', 'KILL']);
+      await held.release();
       expect(await answered).toMatchObject({ attr: { type: 'dir' }, killedFirst: true });
     } finally {
-      await redisCommand(redis, ['SCRIPT', 'KILL']).catch(() => undefined);
-      await looping;
       await store.close();
       await redis.stop();
     }
@@ -114,16 +123,10 @@ describe.skipIf(!findExecutable('redis-server'))('a Redis that restarts and load
   it('answers ETIMEDOUT, not EIO, when Redis is still busy at the deadline', async () => {
     const redis = await startLocalRedis({ args: ['--busy-reply-threshold', '20'] });
     const store = await openStore({ url: redis.url, prefix: 'busy-deadline', opTimeoutMs: 500 });
-    const looping = redisCommand(redis, ['EVAL', 'while true do end', '0'], 30_000).catch((err: unknown) => err);
     try {
-      await waitFor(
-        async () => redisCommand(redis, ['PING'], 1000).then(() => false, (err: unknown) => err instanceof RedisReplyError && /^BUSY/.test(err.message)),
-        { timeoutMs: 10_000, what: 'Redis to answer BUSY' },
-      );
+      await using _held = await holdWithScript(redis);
       await expect(store.getattr(store.rootIno)).rejects.toMatchObject({ code: 'ETIMEDOUT' });
     } finally {
-      await redisCommand(redis, ['SCRIPT', 'KILL']).catch(() => undefined);
-      await looping;
       await store.close();
       await redis.stop();
     }
