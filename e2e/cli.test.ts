@@ -6,6 +6,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import {
+  isAlive,
   MOUNT_CLI,
   describeWithRedis,
   forceUnmount,
@@ -18,7 +19,6 @@ import {
   uniquePrefix,
   waitFor,
   type RunResult,
-  isAlive,
 } from './helpers/index.js';
 
 /** Runs `node apps/mount/dist/cli.js ...args` to completion. */

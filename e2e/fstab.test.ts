@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import {
+  isAlive,
   MOUNT_CLI,
   REPO_ROOT,
   PrerequisiteError,
@@ -33,7 +34,6 @@ import {
   waitFor,
   type RunResult,
   type TempDir,
-  isAlive,
 } from './helpers/index.js';
 
 /** mount(8) with FUSE's helper, namespaces, and root to use them. */

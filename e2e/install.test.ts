@@ -11,6 +11,7 @@ import { appendFile, chmod, cp, lstat, mkdir, readFile, readlink, realpath, rm, 
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  isAlive,
   MOUNT_CLI,
   REPO_ROOT,
   SNAPSHOT_CLI,
@@ -25,7 +26,6 @@ import {
   uniquePrefix,
   waitFor,
   type RunResult,
-  isAlive,
 } from './helpers/index.js';
 
 const ready = await prerequisitesMet({ fuse: true });

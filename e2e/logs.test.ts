@@ -12,6 +12,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { keysFor } from '@redisfs/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  isAlive,
   MOUNT_CLI,
   describeWithRedis,
   disposeWhenTestEnds,
@@ -26,7 +27,6 @@ import {
   uniquePrefix,
   waitFor,
   type RunResult,
-  isAlive,
 } from './helpers/index.js';
 
 /** A file log line: ISO time, level, message. */
