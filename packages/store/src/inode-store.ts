@@ -3,6 +3,7 @@
  * in the Lua scripts (internal/lua.ts), so each operation is one atomic step; this class checks
  * arguments, allocates inode numbers, runs the scripts and finishes block clean-up.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   FILE_TYPE_CODES, FILE_TYPE_MODES, MAX_FILE_SIZE, NAME_MAX, ROOT_INO, S_IFMT, XATTR_NAME_MAX, XATTR_SIZE_MAX,
   decodeDirEntry, fileTypeOfMode, statsSchema,
@@ -18,13 +19,7 @@ import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
 import type { StoreContext } from './internal/context.js';
 import type { ScriptName } from './internal/scripts.js';
-import { infoOfMasters, isTransient, settle, topologyOf, waitForReplicas } from './internal/topology.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-
-/** A command lost with its connection (Redis crashed, restarted, or the network broke). */
-function isConnectionDrop(err: unknown): boolean {
-  return err instanceof Error && /Socket closed unexpectedly|ECONNRESET|EPIPE|ECONNREFUSED/.test(err.message);
-}
+import { infoOfMasters, isConnectionDrop, isTransient, settle, topologyOf, waitForReplicas } from './internal/topology.js';
 
 /** How many inode numbers one INCRBY reserves. Unused numbers are simply skipped. */
 const INO_BATCH = 64;

@@ -120,9 +120,20 @@ function adopt(target: Cluster | Sentinel, topology: Topology, retry: boolean): 
 /** Errors after which the command did not run, or may safely run again once the nodes settle. */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  return /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|BUSY|READONLY)\b|^The client is (offline|closed)|^Socket closed unexpectedly|ECONNREFUSED|ECONNRESET|EPIPE|All the root nodes are unavailable|Connection timeout|No available master|Cannot find node/i.test(
-    err.message,
+  return (
+    isConnectionDrop(err) ||
+    /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|BUSY|READONLY)\b|^The client is (offline|closed)|All the root nodes are unavailable|Connection timeout|No available master|Cannot find node/i.test(
+      err.message,
+    )
   );
+}
+
+/**
+ * A command lost with its connection (Redis crashed or restarted, the network broke): it may or
+ * may not have run. One server's store runs a read or a write again (inode-store.ts op).
+ */
+export function isConnectionDrop(err: unknown): boolean {
+  return err instanceof Error && /^Socket closed unexpectedly|ECONNREFUSED|ECONNRESET|EPIPE/i.test(err.message);
 }
 
 interface Executor {
