@@ -134,7 +134,7 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     readOnly,
     cacheTimeoutMs,
     // One deadline per call: the store's operation timeout (none on a hard mount: Infinity).
-    env: { debug: options.debug === true, log, watchdogMs: callDeadlineMs(options.store), counts: new OpCounts(), onOperation: options.onOperation },
+    env: { debug: options.debug === true, log, deadlineMs: callDeadlineMs(options.store), counts: new OpCounts(), onOperation: options.onOperation },
     caller: () => fuse?.context ?? null,
   });
   const seconds = cacheTimeoutMs / 1000;

@@ -205,7 +205,7 @@ function setup(options: { readOnly?: boolean; store?: Store; cacheTimeoutMs?: nu
     store: options.store ?? fake,
     readOnly: options.readOnly ?? false,
     cacheTimeoutMs: options.cacheTimeoutMs ?? 1000,
-    env: { debug: false, watchdogMs: 0, log: (l) => lines.push(l) },
+    env: { debug: false, deadlineMs: 0, log: (l) => lines.push(l) },
     caller: () => ({ uid: options.uid ?? 1000, gid: 100, pid: 42 }),
   });
   return { fake, lines, ops: makeOps(state) as Required<Fuse.Ops>, state };
@@ -220,7 +220,7 @@ const answersOfTest: { label: string; answers: unknown[][] }[] = [];
 afterEach(() => {
   // Checked when the test ends: every call has answered (call awaits that), and the later calls
   // ran after it. Against the in-memory store a handler's work is promise callbacks only (no
-  // timer, no I/O; the watchdog is off), so a second answer it gives has arrived by now. A timer's
+  // timer, no I/O; the call deadline is off), so a second answer it gives has arrived by now. A timer's
   // late answer is runOp's to drop (run-op.test.ts, 'drops the late result').
   const calls = answersOfTest.splice(0);
   expect(calls.filter((c) => c.answers.length !== 1).map((c) => `${c.label}: ${c.answers.length} answers`)).toEqual([]);

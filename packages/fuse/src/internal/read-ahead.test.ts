@@ -199,7 +199,7 @@ describe('read handler with read-ahead', () => {
       store: fakeStore(store),
       readOnly: false,
       cacheTimeoutMs: 1000,
-      env: { debug: false, watchdogMs: 0, log: () => undefined },
+      env: { debug: false, deadlineMs: 0, log: () => undefined },
       caller: () => ({ uid: 0, gid: 0, pid: 1 }),
     });
     return { store, ops: makeOps(state) as Required<Fuse.Ops> };

@@ -8,7 +8,7 @@ const { EIO, ETIMEDOUT } = constants.errno;
 
 function env(overrides: Partial<OpEnv> = {}): OpEnv & { logged: [LogLevel, string][] } {
   const logged: [LogLevel, string][] = [];
-  return { debug: false, watchdogMs: 0, log: (line, level) => logged.push([level, line]), logged, ...overrides };
+  return { debug: false, deadlineMs: 0, log: (line, level) => logged.push([level, line]), logged, ...overrides };
 }
 
 async function settle(e: OpEnv, fn: () => Promise<unknown> | unknown): Promise<number[]> {
@@ -52,7 +52,7 @@ describe('runOp log levels', () => {
 
   it('the deadline answering ETIMEDOUT is a warn line', async () => {
     vi.useFakeTimers();
-    const e = env({ watchdogMs: 1000 });
+    const e = env({ deadlineMs: 1000 });
     const answers: number[] = [];
     runOp(e, 'read', '/f', () => new Promise(() => undefined), (errno) => answers.push(errno));
     vi.advanceTimersByTime(1000);

@@ -7,7 +7,7 @@ const { EIO, ENOENT, ETIMEDOUT } = constants.errno;
 
 function env(overrides: Partial<OpEnv> = {}): OpEnv & { lines: string[] } {
   const lines: string[] = [];
-  return { debug: false, watchdogMs: 0, log: (l) => lines.push(l), lines, ...overrides };
+  return { debug: false, deadlineMs: 0, log: (l) => lines.push(l), lines, ...overrides };
 }
 
 /** Runs an op and resolves with every reply it made, after the dust settles. */
@@ -81,7 +81,7 @@ describe('runOp', () => {
 
   it('answers ETIMEDOUT at the call\'s deadline and drops the late result', async () => {
     vi.useFakeTimers();
-    const e = env({ watchdogMs: 1000, debug: true });
+    const e = env({ deadlineMs: 1000, debug: true });
     const calls: unknown[][] = [];
     let finish!: (v: number) => void;
     runOp(e, 'op', '/slow', () => new Promise<number>((r) => (finish = r)), (...a) => calls.push(a));
@@ -99,7 +99,7 @@ describe('runOp', () => {
   it('clears the deadline once answered', async () => {
     vi.useFakeTimers();
     const calls: unknown[][] = [];
-    runOp(env({ watchdogMs: 1000 }), 'op', '', async () => 1, (...a) => calls.push(a));
+    runOp(env({ deadlineMs: 1000 }), 'op', '', async () => 1, (...a) => calls.push(a));
     await vi.advanceTimersByTimeAsync(5000);
     expect(calls).toEqual([[0, 1]]);
   });
@@ -171,7 +171,7 @@ describe('runOp counts', () => {
   it('tells the observer each answer: name, seconds, errno name (the deadline\'s ETIMEDOUT too)', async () => {
     vi.useFakeTimers();
     const seen: [string, number, string | undefined][] = [];
-    const e = env({ watchdogMs: 1000, onOperation: (op, seconds, errno) => seen.push([op, seconds, errno]) });
+    const e = env({ deadlineMs: 1000, onOperation: (op, seconds, errno) => seen.push([op, seconds, errno]) });
     const answered: unknown[][] = [];
     runOp(e, 'read', '', () => 'now', (...a) => answered.push(a));
     runOp(e, 'lookup', '', async () => Promise.reject(new FsError('ENOENT')), (...a) => answered.push(a));

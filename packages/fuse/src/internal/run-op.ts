@@ -30,7 +30,7 @@ export interface OpEnv {
   /** Where log lines go, each with its level (see LogLevel). */
   log: LogFn;
   /** The deadline of one call: answer ETIMEDOUT if it has not settled after this many ms (0 = none). */
-  watchdogMs: number;
+  deadlineMs: number;
   /** Where the operations run are counted (MountedFs.stats). */
   counts?: OpCounts;
   /** Told of every answered operation (MountFsOptions.onOperation). */
@@ -148,7 +148,7 @@ export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Pro
   // Built only when a line is logged; a failure to build it must not cost the answer.
   const label = (): string => (labelText ??= labelOf(name, detail));
   let answered = false;
-  let watchdog: NodeJS.Timeout | undefined;
+  let deadline: NodeJS.Timeout | undefined;
 
   const answer = (errno: number, value?: T): void => {
     if (answered) {
@@ -156,7 +156,7 @@ export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Pro
       return;
     }
     answered = true;
-    if (watchdog) clearTimeout(watchdog);
+    if (deadline) clearTimeout(deadline);
     observe(env, name, errno, value, started);
     if (env.debug) env.log(`${label()} -> ${errnoName(errno)} (${(performance.now() - started).toFixed(1)} ms)`, 'debug');
     try {
@@ -180,12 +180,12 @@ export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Pro
     answer(errno);
   };
 
-  if (env.watchdogMs > 0) {
-    watchdog = setTimeout(() => {
-      env.log(`${label()}: no answer from Redis within the deadline (${env.watchdogMs} ms), answering ETIMEDOUT`, 'warn');
+  if (env.deadlineMs > 0) {
+    deadline = setTimeout(() => {
+      env.log(`${label()}: no answer from Redis within the deadline (${env.deadlineMs} ms), answering ETIMEDOUT`, 'warn');
       answer(-constants.errno.ETIMEDOUT);
-    }, env.watchdogMs);
-    watchdog.unref();
+    }, env.deadlineMs);
+    deadline.unref();
   }
 
   let result: Promise<T>;
