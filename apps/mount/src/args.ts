@@ -139,16 +139,11 @@ const argsSchema = z.object({
       return z.NEVER;
     })
     .default([]),
-  // Last: the disk is looked at only when the flags are right.
+  // The directory itself is looked at last, once the command line is right (parseLongFlags).
   mount: z
     .string({ error: stringFlagError('--mount') })
     .min(1, '--mount must not be empty')
-    .transform((dir) => resolve(dir))
-    .superRefine((dir, ctx) => {
-      // A busy directory is not a usage error: checked once the command line is valid.
-      const problem = mountpointProblem(dir);
-      if (problem?.usage) ctx.addIssue({ code: 'custom', message: problem.message });
-    }),
+    .transform((dir) => resolve(dir)),
 });
 
 function buildParser(args: string[]) {
@@ -258,14 +253,16 @@ async function parseLongFlags(args: string[], env: NodeJS.ProcessEnv): Promise<M
   });
   if (!parsed.success) throw new UsageError(firstIssueMessage(parsed.error));
   const a = parsed.data;
-  const busy = mountpointProblem(a.mount);
-  if (busy) throw new Error(busy.message);
   if (a.readOnly && a.readWrite) throw new UsageError('--read-only and --read-write are mutually exclusive');
   if (a.logFile !== undefined && a.syslog) throw new UsageError('--log-file and --syslog are mutually exclusive');
   if (a.hard && a.timeout !== undefined) throw new UsageError('--hard and --timeout are mutually exclusive (a hard mount has no timeout)');
   const flagsProblem = mountFlagsProblem(a.mountFlags, process.getuid?.() ?? 0);
   if (flagsProblem) throw new UsageError(flagsProblem);
   const { url, socket } = resolveRedisTarget(a, env);
+  // Last: the disk is looked at only when the command line is right. A busy directory (mounted,
+  // or a dead FUSE mount) is not a usage error: the mount fails (exit 1).
+  const problem = mountpointProblem(a.mount);
+  if (problem) throw problem.usage ? new UsageError(problem.message) : new Error(problem.message);
   return {
     kind: 'mount',
     config: {
