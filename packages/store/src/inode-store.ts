@@ -3,7 +3,6 @@
  * in the Lua scripts (internal/lua.ts), so each operation is one atomic step; this class checks
  * arguments, allocates inode numbers, runs the scripts and finishes block clean-up.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   FILE_TYPE_CODES, FILE_TYPE_MODES, MAX_FILE_SIZE, NAME_MAX, ROOT_INO, S_IFMT, XATTR_NAME_MAX, XATTR_SIZE_MAX,
   decodeDirEntry, fileTypeOfMode, statsSchema,
@@ -17,6 +16,7 @@ import type { Collector } from './internal/collector.js';
 import { checkName, checkSymlinkTarget, splitPath } from './internal/names.js';
 import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
+import { retrying } from './internal/busy-wait.js';
 import type { StoreContext } from './internal/context.js';
 import type { ScriptName } from './internal/scripts.js';
 import { infoOfMasters, isConnectionDrop, isTransient, settle, topologyOf, waitForReplicas } from './internal/topology.js';
@@ -81,17 +81,9 @@ export class InodeStore implements InodeApi {
       const once = mutates && this.ctx.syncReplicas > 0 ? () => this.replicated(what, fn, redoable) : fn;
       const deadline = Date.now() + this.opTimeoutMs;
       const safe = (!mutates || redoable) && topologyOf(this.ctx.client).kind === 'single';
-      const run = async (): Promise<T> => {
-        for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
-          try {
-            return await once();
-          } catch (err) {
-            if (!safe || !isConnectionDrop(err) || Date.now() + pause >= deadline) throw err;
-            await sleep(pause); // commands sent meanwhile wait in the client's queue for the reconnection
-          }
-        }
-      };
-      return await withDeadline(run(), this.opTimeoutMs, what);
+      // Commands sent again meanwhile wait in the client's queue for the reconnection.
+      const run = retrying(once, (err) => safe && isConnectionDrop(err), deadline, 20, 500);
+      return await withDeadline(run, this.opTimeoutMs, what);
     } catch (err) {
       const e = toFsError(err, what);
       if (e.code === 'EIO') this.ctx.warn(e.message, err);

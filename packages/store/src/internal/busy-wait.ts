@@ -4,7 +4,8 @@
  * not errors: a single-server client sends such a command again, with a growing pause, until it
  * runs or `maxWaitMs` has passed since it was first sent (the operation's own deadline, so that
  * a command never runs after its caller was told it failed). Cluster and Sentinel clients retry
- * these in topology.ts.
+ * these in topology.ts. The retry loop (`retrying`) also serves the store's operations sent again
+ * after a dropped connection (inode-store.ts op).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -18,8 +19,27 @@ interface Sender {
   sendCommand(args: ReadonlyArray<unknown>, options?: unknown): Promise<unknown>;
 }
 
-const FIRST_PAUSE_MS = 10;
-const LONGEST_PAUSE_MS = 250;
+/**
+ * Runs `fn` again, after a pause that doubles from `firstPauseMs` up to `longestPauseMs`, while it
+ * fails with an error `retryIf` accepts and the next try would start before `giveUpAt` (ms since
+ * the epoch); then its last error is thrown.
+ */
+export async function retrying<T>(
+  fn: () => Promise<T>,
+  retryIf: (err: unknown) => boolean,
+  giveUpAt: number,
+  firstPauseMs: number,
+  longestPauseMs: number,
+): Promise<T> {
+  for (let pause = firstPauseMs; ; pause = Math.min(pause * 2, longestPauseMs)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!retryIf(err) || Date.now() + pause >= giveUpAt) throw err;
+      await sleep(pause);
+    }
+  }
+}
 
 const hooked = new WeakSet<object>();
 
@@ -30,15 +50,7 @@ export function waitThroughBusy(client: object, maxWaitMs: number): void {
   if (hooked.has(self)) return;
   hooked.add(self);
   const send = self.sendCommand;
-  self.sendCommand = async function (this: Sender, args, options) {
-    const giveUpAt = Date.now() + maxWaitMs;
-    for (let pause = FIRST_PAUSE_MS; ; pause = Math.min(pause * 2, LONGEST_PAUSE_MS)) {
-      try {
-        return await send.call(this, args, options);
-      } catch (err) {
-        if (!isBusyRefusal(err) || Date.now() + pause >= giveUpAt) throw err;
-        await sleep(pause);
-      }
-    }
+  self.sendCommand = function (this: Sender, args, options) {
+    return retrying(() => send.call(this, args, options), isBusyRefusal, Date.now() + maxWaitMs, 10, 250);
   };
 }
