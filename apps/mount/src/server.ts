@@ -4,7 +4,6 @@
  * demand, idle rule, keeper) is @redisfs/cli-common's private-redis; this parses, prints, and maps
  * outcomes to exit codes: status as LSB init scripts do (0 running, 3 not running).
  */
-import yargs from 'yargs';
 import { z } from 'zod';
 import {
   DEFAULT_REDIS,
@@ -23,7 +22,7 @@ import {
   type RunningStatus,
 } from '@redisfs/cli-common';
 import type { Output } from './run.js';
-import { VERSION } from './subcommand-parser.js';
+import { VERSION, subcommandParser } from './subcommand-parser.js';
 
 /** `redisfs server status` when the server does not run (LSB: program is not running). */
 export const EXIT_NOT_RUNNING = 3;
@@ -37,15 +36,15 @@ const argsSchema = z.object({
 });
 
 async function parseServerArgs(args: string[]): Promise<Action | undefined> {
-  const argv = await yargs(args)
-    .scriptName('redisfs server')
-    .usage(
-      '$0 <status|start|stop>\n\n' +
-        'The private redis-server: redisfs commands told no Redis address (no --url, --host/--port or --socket) ' +
-        'use it when nothing answers on 127.0.0.1:6379. It is started on demand, shared by all of them, ' +
-        'keeps its data (append-only file) in $XDG_DATA_HOME/redisfs/redis (default ~/.local/share/redisfs/redis), ' +
-        'and listens only on a unix socket there.',
-    )
+  const argv = await subcommandParser(
+    'server',
+    args,
+    '$0 <status|start|stop>\n\n' +
+      'The private redis-server: redisfs commands told no Redis address (no --url, --host/--port or --socket) ' +
+      'use it when nothing answers on 127.0.0.1:6379. It is started on demand, shared by all of them, ' +
+      'keeps its data (append-only file) in $XDG_DATA_HOME/redisfs/redis (default ~/.local/share/redisfs/redis), ' +
+      'and listens only on a unix socket there.',
+  )
     .command('status', 'where it runs, its data, uptime, memory, persistence and clients')
     .command('start', 'start it now (nothing to do when it runs)')
     .command('stop', 'stop it (Redis saves first), unless mounts or commands use it')
@@ -55,14 +54,9 @@ async function parseServerArgs(args: string[]): Promise<Action | undefined> {
         'Exit codes: status 0 running, 3 not running; start 0 running; stop 0 stopped or not running, ' +
         '1 refused while clients are connected; 1 on any failure, 2 on a usage error.',
     )
-    .locale('en')
     .strictOptions()
     .help()
     .version(VERSION)
-    .exitProcess(false)
-    .fail((message, err) => {
-      throw new UsageError(`${message ?? err?.message ?? 'invalid arguments'} (see redisfs server --help)`);
-    })
     .parseAsync();
   if (argv.help || argv.version) return undefined;
   const parsed = argsSchema.safeParse({ action: argv._[0], extra: argv._.slice(1) });

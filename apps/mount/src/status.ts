@@ -6,12 +6,11 @@
  * shown with what the kernel says).
  */
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
-import yargs from 'yargs';
 import { EXIT_OK, UsageError, exitCodeOf } from '@redisfs/cli-common';
 import type { PendingWork } from '@redisfs/store';
 import { entryPath, queryMount, runtimeDirs, socketPath, unsafeDirProblem, type LiveReport, type LiveStats, type RegistryEntry } from './control.js';
 import type { Output } from './run.js';
-import { VERSION } from './subcommand-parser.js';
+import { VERSION, subcommandParser } from './subcommand-parser.js';
 
 /** How long a mount may take to answer before it is listed as not answering. */
 const QUERY_TIMEOUT_MS = 1500;
@@ -253,18 +252,15 @@ export function formatStatus(mounts: MountStatus[]): string[] {
 }
 
 async function parseStatusArgs(args: string[]): Promise<{ json: boolean } | undefined> {
-  const argv = await yargs(args)
-    .scriptName('redisfs status')
-    .usage("$0 [--json]\n\nList this host's redisfs mounts: mountpoint, prefix, server, pid, uptime, operations and errors so far, attribute cache hit rate, background work pending.")
-    .locale('en')
+  const argv = await subcommandParser(
+    'status',
+    args,
+    "$0 [--json]\n\nList this host's redisfs mounts: mountpoint, prefix, server, pid, uptime, operations and errors so far, attribute cache hit rate, background work pending.",
+  )
     .option('json', { type: 'boolean', default: false, describe: 'print a JSON array (one object per mount) for scripts' })
     .strict()
     .help()
     .version(VERSION)
-    .exitProcess(false)
-    .fail((message, err) => {
-      throw new UsageError(`${message ?? err?.message ?? 'invalid arguments'} (see redisfs status --help)`);
-    })
     .parseAsync();
   if (argv.help || argv.version) return undefined;
   if (argv._.length > 0) throw new UsageError(`redisfs status takes no arguments, got ${String(argv._[0])} (see redisfs status --help)`);

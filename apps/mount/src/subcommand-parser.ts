@@ -11,8 +11,24 @@ import { REDIS_TARGET_OPTIONS, UsageError } from '@redisfs/cli-common';
 export const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 /**
- * A yargs parser for `redisfs <name> <args>`: `--prefix`, the subcommand's own `options`, then the
- * Redis address flags.
+ * What every `redisfs <name>` parser has: its name and usage, and every yargs complaint as one
+ * UsageError line that names `redisfs <name> --help`. The caller adds its options, then
+ * `.help().version(VERSION)` (last, so that they are listed last).
+ */
+export function subcommandParser(name: string, args: string[], usage: string) {
+  return yargs(args)
+    .scriptName(`redisfs ${name}`)
+    .usage(usage)
+    .locale('en')
+    .exitProcess(false)
+    .fail((message, err) => {
+      throw new UsageError(`${message ?? err?.message ?? 'invalid arguments'} (see redisfs ${name} --help)`);
+    });
+}
+
+/**
+ * A yargs parser for `redisfs <name> <args>` about one filesystem: `--prefix`, the subcommand's
+ * own `options`, then the Redis address flags.
  */
 export function prefixSubcommandParser<O extends Record<string, Options>>(
   name: string,
@@ -20,19 +36,12 @@ export function prefixSubcommandParser<O extends Record<string, Options>>(
   text: { usage: string; epilogue: string },
   options: O = {} as O,
 ) {
-  return yargs(args)
-    .scriptName(`redisfs ${name}`)
-    .usage(text.usage)
-    .locale('en')
+  return subcommandParser(name, args, text.usage)
     .option('prefix', { type: 'string', demandOption: true, describe: 'filesystem prefix in Redis' })
     .options(options)
     .options(REDIS_TARGET_OPTIONS)
     .epilogue(text.epilogue)
     .strict()
     .help()
-    .version(VERSION)
-    .exitProcess(false)
-    .fail((message, err) => {
-      throw new UsageError(`${message ?? err?.message ?? 'invalid arguments'} (see redisfs ${name} --help)`);
-    });
+    .version(VERSION);
 }
