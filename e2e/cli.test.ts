@@ -3,14 +3,15 @@
  * unreachable Redis is a clear failure that leaves no mount, a password is never printed,
  * --daemon returns once mounted, and SIGTERM unmounts cleanly.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import {
-  isAlive,
   MOUNT_CLI,
   describeWithRedis,
   forceUnmount,
   freePort,
+  isAlive,
   isMounted,
   mountRedisfs,
   requireBuilt,
@@ -80,6 +81,15 @@ await describeWithRedis('redisfs command line', { fuse: true }, (redis) => {
     expect(lines(result.stderr)).toEqual([`redisfs: mountpoint ${mnt.dir} is already a mount point (unmount it first)`]);
     // The first mount is untouched.
     await writeFile(mnt.path('still-here'), 'x');
+  });
+
+  it('a reader that closes the output early (redisfs status | head -1) ends the command quietly, exit 0, no EPIPE trace', async () => {
+    const child = spawn(process.execPath, [requireBuilt(MOUNT_CLI), 'status'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // closed before the command writes its table
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
   });
 
   it('--help exits 0 and describes the flags', async () => {

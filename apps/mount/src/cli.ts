@@ -6,7 +6,7 @@
  * layout-1 filesystem to layout 2 (upgrade.ts).
  */
 import { hideBin } from 'yargs/helpers';
-import { exitCodeOf, resolveDefaultRedis, scrubSecrets, secretsOfCommandLine, stderrProgress } from '@redisfs/cli-common';
+import { endQuietlyOnClosedOutput, exitCodeOf, resolveDefaultRedis, scrubSecrets, secretsOfCommandLine, stderrProgress } from '@redisfs/cli-common';
 import { parseMountArgs } from './args.js';
 import { secretsOfFuseArgs } from './fuse-args.js';
 import { runFsckCommand } from './fsck.js';
@@ -35,6 +35,8 @@ async function main(args: string[]): Promise<number> {
   };
   // Progress of fsck and upgrade on stderr: a line redrawn on a terminal, else plain lines.
   const progress = (label: string) => stderrProgress(label, (text) => scrubSecrets(text, secrets));
+  // The commands that print and end (not a mount, which must unmount before it ends).
+  if (['fsck', 'server', 'status', 'upgrade'].includes(args[0] ?? '')) endQuietlyOnClosedOutput();
   // `redisfs fsck …`: a command of its own, with e2fsck's exit codes.
   if (args[0] === 'fsck') return runFsckCommand(args.slice(1), { ...io, progress });
   // `redisfs server status|stop`: the private Redis; `redisfs status`: this host's mounts.

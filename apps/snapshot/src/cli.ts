@@ -7,7 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import {
   deleteFilesystem, listFilesystems, restoreFilesystem, snapshotFilesystem, type CopyProgress, type DeleteProgress,
 } from '@redisfs/store';
-import { exitCodeOf, resolveDefaultRedis, scrubSecrets, secretsOfCommandLine, stderrProgress, type Progress } from '@redisfs/cli-common';
+import { endQuietlyOnClosedOutput, exitCodeOf, resolveDefaultRedis, scrubSecrets, secretsOfCommandLine, stderrProgress, type Progress } from '@redisfs/cli-common';
 import { parseSnapshotArgs } from './args.js';
 import { formatList, formatTime } from './format.js';
 
@@ -87,4 +87,5 @@ const DELETE_PHASES: Record<DeleteProgress['phase'], { phase: string; unit: stri
   freeing: { phase: 'data blocks', unit: 'blocks' },
 };
 
+endQuietlyOnClosedOutput();
 process.exitCode = await main(hideBin(process.argv));

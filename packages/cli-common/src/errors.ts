@@ -15,3 +15,16 @@ export class UsageError extends Error {
 export function exitCodeOf(err: unknown): number {
   return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
 }
+
+/**
+ * A reader that closes our output early (`redisfs status | head -1`) is no error of ours: the
+ * process ends quietly, as Unix tools do, instead of with an unhandled EPIPE and a stack trace.
+ */
+export function endQuietlyOnClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(EXIT_OK);
+      throw err;
+    });
+  }
+}

@@ -2,7 +2,7 @@
  * @redisfs/cli-common: the command-line plumbing the redisfs CLIs share: exit codes, the usage
  * error, secret scrubbing and the validation of where Redis is. No parser: the apps bring yargs.
  */
-export { EXIT_OK, EXIT_FAILURE, EXIT_USAGE, UsageError, exitCodeOf } from './errors.js';
+export { EXIT_OK, EXIT_FAILURE, EXIT_USAGE, UsageError, exitCodeOf, endQuietlyOnClosedOutput } from './errors.js';
 export { scrubSecrets, secretsOfUrl, secretsOfCommandLine } from './secrets.js';
 export { stringFlagError, prefixSchema } from './flags.js';
 export { firstIssueMessage } from './usage.js';
