@@ -184,7 +184,7 @@ await describeWithRedis('a Redis ACL user limited to one filesystem', { fuse: tr
     const words = documentedAclLine().map((word) => {
       if (word === 'fsuser') return name;
       if (word === '>password') return `>${password}`;
-      return /^%?[RW]*~/.test(word) ? word.replaceAll('skx', prefix) : word; // key patterns
+      return /^(%?[RW]*~|&)/.test(word) ? word.replaceAll('skx', prefix) : word; // key patterns
     });
     await admin.sendCommand(words);
     const url = new URL(redis.url);

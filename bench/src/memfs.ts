@@ -328,13 +328,14 @@ export function memOps(
 
     fgetattr(path, fd, cb) {
       count('fgetattr');
-      const node = fds.get(fd) ?? resolve(path);
+      const node = fds.get(fd) ?? (path === null ? ENOENT : resolve(path));
       if (typeof node === 'number') cb(node);
       else cb(0, stat(node));
     },
 
     readdir(path, cb) {
       count('readdir');
+      if (path === null) return cb(ENOENT);
       const dir = resolve(path);
       if (typeof dir === 'number') return cb(dir);
       if (dir.entries === null) return cb(ENOTDIR);
@@ -504,7 +505,7 @@ export function memOps(
       cb(0);
     },
 
-    create(path, mode, cb) {
+    create(path, mode, _flags, cb) {
       count('create');
       const node = makeNode(path, S_IFREG | (mode & 0o7777));
       if (typeof node === 'number') return cb(node);
@@ -551,7 +552,7 @@ export function memOps(
       cb(0);
     },
 
-    release(path, fd, cb) {
+    release(path, fd, _flockOwner, cb) {
       count('release');
       const node = fds.get(fd);
       if (node !== undefined) {

@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <pthread.h>
 #include <time.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/file.h>
 
 static int IS_ARRAY_BUFFER_DETACH_SUPPORTED = 0;
 
@@ -132,6 +135,11 @@ static const uint32_t op_link = 30;
 static const uint32_t op_symlink = 31;
 static const uint32_t op_mkdir = 32;
 static const uint32_t op_rmdir = 33;
+static const uint32_t op_lock = 34;
+static const uint32_t op_flock = 35;
+
+// Number of opcodes (size of the handler and "implemented" arrays; index.js uses the same).
+#define OP_COUNT 36
 
 // Data structures
 
@@ -143,7 +151,7 @@ typedef struct {
   napi_ref malloc;
 
   // Operation handlers
-  napi_ref handlers[35];
+  napi_ref handlers[OP_COUNT];
 
   struct fuse *fuse;
   struct fuse_chan *ch;
@@ -157,6 +165,11 @@ typedef struct {
 
   // redisfs patch: attributes JS published, served by getattr in the FUSE thread.
   struct attr_cache *attr_cache;
+
+  // redisfs patch: whether this mount holds any POSIX lock (fuse.setPosixLocksHeld). While 0,
+  // lock(F_SETLK, F_UNLCK) (which libfuse sends on every flush, i.e. every close(2)) answers 0
+  // in C. Written by the JS thread, read by FUSE threads: __atomic builtins.
+  int posix_locks_held;
 } fuse_thread_t;
 
 typedef struct {
@@ -201,6 +214,16 @@ typedef struct {
 
   // Readdir
   fuse_fill_dir_t readdir_filler;
+
+  // Locks (lock: fcntl command and struct flock; flock: LOCK_* operation)
+  int lock_cmd;
+  struct flock *lock;
+  int flock_op;
+
+  // The FUSE request being served by lock/flock, for fuse_req_interrupted (see capture_req).
+  // Guarded by req_lock; NULL once the answer was posted.
+  fuse_req_t req;
+  uint32_t req_seq;
 
   // Internal bookkeeping
   fuse_thread_t *fuse;
@@ -302,7 +325,8 @@ static void attr_cache_clear_locked (attr_cache *c) {
 // hit, 0 on a miss.
 static int attr_cache_lookup (fuse_thread_t *ft, const char *path, struct stat *st) {
   attr_cache *c = ft->attr_cache;
-  if (c == NULL || c->count == 0) return 0;
+  // A NULL path (an open file removed with hard_remove, see flag_nullpath_ok) is never cached.
+  if (c == NULL || c->count == 0 || path == NULL) return 0;
   uint64_t h = path_hash(path);
   int hit = 0;
   pthread_mutex_lock(&c->lock);
@@ -351,6 +375,85 @@ static int fh_is_clean (fuse_thread_t *ft, uint64_t fh) {
 
 static fuse_thread_t *current_fuse (void) {
   return (fuse_thread_t *) fuse_get_context()->private_data;
+}
+
+// redisfs patch: with flag_nullpath_ok, libfuse calls the fd operations (read, write, flush,
+// fsync, release, fgetattr, ftruncate, readdir, releasedir, fsyncdir, lock, flock) with
+// path == NULL when the file has no name any more (removed while open, with hard_remove).
+// JS gets null then.
+static void path_value (napi_env env, const char *path, napi_value *res) {
+  if (path == NULL) {
+    napi_get_null(env, res);
+    return;
+  }
+  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, res);
+}
+
+// A lock owner (fi->lock_owner, uint64) as 16 lowercase hex digits.
+static void lock_owner_value (napi_env env, uint64_t owner, napi_value *res) {
+  char hex[17];
+  snprintf(hex, sizeof(hex), "%016" PRIx64, owner);
+  napi_create_string_utf8(env, hex, 16, res);
+}
+
+static const char *lock_type_name (short type) {
+  if (type == F_RDLCK) return "R";
+  if (type == F_WRLCK) return "W";
+  return "U";
+}
+
+// -1 when name is not one of R, W, U.
+static int lock_type_from_value (napi_env env, napi_value value) {
+  char name[4] = { 0 };
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, value, name, sizeof(name), &len) != napi_ok || len != 1) return -1;
+  if (name[0] == 'R') return F_RDLCK;
+  if (name[0] == 'W') return F_WRLCK;
+  if (name[0] == 'U') return F_UNLCK;
+  return -1;
+}
+
+static int64_t int64_from_value (napi_env env, napi_value value) {
+  int64_t n = 0;
+  if (napi_get_value_int64(env, value, &n) != napi_ok) return 0;
+  return n;
+}
+
+// redisfs patch: the FUSE request behind a call, to ask fuse_req_interrupted whether the kernel
+// sent FUSE_INTERRUPT for it (a signal reached the process waiting in fcntl(F_SETLKW) or
+// flock(2)). The high-level API does not expose the request: libfuse 2.9's fuse.c keeps it next
+// to the context, as `struct fuse_context_i { struct fuse_context ctx; fuse_req_t req; }`, and
+// fuse_get_context() returns &c->ctx (req_fuse_prepare sets c->req before calling us). This
+// mirrors that private struct: it holds for libfuse 2.9.x (checked against 2.9.9's lib/fuse.c).
+struct fuse_native_context_i {
+  struct fuse_context ctx;
+  fuse_req_t req;
+};
+
+// Guards l->req and l->req_seq of every thread: JS (interrupted()) reads them while a FUSE
+// thread may start its next request. fuse_req_interrupted takes libfuse's session lock, so it
+// is safe from the JS thread while the request is alive; it is alive until the FUSE thread
+// replies, which it only does after release_req cleared l->req (see the lock/flock signals).
+static pthread_mutex_t req_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t req_seq_next = 0;
+
+static void capture_req (fuse_thread_locals_t *l) {
+  fuse_req_t req = ((struct fuse_native_context_i *) fuse_get_context())->req;
+  pthread_mutex_lock(&req_lock);
+  if (++req_seq_next == 0) req_seq_next = 1;
+  l->req = req;
+  l->req_seq = req_seq_next;
+  pthread_mutex_unlock(&req_lock);
+}
+
+static void release_req (fuse_thread_locals_t *l) {
+  pthread_mutex_lock(&req_lock);
+  l->req = NULL;
+  pthread_mutex_unlock(&req_lock);
+}
+
+static int posix_locks_held (fuse_thread_t *ft) {
+  return __atomic_load_n(&ft->posix_locks_held, __ATOMIC_SEQ_CST);
 }
 
 // Helpers
@@ -425,7 +528,7 @@ FUSE_METHOD(statfs, 1, 1, (const char * path, struct statvfs *statvfs), {
   l->path = path;
   l->statvfs = statvfs;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
 }, {
   NAPI_ARGV_BUFFER_CAST(uint32_t*, ints, 2)
   populate_statvfs(ints, l->statvfs);
@@ -436,7 +539,7 @@ FUSE_METHOD(getattr, 1, 1, (const char *path, struct stat *stat), {
   l->path = path;
   l->stat = stat;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
 }, {
   NAPI_ARGV_BUFFER_CAST(uint32_t*, ints, 2)
   populate_stat(ints, l->stat);
@@ -448,7 +551,7 @@ FUSE_METHOD(fgetattr, 2, 1, (const char *path, struct stat *stat, struct fuse_fi
   l->stat = stat;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
@@ -463,7 +566,7 @@ FUSE_METHOD_VOID(access, 2, 0, (const char *path, int mode), {
   l->path = path;
   l->mode = mode;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
@@ -471,7 +574,7 @@ FUSE_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->flags, &(argv[3]));
   } else {
@@ -488,7 +591,7 @@ FUSE_METHOD(opendir, 3, 1, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
     napi_create_uint32(env, l->info->flags, &(argv[4]));
@@ -503,13 +606,15 @@ FUSE_METHOD(opendir, 3, 1, (const char *path, struct fuse_file_info *info), {
   }
 })
 
-FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {
+// redisfs patch: create(path, mode, flags): flags are the open(2) flags (fi->flags).
+FUSE_METHOD(create, 3, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {
   l->path = path;
   l->mode = mode;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
+  napi_create_uint32(env, l->info != NULL ? (uint32_t) l->info->flags : 0, &(argv[4]));
 }, {
   NAPI_ARGV_INT32(fd, 2)
   if (fd != 0) {
@@ -524,20 +629,28 @@ FUSE_METHOD_VOID(utimens, 3, 0, (const char *path, const struct timespec tv[2]),
   l->atime = resolve_utime(&tv[0], &now);
   l->mtime = resolve_utime(&tv[1], &now);
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   timespec_to_bigint_ns(env, &(l->atime), &(argv[3]));
   timespec_to_bigint_ns(env, &(l->mtime), &(argv[4]));
 })
 
-FUSE_METHOD_VOID(release, 2, 0, (const char *path, struct fuse_file_info *info), {
+// redisfs patch: release(path, fd, flockOwner): flockOwner is fi->lock_owner (hex) when the
+// kernel asks to drop the flock locks of this struct file (FUSE_RELEASE_FLOCK_UNLOCK:
+// fi->flock_release), else null.
+FUSE_METHOD_VOID(release, 3, 0, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
     napi_create_uint32(env, 0, &(argv[3]));
+  }
+  if (l->info != NULL && l->info->flock_release) {
+    lock_owner_value(env, l->info->lock_owner, &(argv[4]));
+  } else {
+    napi_get_null(env, &(argv[4]));
   }
 })
 
@@ -545,7 +658,7 @@ FUSE_METHOD_VOID(releasedir, 2, 0, (const char *path, struct fuse_file_info *inf
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
@@ -560,7 +673,7 @@ FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, 
   l->offset = offset;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->info->fh, &(argv[3]));
   napi_create_external_buffer(env, l->len, (char *) l->buf, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->len, &(argv[5]));
@@ -576,7 +689,7 @@ FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t o
   l->offset = offset;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->info->fh, &(argv[3]));
   napi_create_external_buffer(env, l->len, (char *) l->buf, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->len, &(argv[5]));
@@ -592,7 +705,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
   l->info = info;
   l->readdir_filler = filler;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
 }, {
   uint32_t stats_length;
   uint32_t names_length;
@@ -641,7 +754,7 @@ FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *val
   l->flags = flags;
   l->position = position;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->position, &(argv[5]));
@@ -657,7 +770,7 @@ FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, si
   l->size = size;
   l->position = position;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->position, &(argv[5]));
@@ -674,7 +787,7 @@ FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *val
   l->size = size;
   l->flags = flags;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, 0, &(argv[5])); // normalize apis between mac and linux
@@ -690,7 +803,7 @@ FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, si
   l->value = value;
   l->size = size;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, 0, &(argv[5]));
@@ -705,7 +818,7 @@ FUSE_METHOD(listxattr, 2, 1, (const char *path, char *list, size_t size), {
   l->list = list;
   l->size = size;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_external_buffer(env, l->size, l->list, NULL, NULL, &(argv[3]));
 }, {
   if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
@@ -715,7 +828,7 @@ FUSE_METHOD_VOID(removexattr, 2, 0, (const char *path, const char *name), {
   l->path = path;
   l->name = name;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
@@ -724,7 +837,7 @@ FUSE_METHOD_VOID(flush, 2, 0, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
@@ -737,7 +850,7 @@ FUSE_METHOD_VOID(fsync, 3, 0, (const char *path, int datasync, struct fuse_file_
   l->mode = datasync;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[4]));
@@ -751,7 +864,7 @@ FUSE_METHOD_VOID(fsyncdir, 3, 0, (const char *path, int datasync, struct fuse_fi
   l->mode = datasync;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[4]));
@@ -765,7 +878,7 @@ FUSE_METHOD_VOID(truncate, 3, 0, (const char *path, off_t size), {
   l->path = path;
   l->offset = size;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   FUSE_UINT64_TO_INTS_ARGV(l->offset, 3)
 })
 
@@ -774,7 +887,7 @@ FUSE_METHOD_VOID(ftruncate, 4, 0, (const char *path, off_t size, struct fuse_fil
   l->offset = size;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
@@ -788,7 +901,7 @@ FUSE_METHOD(readlink, 1, 1, (const char *path, char *linkname, size_t len), {
   l->linkname = linkname;
   l->len = len;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
 }, {
   NAPI_ARGV_UTF8(linkname, l->len, 2)
   strncpy(l->linkname, linkname, l->len);
@@ -799,7 +912,7 @@ FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid), {
   l->uid = uid;
   l->gid = gid;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->uid, &(argv[3]));
   napi_create_uint32(env, l->gid, &(argv[4]));
 })
@@ -808,7 +921,7 @@ FUSE_METHOD_VOID(chmod, 2, 0, (const char *path, mode_t mode), {
   l->path = path;
   l->mode = mode;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
@@ -817,7 +930,7 @@ FUSE_METHOD_VOID(mknod, 3, 0, (const char *path, mode_t mode, dev_t dev), {
   l->mode = mode;
   l->dev = dev;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
   napi_create_uint32(env, l->dev, &(argv[4]));
 })
@@ -825,14 +938,14 @@ FUSE_METHOD_VOID(mknod, 3, 0, (const char *path, mode_t mode, dev_t dev), {
 FUSE_METHOD_VOID(unlink, 1, 0, (const char *path), {
   l->path = path;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
 })
 
 FUSE_METHOD_VOID(rename, 2, 0, (const char *path, const char *dest), {
   l->path = path;
   l->dest = dest;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
@@ -840,7 +953,7 @@ FUSE_METHOD_VOID(link, 2, 0, (const char *path, const char *dest), {
   l->path = path;
   l->dest = dest;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
@@ -848,7 +961,7 @@ FUSE_METHOD_VOID(symlink, 2, 0, (const char *path, const char *dest), {
   l->path = path;
   l->dest = dest;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
@@ -856,14 +969,76 @@ FUSE_METHOD_VOID(mkdir, 2, 0, (const char *path, mode_t mode), {
   l->path = path;
   l->mode = mode;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(rmdir, 1, 0, (const char *path), {
   l->path = path;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  path_value(env, l->path, &(argv[2]));
+})
+
+// redisfs patch: fcntl byte-range locks (libfuse 2.9 `lock`). JS gets
+// (path, fd, cmd, type, start, len, pid, owner, seq): cmd 'getlk' | 'setlk' | 'setlkw', type
+// 'R' | 'W' | 'U', start/len/pid from struct flock (libfuse gives l_whence = SEEK_SET; len 0 = to
+// the end of the file), owner fi->lock_owner as hex, seq the token of fuse_native_interrupted.
+// start and len become JS numbers (doubles): values >= 2^53 lose precision.
+// The answer of 'getlk' is (type, start, len, pid), written back into struct flock.
+// While the mount holds no POSIX lock (fuse.setPosixLocksHeld), F_SETLK of F_UNLCK answers 0
+// here: libfuse's fuse_flush_common sends it on every flush (each close(2)).
+FUSE_METHOD(lock, 9, 4, (const char *path, struct fuse_file_info *info, int cmd, struct flock *lock), {
+  if (cmd == F_SETLK && lock->l_type == F_UNLCK && !posix_locks_held(current_fuse())) return 0;
+  l->path = path;
+  l->info = info;
+  l->lock_cmd = cmd;
+  l->lock = lock;
+  capture_req(l);
+}, {
+  path_value(env, l->path, &(argv[2]));
+  napi_create_uint32(env, l->info != NULL ? (uint32_t) l->info->fh : 0, &(argv[3]));
+  const char *cmd = l->lock_cmd == F_GETLK ? "getlk" : (l->lock_cmd == F_SETLKW ? "setlkw" : "setlk");
+  napi_create_string_utf8(env, cmd, NAPI_AUTO_LENGTH, &(argv[4]));
+  napi_create_string_utf8(env, lock_type_name(l->lock->l_type), 1, &(argv[5]));
+  napi_create_int64(env, (int64_t) l->lock->l_start, &(argv[6]));
+  napi_create_int64(env, (int64_t) l->lock->l_len, &(argv[7]));
+  napi_create_int32(env, (int32_t) l->lock->l_pid, &(argv[8]));
+  lock_owner_value(env, l->info != NULL ? l->info->lock_owner : 0, &(argv[9]));
+  napi_create_uint32(env, l->req_seq, &(argv[10]));
+}, {
+  release_req(l);
+  if (res == 0 && l->lock_cmd == F_GETLK) {
+    int type = argc > 2 ? lock_type_from_value(env, argv[2]) : F_UNLCK;
+    if (type < 0) {
+      res = -EIO;
+    } else {
+      l->lock->l_type = type;
+      l->lock->l_whence = SEEK_SET;
+      l->lock->l_start = argc > 3 ? (off_t) int64_from_value(env, argv[3]) : 0;
+      l->lock->l_len = argc > 4 ? (off_t) int64_from_value(env, argv[4]) : 0;
+      l->lock->l_pid = argc > 5 ? (pid_t) int64_from_value(env, argv[5]) : 0;
+    }
+  }
+})
+
+// redisfs patch: flock(2) locks (libfuse 2.9 `flock`). JS gets (path, fd, type, wait, owner,
+// seq): type 'R' (LOCK_SH) | 'W' (LOCK_EX) | 'U' (LOCK_UN), wait = !LOCK_NB.
+FUSE_METHOD(flock, 6, 0, (const char *path, struct fuse_file_info *info, int op), {
+  l->path = path;
+  l->info = info;
+  l->flock_op = op;
+  capture_req(l);
+}, {
+  path_value(env, l->path, &(argv[2]));
+  napi_create_uint32(env, l->info != NULL ? (uint32_t) l->info->fh : 0, &(argv[3]));
+  int kind = l->flock_op & (LOCK_SH | LOCK_EX | LOCK_UN);
+  const char *type = kind == LOCK_SH ? "R" : (kind == LOCK_EX ? "W" : "U");
+  napi_create_string_utf8(env, type, 1, &(argv[4]));
+  napi_get_boolean(env, (l->flock_op & LOCK_NB) == 0, &(argv[5]));
+  lock_owner_value(env, l->info != NULL ? l->info->lock_owner : 0, &(argv[6]));
+  napi_create_uint32(env, l->req_seq, &(argv[7]));
+}, {
+  release_req(l);
 })
 
 static void fuse_native_dispatch_init (uv_async_t* handle, fuse_thread_locals_t* l, fuse_thread_t* ft) {\
@@ -989,7 +1164,7 @@ NAPI_METHOD(fuse_native_mount) {
   napi_value handlers = argv[5];
   NAPI_ARGV_BUFFER_CAST(uint32_t *, implemented, 6)
 
-  for (int i = 0; i < 35; i++) {
+  for (int i = 0; i < OP_COUNT; i++) {
     ft->handlers[i] = NULL;
   }
 
@@ -1003,6 +1178,9 @@ NAPI_METHOD(fuse_native_mount) {
   // redisfs patch: let utimens see UTIME_OMIT/UTIME_NOW, so a change of only
   // one of atime/mtime reaches JS (FUSE 2 drops it otherwise).
   ops.flag_utime_omit_ok = 1;
+  // redisfs patch: an open file removed with hard_remove has no path; its fd operations are
+  // then called with path == NULL (passed to JS as null) instead of failing with ENOENT.
+  ops.flag_nullpath_ok = 1;
   if (implemented[op_access]) ops.access = fuse_native_access;
   if (implemented[op_truncate]) ops.truncate = fuse_native_truncate;
   if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;
@@ -1036,6 +1214,10 @@ NAPI_METHOD(fuse_native_mount) {
   if (implemented[op_mkdir]) ops.mkdir = fuse_native_mkdir;
   if (implemented[op_rmdir]) ops.rmdir = fuse_native_rmdir;
   if (implemented[op_init]) ops.init = fuse_native_init;
+  // With lock/flock set, libfuse asks the kernel for FUSE_CAP_POSIX_LOCKS/FUSE_CAP_FLOCK_LOCKS
+  // (fuse_fs_init), so fcntl(2)/flock(2) locks come here instead of staying in the kernel.
+  if (implemented[op_lock]) ops.lock = fuse_native_lock;
+  if (implemented[op_flock]) ops.flock = fuse_native_flock;
 
   int _argc = (strcmp(mntopts, "-o") <= 0) ? 1 : 2;
   char *_argv[] = {
@@ -1198,6 +1380,33 @@ NAPI_METHOD(fuse_native_set_handle_clean) {
   return NULL;
 }
 
+// redisfs patch: (thread, held): while !held, lock(F_SETLK, F_UNLCK) answers 0 in C.
+NAPI_METHOD(fuse_native_set_posix_locks_held) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);
+  bool held = false;
+  napi_get_value_bool(env, argv[1], &held);
+  __atomic_store_n(&ft->posix_locks_held, held ? 1 : 0, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+// redisfs patch: (threadLocals, seq) -> whether the kernel interrupted the lock/flock request
+// that got token seq (FUSE_INTERRUPT); false once it was answered (l->req cleared, or reused
+// by a later request with another seq).
+NAPI_METHOD(fuse_native_interrupted) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_BUFFER_CAST(fuse_thread_locals_t *, l, 0);
+  uint32_t seq = 0;
+  napi_get_value_uint32(env, argv[1], &seq);
+  int interrupted = 0;
+  pthread_mutex_lock(&req_lock);
+  if (l->req != NULL && l->req_seq == seq) interrupted = fuse_req_interrupted(l->req);
+  pthread_mutex_unlock(&req_lock);
+  napi_value result;
+  napi_get_boolean(env, interrupted != 0, &result);
+  return result;
+}
+
 NAPI_METHOD(fuse_native_unmount) {
   NAPI_ARGV(2)
   NAPI_ARGV_UTF8(mnt, 1024, 0);
@@ -1234,6 +1443,8 @@ NAPI_INIT() {
   NAPI_EXPORT_FUNCTION(fuse_native_attr_cache_clear)
   NAPI_EXPORT_FUNCTION(fuse_native_attr_cache_stale)
   NAPI_EXPORT_FUNCTION(fuse_native_set_handle_clean)
+  NAPI_EXPORT_FUNCTION(fuse_native_set_posix_locks_held)
+  NAPI_EXPORT_FUNCTION(fuse_native_interrupted)
 
   NAPI_EXPORT_FUNCTION(fuse_native_signal_getattr)
   NAPI_EXPORT_FUNCTION(fuse_native_signal_init)
@@ -1269,6 +1480,8 @@ NAPI_INIT() {
   NAPI_EXPORT_FUNCTION(fuse_native_signal_symlink)
   NAPI_EXPORT_FUNCTION(fuse_native_signal_mkdir)
   NAPI_EXPORT_FUNCTION(fuse_native_signal_rmdir)
+  NAPI_EXPORT_FUNCTION(fuse_native_signal_lock)
+  NAPI_EXPORT_FUNCTION(fuse_native_signal_flock)
 
   NAPI_EXPORT_UINT32(op_getattr)
   NAPI_EXPORT_UINT32(op_init)
@@ -1305,4 +1518,7 @@ NAPI_INIT() {
   NAPI_EXPORT_UINT32(op_symlink)
   NAPI_EXPORT_UINT32(op_mkdir)
   NAPI_EXPORT_UINT32(op_rmdir)
+  NAPI_EXPORT_UINT32(op_lock)
+  NAPI_EXPORT_UINT32(op_flock)
+  NAPI_EXPORT_UINT32(OP_COUNT)
 }

@@ -131,8 +131,26 @@ const OpcodesAndDefaults = new Map([
   }],
   ['rmdir', {
     op: binding.op_rmdir
+  }],
+  // redisfs patch: fcntl byte-range locks and flock(2) locks
+  ['lock', {
+    op: binding.op_lock
+  }],
+  ['flock', {
+    op: binding.op_flock
   }]
 ])
+
+// redisfs patch: lock/flock requests that may wait for another owner (F_SETLKW, flock without
+// LOCK_NB) can take minutes: the per-call timer never applies to them (they end when the
+// handler answers, e.g. -EINTR once interrupted() says the caller got a signal).
+function mayWait (name, args) {
+  if (name === 'lock') return args[2] === 'setlkw'
+  if (name === 'flock') return args[3] === true
+  return false
+}
+
+const LOCK_TYPES = new Set(['R', 'W', 'U'])
 
 class Fuse extends Nanoresource {
   constructor (mnt, ops, opts = {}) {
@@ -148,6 +166,7 @@ class Fuse extends Nanoresource {
     this._thread = null
     this._handlers = this._makeHandlerArray()
     this._threads = new Set()
+    this._posixLocksHeld = false
 
     const implemented = [binding.op_init, binding.op_error, binding.op_getattr]
     if (ops) {
@@ -167,7 +186,7 @@ class Fuse extends Nanoresource {
   }
 
   _getImplementedArray () {
-    const implemented = new Uint32Array(35)
+    const implemented = new Uint32Array(binding.OP_COUNT)
     for (const impl of this._implemented) {
       implemented[impl] = 1
     }
@@ -211,6 +230,9 @@ class Fuse extends Nanoresource {
     if (o.noforget) options.push('noforget')
     if (has(o.remember)) options.push('remember=' + o.remember)
     if (o.modules) options.push('modules=' + o.modules)
+    // redisfs patch: unlink/rename over an open file removes it at once instead of renaming it
+    // to .fuse_hidden*; its fd operations then get a null path (flag_nullpath_ok).
+    if (o.hardRemove) options.push('hard_remove')
 
     if (this.opts.displayFolder && IS_OSX) { // only works on osx
       options.push('volname=' + path.basename(this.opts.name || this.mnt))
@@ -254,7 +276,13 @@ class Fuse extends Nanoresource {
         const uid = args.pop()
         const sig = signal.bind(null, nativeHandler)
         const input = [...args]
-        const boundSignal = to ? autoTimeout(sig, input) : sig
+        const boundSignal = to && !mayWait(name, args) ? autoTimeout(sig, input) : sig
+        // redisfs patch: lock/flock end with a token of their FUSE request; the handler gets
+        // interrupted() instead, which asks libfuse whether the kernel interrupted that request.
+        if (name === 'lock' || name === 'flock') {
+          const seq = args.pop()
+          args.push(() => binding.fuse_native_interrupted(nativeHandler, seq))
+        }
         const funcName = `_op_${name}`
         if (!self[funcName] || !self._implemented.has(op)) return boundSignal(-1, ...(defaults || []))
         self.context = Object.freeze({ uid, gid, pid })
@@ -336,6 +364,7 @@ class Fuse extends Nanoresource {
     function open () {
       // If there was an unmount error, continue attempting to mount (this is the best we can do)
       self._thread = Buffer.alloc(binding.sizeof_fuse_thread_t)
+      binding.fuse_native_set_posix_locks_held(self._thread, self._posixLocksHeld)
       self._openCallback = cb
 
       const opts = self._fuseOptions()
@@ -476,8 +505,9 @@ class Fuse extends Nanoresource {
     })
   }
 
-  _op_create (signal, path, mode) {
-    this.ops.create(path, mode, (err, fd) => {
+  // redisfs patch: flags are the open(2) flags (O_CREAT, O_EXCL, O_TRUNC, access mode...).
+  _op_create (signal, path, mode, flags) {
+    this.ops.create(path, mode, flags, (err, fd) => {
       return signal(err, fd)
     })
   }
@@ -491,8 +521,10 @@ class Fuse extends Nanoresource {
     })
   }
 
-  _op_release (signal, path, fd) {
-    this.ops.release(path, fd, err => {
+  // redisfs patch: flockOwner is the lock owner (16 hex digits) whose flock locks this last
+  // close of a struct file drops (FUSE_RELEASE_FLOCK_UNLOCK), else null.
+  _op_release (signal, path, fd, flockOwner) {
+    this.ops.release(path, fd, flockOwner, err => {
       return signal(err)
     })
   }
@@ -668,6 +700,27 @@ class Fuse extends Nanoresource {
     })
   }
 
+  // redisfs patch: fcntl locks. lock = { type: 'R' | 'W' | 'U', start, len, pid } (len 0 = to
+  // the end of the file; numbers are doubles, exact below 2^53); owner = 16 hex digits;
+  // interrupted() tells whether the kernel interrupted this request (the caller got a signal),
+  // false once answered. cb(err, lock): for 'getlk' the conflicting lock, or type 'U' (none).
+  _op_lock (signal, path, fd, cmd, type, start, len, pid, owner, interrupted) {
+    this.ops.lock(path, fd, cmd, { type, start, len, pid }, owner, interrupted, (err, lock) => {
+      if (err || cmd !== 'getlk') return signal(err || 0)
+      if (!lock || lock.type === 'U') return signal(0, 'U', 0, 0, 0)
+      if (!LOCK_TYPES.has(lock.type)) return signal(Fuse.EIO)
+      return signal(0, lock.type, lock.start || 0, lock.len || 0, lock.pid || 0)
+    })
+  }
+
+  // redisfs patch: flock(2). op = { type: 'R' | 'W' | 'U', wait } (LOCK_SH / LOCK_EX /
+  // LOCK_UN, wait = !LOCK_NB); owner and interrupted as for lock.
+  _op_flock (signal, path, fd, type, wait, owner, interrupted) {
+    this.ops.flock(path, fd, { type, wait }, owner, interrupted, err => {
+      return signal(err || 0)
+    })
+  }
+
   // Public API
 
   mount (cb) {
@@ -703,6 +756,13 @@ class Fuse extends Nanoresource {
   // without calling ops.flush. Effective before it returns; at most 4096 clean handles.
   setHandleClean (fd, clean) {
     if (this._thread) binding.fuse_native_set_handle_clean(this._thread, fd, !!clean)
+  }
+
+  // setPosixLocksHeld(held): while false (initially), lock(F_SETLK, F_UNLCK), which libfuse sends
+  // on every close(2) when ops.lock exists, answers 0 in C without calling ops.lock.
+  setPosixLocksHeld (held) {
+    this._posixLocksHeld = !!held
+    if (this._thread) binding.fuse_native_set_posix_locks_held(this._thread, this._posixLocksHeld)
   }
 
   errno (code) {

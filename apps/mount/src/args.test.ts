@@ -43,8 +43,15 @@ describe('parseMountArgs', () => {
     expect(await config(['--mount', empty])).toEqual({
       mountpoint: empty, prefix: 'skx', readOnly: false, readWrite: false, debug: false, daemon: false, allowOther: false,
       logFile: undefined, url: undefined, socket: undefined, cacheTimeoutMs: 1000, syncReplicas: 0,
-      logLevel: 'info', syslog: false, metrics: undefined, mountFlags: [], source: 'skx',
+      logLevel: 'info', syslog: false, metrics: undefined, mountFlags: [], source: 'skx', timeoutMs: undefined,
+      sessionTimeoutMs: 60_000,
     });
+  });
+
+  it('takes --session-timeout SECONDS (the lease of the mount\'s session)', async () => {
+    expect((await config(['--mount', empty, '--session-timeout', '2.5'])).sessionTimeoutMs).toBe(2500);
+    await expect(config(['--mount', empty, '--session-timeout', '0'])).rejects.toThrow('--session-timeout must be a number of seconds from 1 to 86400');
+    await expect(config(['--mount', empty, '--session-timeout', 'x'])).rejects.toThrow('--session-timeout must be');
   });
 
   it('takes --timeout SECONDS, or --hard (no timeout), not both', async () => {

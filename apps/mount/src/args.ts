@@ -48,6 +48,12 @@ export interface MountConfig {
    * store's default (10 s, 60 s on a cluster or through Sentinel). Infinity with --hard.
    */
   timeoutMs: number | undefined;
+  /**
+   * --session-timeout in ms: the lease of this mount's session. If the mount stops renewing it
+   * (crash, cut off from Redis) for this long, other mounts drop its locks and free the removed
+   * files it held open.
+   */
+  sessionTimeoutMs: number;
 }
 
 /** Log levels, most severe first. */
@@ -67,6 +73,12 @@ const CACHE_TIMEOUT_MESSAGE = `--cache-timeout must be a number of seconds from 
 export const MIN_TIMEOUT_S = 0.1;
 export const MAX_TIMEOUT_S = 86_400;
 const TIMEOUT_MESSAGE = `--timeout must be a number of seconds from ${MIN_TIMEOUT_S} to ${MAX_TIMEOUT_S}`;
+
+/** Default and bounds of --session-timeout, in seconds. */
+export const DEFAULT_SESSION_TIMEOUT_S = 60;
+export const MIN_SESSION_TIMEOUT_S = 1;
+export const MAX_SESSION_TIMEOUT_S = 86_400;
+const SESSION_TIMEOUT_MESSAGE = `--session-timeout must be a number of seconds from ${MIN_SESSION_TIMEOUT_S} to ${MAX_SESSION_TIMEOUT_S}`;
 
 /** More replicas than this per master is not a deployment anyone runs. */
 const MAX_SYNC_REPLICAS = 16;
@@ -96,6 +108,13 @@ const argsSchema = z.object({
     .transform((s) => Math.round(s * 1000))
     .optional(),
   hard: z.boolean(),
+  sessionTimeout: z
+    .string({ error: stringFlagError('--session-timeout') })
+    .regex(/^\d+(\.\d+)?$|^\.\d+$/, SESSION_TIMEOUT_MESSAGE)
+    .transform(Number)
+    .refine((s) => s >= MIN_SESSION_TIMEOUT_S && s <= MAX_SESSION_TIMEOUT_S, SESSION_TIMEOUT_MESSAGE)
+    .transform((s) => Math.round(s * 1000))
+    .default(DEFAULT_SESSION_TIMEOUT_S * 1000),
   cacheTimeout: z
     .string({ error: stringFlagError('--cache-timeout') })
     .regex(/^\d+(\.\d+)?$|^\.\d+$/, CACHE_TIMEOUT_MESSAGE)
@@ -193,6 +212,10 @@ function buildParser(args: string[]) {
       default: false,
       describe: 'never time out: wait for Redis as long as it takes, as an NFS hard mount does (Ctrl-C or kill still ends a waiting program)',
     })
+    .option('session-timeout', {
+      type: 'string',
+      describe: `seconds after which a mount that stopped answering (crashed, cut off) loses its locks and the removed files it held open are freed [default: ${DEFAULT_SESSION_TIMEOUT_S}]`,
+    })
     .option('cache-timeout', {
       type: 'string',
       describe: `seconds that attributes and names are cached: other hosts' changes show within it; 0 = strict [default: ${DEFAULT_CACHE_TIMEOUT_S}]`,
@@ -244,6 +267,7 @@ async function parseLongFlags(args: string[], env: NodeJS.ProcessEnv): Promise<M
     cacheTimeout: argv['cache-timeout'],
     timeout: argv.timeout,
     hard: argv.hard,
+    sessionTimeout: argv['session-timeout'],
     syncReplicas: argv['sync-replicas'],
     logFile: argv['log-file'],
     logLevel: argv['log-level'],
@@ -284,6 +308,7 @@ async function parseLongFlags(args: string[], env: NodeJS.ProcessEnv): Promise<M
       mountFlags: a.mountFlags,
       source: sourceName(url, a.prefix),
       timeoutMs: a.hard ? Infinity : a.timeout,
+      sessionTimeoutMs: a.sessionTimeout,
     },
   };
 }
@@ -303,6 +328,7 @@ export function daemonChildArgs(config: MountConfig): { args: string[]; env: Rec
   args.push('--cache-timeout', String(config.cacheTimeoutMs / 1000));
   if (config.timeoutMs === Infinity) args.push('--hard');
   else if (config.timeoutMs !== undefined) args.push('--timeout', String(config.timeoutMs / 1000));
+  if (config.sessionTimeoutMs !== DEFAULT_SESSION_TIMEOUT_S * 1000) args.push('--session-timeout', String(config.sessionTimeoutMs / 1000));
   if (config.syncReplicas > 0) args.push('--sync-replicas', String(config.syncReplicas));
   args.push('--log-level', config.logLevel);
   if (config.syslog) args.push('--syslog');

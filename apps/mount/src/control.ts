@@ -161,6 +161,7 @@ export class MountReporter {
       bytesRead: m?.bytesRead ?? 0,
       bytesWritten: m?.bytesWritten ?? 0,
       cache: m?.cache ?? { attr: { hits: 0, misses: 0 }, readAhead: { hits: 0, misses: 0 } },
+      session: m?.session ?? { id: store?.sessionId, openHandles: 0, posixLockOwners: 0 },
       redisCommands: store?.stats().commands ?? {},
     };
   }

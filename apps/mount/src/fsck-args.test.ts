@@ -69,6 +69,8 @@ describe('fsck report', () => {
     remaining: [],
     counts: { inodes: 3, directories: 1, entries: 2, blocks: 4, familyBlocks: 4 },
     pending: { gcInodes: 0, freeBlocks: 0, deadMembers: 0 },
+    sessions: [],
+    keptOpen: [],
     passes: 1,
   };
   const problem = { kind: 'nlink-wrong' as const, message: 'inode 2 (file) has nlink 3, expected 1: 1 entry names it', ino: 2, repairable: true };
@@ -89,6 +91,26 @@ describe('fsck report', () => {
     expect(lines).toEqual([
       `nlink-wrong: ${problem.message}`,
       'p on unix:/s: 3 inodes (1 directory), 2 entries, 4 blocks: 1 problem found; run with --repair on a quiet filesystem to fix',
+    ]);
+  });
+
+  it('prints the sessions, alive or expired, and the files kept open after removal', () => {
+    const started = 1_700_000_000_000;
+    const live = {
+      id: '5dcddfe9812b441a', host: 'web1', pid: 4242, mountpoint: '/mnt/p', version: '0.1.0',
+      startedMs: started, ageMs: 3_723_000, expiresMs: started + 3_723_000 + 40_000, alive: true, openFiles: 2, locks: 1,
+    };
+    const dead = { ...live, id: 'dead00000000beef', host: 'web2', expiresMs: started + 3_713_000, alive: false, openFiles: 1, locks: 0 };
+    const lines = formatReport(
+      { ...base, sessions: [live, dead, { ...dead, id: 'dead00000000feed', expiresMs: 0 }], keptOpen: [{ ino: 42, size: 10, sessions: [live.id] }] },
+      { where: 'redis://h:1', repair: false },
+    );
+    expect(lines).toEqual([
+      'session 5dcddfe9812b441a: web1 pid 4242 at /mnt/p, redisfs 0.1.0, up 1h 2m, alive (lease 40 s left), 2 open files, locks on 1 inode',
+      'session dead00000000beef: web2 pid 4242 at /mnt/p, redisfs 0.1.0, up 1h 2m, expired 10 s ago, 1 open file, locks on 0 inodes',
+      'session dead00000000feed: web2 pid 4242 at /mnt/p, redisfs 0.1.0, up 1h 2m, dead, not fully ended, 1 open file, locks on 0 inodes',
+      'kept open after removal: inode 42 (10 bytes), held by session 5dcddfe9812b441a',
+      'p on redis://h:1: 3 inodes (1 directory), 2 entries, 4 blocks: clean',
     ]);
   });
 

@@ -3,7 +3,9 @@
  * maps it to an exit code, as e2fsck does. All checking lives in @redisfs/store.
  */
 import { UsageError, resolveDefaultRedis, type PrivateRedis, type Progress, type ProgressUpdate } from '@redisfs/cli-common';
-import { checkFilesystem, describeTarget, type FsckPending, type FsckProblem, type FsckProgress, type FsckReport } from '@redisfs/store';
+import {
+  checkFilesystem, describeTarget, type FsckKeptOpen, type FsckPending, type FsckProblem, type FsckProgress, type FsckReport, type FsckSession,
+} from '@redisfs/store';
 import { parseFsckArgs, type FsckConfig } from './fsck-args.js';
 
 /** No problem found. */
@@ -92,9 +94,13 @@ export function fsckExitCode(report: FsckReport): number {
   return report.remaining.length === 0 ? FSCK_EXIT_REPAIRED : FSCK_EXIT_PROBLEMS_LEFT;
 }
 
-/** One line per problem (then per repair and per problem left), the collector's pending work, and a summary line. */
+/**
+ * One line per session (mount) and per file kept open after removal, one per problem (then per
+ * repair and per problem left), the collector's pending work, and a summary line.
+ */
 export function formatReport(report: FsckReport, options: { where: string; repair: boolean }): string[] {
-  const lines = report.problems.map(problemLine);
+  const lines = [...(report.sessions ?? []).map(sessionLine), ...(report.keptOpen ?? []).map(keptOpenLine)];
+  lines.push(...report.problems.map(problemLine));
   for (const r of report.repaired) lines.push(`fixed: ${r.message}`);
   if (options.repair) for (const p of report.remaining) lines.push(`left: ${problemLine(p)}`);
   const pending = pendingLine(report.pending);
@@ -122,6 +128,33 @@ function pendingLine(p: FsckPending): string | undefined {
   ].filter((part) => part !== '');
   if (parts.length === 0) return undefined;
   return `pending: ${parts.join(', ')} (collection in progress: a read-write mount of the family does it)`;
+}
+
+/** `session <id>: <host> pid <pid> at <mountpoint>, up 1h 2m, alive (lease 40 s left), 2 open files, locks on 1 inode`. */
+export function sessionLine(s: FsckSession): string {
+  const who = s.host ? `${s.host} pid ${s.pid}` : 'unknown host';
+  const where = s.mountpoint ? ` at ${s.mountpoint}` : '';
+  const age = s.startedMs > 0 ? `, up ${duration(s.ageMs)}` : '';
+  const nowMs = s.startedMs + s.ageMs;
+  let state: string;
+  if (s.alive) state = `alive (lease ${duration(Math.max(0, s.expiresMs - nowMs))} left)`;
+  else if (s.expiresMs === 0) state = 'dead, not fully ended';
+  else state = s.startedMs > 0 ? `expired ${duration(Math.max(0, nowMs - s.expiresMs))} ago` : 'expired';
+  const version = s.version ? `, redisfs ${s.version}` : '';
+  return `session ${s.id}: ${who}${where}${version}${age}, ${state}, ${count(s.openFiles, 'open file')}, locks on ${count(s.locks, 'inode')}`;
+}
+
+function keptOpenLine(k: FsckKeptOpen): string {
+  return `kept open after removal: inode ${k.ino} (${count(k.size, 'byte')}), held by session ${k.sessions.join(', ')}`;
+}
+
+/** 3 s, 4m 5s, 2h 3m, 1d 2h. */
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
 }
 
 function problemLine(p: FsckProblem): string {

@@ -29,6 +29,7 @@ import { parseRedisUrl } from '@redisfs/store';
 const VALUE_OPTIONS: Readonly<Record<string, string>> = {
   cache_timeout: '--cache-timeout',
   timeout: '--timeout',
+  session_timeout: '--session-timeout',
   sync_replicas: '--sync-replicas',
   log_file: '--log-file',
   log_level: '--log-level',

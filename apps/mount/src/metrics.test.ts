@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { createMountMetrics, startMetricsServer, type MetricsSource } from './metrics.js';
 
 function emptyStats(): MountStats {
-  return { fuseCalls: {}, fuseErrors: {}, bytesRead: 0, bytesWritten: 0, cache: { attr: { hits: 0, misses: 0 }, readAhead: { hits: 0, misses: 0 } } };
+  return { fuseCalls: {}, fuseErrors: {}, bytesRead: 0, bytesWritten: 0, cache: { attr: { hits: 0, misses: 0 }, readAhead: { hits: 0, misses: 0 } }, session: { id: undefined, openHandles: 0, posixLockOwners: 0 } };
 }
 
 /** A source whose counts the test sets. */
@@ -47,9 +47,10 @@ describe('createMountMetrics', () => {
       bytesRead: 100,
       bytesWritten: 2048,
       cache: { attr: { hits: 7, misses: 2 }, readAhead: { hits: 4, misses: 1 } },
+      session: { id: 'a1b2c3d4e5f60718', openHandles: 2, posixLockOwners: 0 },
     };
     state.store = { commands: { 'EVALSHA create': 2, HGETALL: 1 } };
-    state.pending = { gcInodes: 1, freeBlocks: 30, deadMembers: 0 };
+    state.pending = { gcInodes: 1, freeBlocks: 30, deadMembers: 0, deadSessions: 0 };
     const text = await metrics.text();
     expect(sample(text, 'redisfs_fuse_operations_total', { op: 'lookup', ...LABELS })).toBe(5);
     expect(sample(text, 'redisfs_fuse_errors_total', { op: 'lookup', errno: 'ENOENT' })).toBe(3);

@@ -34,6 +34,7 @@ export const PENDING_KINDS: Record<keyof PendingWork, string> = {
   gcInodes: 'files_to_release',
   freeBlocks: 'blocks_to_delete',
   deadMembers: 'filesystems_to_delete',
+  deadSessions: 'sessions_to_end',
 };
 
 /** The registry of one mount, and the observer that feeds its latency histogram. */

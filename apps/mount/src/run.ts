@@ -60,6 +60,7 @@ export async function runMount(config: MountConfig, io: Output, onServer = ''): 
       writeSnapshot: config.readWrite,
       syncReplicas: config.syncReplicas,
       opTimeoutMs: config.timeoutMs,
+      session: { mountpoint: config.mountpoint, leaseMs: config.sessionTimeoutMs },
       onWarning: (message, cause) => log.warn(withCause(message, cause)),
     });
     signals.throwIfSignalled();

@@ -31,6 +31,7 @@ const STATS: MountStats = {
   bytesRead: 10,
   bytesWritten: 20,
   cache: { attr: { hits: 3, misses: 1 }, readAhead: { hits: 0, misses: 0 } },
+  session: { id: 'a1b2c3d4e5f60718', openHandles: 1, posixLockOwners: 0 },
 };
 
 function fakeMount(mountpoint: string): MountedFs {
@@ -39,7 +40,7 @@ function fakeMount(mountpoint: string): MountedFs {
 
 /** The store members the reporter uses; its pending work comes after a while, like Redis's answer. */
 function slowStore(): Store {
-  const pendingWork = () => new Promise((resolve) => setTimeout(() => resolve({ gcInodes: 0, freeBlocks: 4, deadMembers: 0 }), 50));
+  const pendingWork = () => new Promise((resolve) => setTimeout(() => resolve({ gcInodes: 0, freeBlocks: 4, deadMembers: 0, deadSessions: 0 }), 50));
   return { readOnly: false, stats: () => ({ commands: { 'EVALSHA create': 2 } }), pendingWork } as unknown as Store;
 }
 
@@ -72,7 +73,7 @@ describe('registry and control socket', () => {
 
     const [m] = (await listMounts([dir])).filter((x) => x.pid === process.pid);
     expect(m).toMatchObject({ mountpoint: '/mnt/skx', prefix: 'skx', state: 'running', operations: 10, errors: 3, cacheHitRate: 0.75 });
-    expect(m!.pending).toEqual({ gcInodes: 0, freeBlocks: 4, deadMembers: 0 });
+    expect(m!.pending).toEqual({ gcInodes: 0, freeBlocks: 4, deadMembers: 0, deadSessions: 0 });
     expect(m!.stats?.redisCommands).toEqual({ 'EVALSHA create': 2 });
     expect(m!.server).toBe('redis://user:***@127.0.0.1:6379/0');
     expect(JSON.stringify(m)).not.toContain('secret');
@@ -120,19 +121,19 @@ describe('formatting', () => {
   it('uptime, pending work and the table', () => {
     expect([5, 65, 3725, 90_000].map(formatUptime)).toEqual(['5s', '1m05s', '1h02m', '1d01h']);
     expect(formatPending(null)).toBe('-');
-    expect(formatPending({ gcInodes: 0, freeBlocks: 0, deadMembers: 0 })).toBe('0');
-    expect(formatPending({ gcInodes: 1, freeBlocks: 30, deadMembers: 0 })).toBe('1 file, 30 blocks');
+    expect(formatPending({ gcInodes: 0, freeBlocks: 0, deadMembers: 0, deadSessions: 0 })).toBe('0');
+    expect(formatPending({ gcInodes: 1, freeBlocks: 30, deadMembers: 0, deadSessions: 0 })).toBe('1 file, 30 blocks');
     const running: MountStatus = {
       mountpoint: '/mnt/a', state: 'running', prefix: 'skx', server: 'redis://127.0.0.1:6379', pid: 42, uid: null, readOnly: false,
       mountedAt: '', uptimeSeconds: 65, metrics: null, operations: 10, errors: 1, cacheHitRate: 0.5, stats: null,
-      pending: { gcInodes: 0, freeBlocks: 0, deadMembers: 0 },
+      pending: { gcInodes: 0, freeBlocks: 0, deadMembers: 0, deadSessions: 1 }, session: '0123456789abcdef', openFiles: 3,
     };
     const other: MountStatus = { ...running, mountpoint: '/mnt/bb', state: 'unregistered', prefix: null, server: null, pid: null, uid: 1000,
-      uptimeSeconds: null, operations: null, errors: null, cacheHitRate: null, pending: null };
+      uptimeSeconds: null, operations: null, errors: null, cacheHitRate: null, pending: null, session: null, openFiles: null };
     expect(formatStatus([running, other])).toEqual([
-      'MOUNTPOINT  PREFIX  SERVER                  PID  UPTIME  OPS  ERRORS  CACHE HITS  PENDING  STATE',
-      '/mnt/a      skx     redis://127.0.0.1:6379  42   1m05s   10   1       50%         0        running',
-      '/mnt/bb     -       -                       -    -       -    -       -           -        not registered (uid 1000)',
+      'MOUNTPOINT  PREFIX  SERVER                  PID  SESSION           UPTIME  OPS  ERRORS  CACHE HITS  OPEN  PENDING         STATE',
+      '/mnt/a      skx     redis://127.0.0.1:6379  42   0123456789abcdef  1m05s   10   1       50%         3     1 dead session  running',
+      '/mnt/bb     -       -                       -    -                 -       -    -       -           -     -               not registered (uid 1000)',
     ]);
   });
 });

@@ -48,6 +48,10 @@ export interface MountStatus {
   stats: LiveStats | null;
   /** Work the background collector has still to do. */
   pending: PendingWork | null;
+  /** The mount's session in Redis (what `redisfs fsck` lists; none on a read-only mount). */
+  session: string | null;
+  /** Files open through the mount (handles). */
+  openFiles: number | null;
 }
 
 const sum = (values: Iterable<number>): number => [...values].reduce((a, b) => a + b, 0);
@@ -69,6 +73,8 @@ function fromEntry(entry: RegistryEntry, state: MountState): MountStatus {
     cacheHitRate: null,
     stats: null,
     pending: null,
+    session: null,
+    openFiles: null,
   };
 }
 
@@ -83,6 +89,8 @@ function fromReport(report: LiveReport): MountStatus {
     cacheHitRate: hits + misses > 0 ? hits / (hits + misses) : null,
     stats,
     pending: report.pending,
+    session: stats.session?.id ?? null,
+    openFiles: stats.session?.openHandles ?? null,
   };
 }
 
@@ -178,7 +186,7 @@ async function kernelMountState(mountpoint: string): Promise<MountState> {
 function fromKernel(mount: KernelMount, state: MountState): MountStatus {
   return {
     mountpoint: mount.mountpoint, state, prefix: null, server: null, pid: null, uid: mount.uid, readOnly: null, mountedAt: null,
-    uptimeSeconds: null, metrics: null, operations: null, errors: null, cacheHitRate: null, stats: null, pending: null,
+    uptimeSeconds: null, metrics: null, operations: null, errors: null, cacheHitRate: null, stats: null, pending: null, session: null, openFiles: null,
   };
 }
 
@@ -215,6 +223,7 @@ export function formatPending(p: PendingWork | null): string {
   add(p.gcInodes, 'file');
   add(p.freeBlocks, 'block');
   add(p.deadMembers, 'filesystem');
+  add(p.deadSessions, 'dead session');
   return parts.length > 0 ? parts.join(', ') : '0';
 }
 
@@ -233,16 +242,18 @@ function stateText(m: MountStatus): string {
 export function formatStatus(mounts: MountStatus[]): string[] {
   const dash = (v: string | number | null) => (v === null ? '-' : String(v));
   const rows = [
-    ['MOUNTPOINT', 'PREFIX', 'SERVER', 'PID', 'UPTIME', 'OPS', 'ERRORS', 'CACHE HITS', 'PENDING', 'STATE'],
+    ['MOUNTPOINT', 'PREFIX', 'SERVER', 'PID', 'SESSION', 'UPTIME', 'OPS', 'ERRORS', 'CACHE HITS', 'OPEN', 'PENDING', 'STATE'],
     ...mounts.map((m) => [
       m.mountpoint,
       dash(m.prefix),
       dash(m.server),
       dash(m.pid),
+      dash(m.session),
       m.uptimeSeconds === null ? '-' : formatUptime(m.uptimeSeconds),
       dash(m.operations),
       dash(m.errors),
       m.cacheHitRate === null ? '-' : `${Math.round(m.cacheHitRate * 100)}%`,
+      dash(m.openFiles),
       formatPending(m.pending),
       stateText(m),
     ]),
@@ -255,7 +266,7 @@ async function parseStatusArgs(args: string[]): Promise<{ json: boolean } | unde
   const argv = await subcommandParser(
     'status',
     args,
-    "$0 [--json]\n\nList this host's redisfs mounts: mountpoint, prefix, server, pid, uptime, operations and errors so far, attribute cache hit rate, background work pending.",
+    "$0 [--json]\n\nList this host's redisfs mounts: mountpoint, prefix, server, pid, uptime, its session in Redis, operations and errors so far, attribute cache hit rate, files open, background work pending.",
   )
     .option('json', { type: 'boolean', default: false, describe: 'print a JSON array (one object per mount) for scripts' })
     .strict()

@@ -95,6 +95,11 @@ export interface MountStats {
    * already held or being fetched versus reads that needed a fetch.
    */
   cache: { attr: CacheCounts; readAhead: CacheCounts };
+  /**
+   * This mount's session in the store (undefined on a read-only mount): its id, the files open
+   * through this mount (handles), and the (inode, lock owner) pairs that may hold fcntl locks.
+   */
+  session: { id: string | undefined; openHandles: number; posixLockOwners: number };
 }
 
 /** Default for {@link MountFsOptions.cacheTimeoutMs}. */
@@ -136,6 +141,7 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     // One deadline per call: the store's operation timeout (none on a hard mount: Infinity).
     env: { debug: options.debug === true, log, deadlineMs: callDeadlineMs(options.store), counts: new OpCounts(), onOperation: options.onOperation },
     caller: () => fuse?.context ?? null,
+    mountpoint,
   });
   const seconds = cacheTimeoutMs / 1000;
   fuse = new Fuse(mountpoint, makeOps(state), {
@@ -147,9 +153,8 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     // would show a stale size or nlink through the other names. The in-process cache answers instead.
     attrTimeout: 0,
     entryTimeout: seconds,
-    // 0 whatever the cache timeout: with a cached "no such name", open(O_CREAT) of a name another
-    // host created meanwhile goes straight to create, which then fails with EEXIST (fuse-native's
-    // create gets no flags, so it cannot fall back to opening when O_EXCL is not set).
+    // 0 whatever the cache timeout: a cached "no such name" would hide a name another host
+    // created (create without O_EXCL then opens it, but stat and open without O_CREAT would fail).
     negativeTimeout: 0,
     defaultPermissions: true,
     allowOther: options.allowOther === true,
@@ -158,7 +163,10 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     subtype: 'redisfs',
     autoUnmount: false,
   });
-  appendFuseOptions(fuse, options.mountFlags ?? []);
+  // hard_remove: an unlink reaches the store even while the file is open (libfuse would rename it
+  // to .fuse_hidden…, which a crash leaves behind); the store keeps an open file's inode until its
+  // last close on any host (sessions), and the binding passes fd operations a null path.
+  appendFuseOptions(fuse, ['hard_remove', ...(options.mountFlags ?? [])]);
   await startFuse(fuse, mountpoint, options.allowOther === true);
   // getattr of what the attribute cache holds, and flush of clean handles, are then answered in
   // C (see FsState.publish and FsState.markClean).
@@ -263,6 +271,7 @@ class FuseMount implements MountedFs {
       bytesRead: counts.bytesRead,
       bytesWritten: counts.bytesWritten,
       cache: { attr: { ...counts.attrCache }, readAhead: { ...counts.readAhead } },
+      session: { id: this.state.store.sessionId, openHandles: this.state.files.size, posixLockOwners: this.state.posixLockOwners },
     };
   }
 

@@ -23,7 +23,8 @@ export {
 } from './limits.js';
 export {
   keysFor, assertPrefix, familyOf, sameFamily, parseBlockKey, parseLayout1BlockKey, parseInodeKey, parseFamilyMapKey, BLOCK_ID_PATTERN, LUA_KEY_FUNCTIONS,
-  type KeyLayout, type InodeKeyKind,
+  SESSION_ID_PATTERN, isSessionKey, parseSessionKey,
+  type KeyLayout, type SessionKey, type InodeKeyKind,
 } from './layout.js';
 export {
   INODE_FIELDS,

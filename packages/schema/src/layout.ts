@@ -24,6 +24,14 @@
  * | `MP snap`           | hash   | snapshot in progress from P: `to` (target prefix), `id`; has a lease TTL |
  * | `MP snap:done`      | set    | keys of P already preserved for the snapshot in progress (TTL)         |
  * | `MP snapfrom`       | hash   | P is being written as a snapshot: `from`, `id`; has a lease TTL        |
+ * | `MP ss`             | zset   | sessions (mounts) of P: member = session id, score = lease expiry (ms, Redis time) |
+ * | `MP s:<sid>`        | hash   | one session: `host`, `pid`, `mnt` (mountpoint), `ver`, `start` (ms)    |
+ * | `MP so:<sid>`       | hash   | inodes session <sid> holds open: field = ino, value = open count       |
+ * | `MP sl:<sid>`       | set    | inodes on which session <sid> holds locks                              |
+ * | `MP o:<ino>`        | set    | sessions holding <ino> open                                            |
+ * | `MP orph`           | set    | inodes with link count 0 kept because a session holds them open       |
+ * | `MP lf:<ino>`       | hash   | flock(2) locks on <ino>: field = `<sid>:<owner>`, value = `R` or `W`   |
+ * | `MP lp:<ino>`       | hash   | fcntl(2) byte-range locks on <ino>: field = `<sid>:<owner>`, value = ranges |
  * | `{F}#rc`            | hash   | block id → number of maps referencing it, for shared blocks (absent = 1) |
  * | `{F}#free`          | set    | block ids no map references: their keys are deleted by the collector   |
  * | `{F}#bid`           | string | last block id reserved (INCRBY, in batches; never reused)              |
@@ -62,6 +70,24 @@ export interface KeyLayout {
   readonly snapshotLock: string;
   /** Keys that describe a snapshot in progress rather than filesystem contents: never copied. */
   readonly transientKeys: readonly string[];
+  /** Sessions (mounts) of this prefix: zset, member = session id, score = lease expiry (ms). */
+  readonly sessions: string;
+  /** Inodes with link count 0 kept because a session holds them open (set). */
+  readonly orphans: string;
+  /** Pub/sub channel (not a key): a message (an inode number) says locks of that inode were released. */
+  readonly lockChannel: string;
+  /** One session's description (hash: host, pid, mnt, ver, start). */
+  session(sid: string): string;
+  /** Inodes session `sid` holds open (hash: ino → open count). */
+  sessionOpen(sid: string): string;
+  /** Inodes on which session `sid` holds locks (set). */
+  sessionLocks(sid: string): string;
+  /** Sessions holding inode `ino` open (set of session ids). */
+  openBy(ino: number): string;
+  /** flock(2) locks on `ino` (hash: `<sid>:<owner>` → `R`/`W`). */
+  flocks(ino: number): string;
+  /** fcntl(2) byte-range locks on `ino` (hash: `<sid>:<owner>` → ranges). */
+  posixLocks(ino: number): string;
   inode(ino: number): string;
   dir(ino: number): string;
   xattr(ino: number): string;
@@ -137,6 +163,15 @@ export function keysFor(prefix: string): KeyLayout {
     snapshotDone: `${meta}snap:done`,
     snapshotLock: `${meta}snapfrom`,
     transientKeys: [`${meta}snap`, `${meta}snap:done`, `${meta}snapfrom`],
+    sessions: `${meta}ss`,
+    orphans: `${meta}orph`,
+    lockChannel: `${meta}lk`,
+    session: (sid) => `${meta}s:${sid}`,
+    sessionOpen: (sid) => `${meta}so:${sid}`,
+    sessionLocks: (sid) => `${meta}sl:${sid}`,
+    openBy: (ino) => `${meta}o:${ino}`,
+    flocks: (ino) => `${meta}lf:${ino}`,
+    posixLocks: (ino) => `${meta}lp:${ino}`,
     inode: (ino) => `${meta}i:${ino}`,
     dir: (ino) => `${meta}d:${ino}`,
     xattr: (ino) => `${meta}x:${ino}`,
@@ -188,6 +223,51 @@ export function parseLayout1BlockKey(prefix: string, key: string): { ino: number
   return { ino: Number(m[1]), index: Number(m[2]) };
 }
 
+/** What a session id looks like (16 lowercase hex digits). */
+export const SESSION_ID_PATTERN = /^[0-9a-f]{16}$/;
+
+/**
+ * Whether `key` is one of this prefix's session or lock keys (`ss`, `s:`, `so:`, `sl:`, `o:`,
+ * `lf:`, `lp:`): state of the mounts using the filesystem, not its contents. Never copied into a
+ * snapshot or clone, never preserved by copy-on-write.
+ */
+export function isSessionKey(layout: KeyLayout, key: string): boolean {
+  if (!key.startsWith(layout.metaPrefix)) return false;
+  const rest = key.slice(layout.metaPrefix.length);
+  return rest === 'ss' || /^(s|so|sl):[0-9a-f]{16}$/.test(rest) || /^(o|lf|lp):[1-9]\d{0,15}$/.test(rest);
+}
+
+/** What a session or lock key names: see {@link parseSessionKey}. */
+export type SessionKey =
+  | { kind: 'sessions' }
+  | { kind: 'session' | 'sessionOpen' | 'sessionLocks'; sid: string }
+  | { kind: 'openBy' | 'flocks' | 'posixLocks'; ino: number };
+
+const SESSION_KEY_KINDS = {
+  s: 'session',
+  so: 'sessionOpen',
+  sl: 'sessionLocks',
+  o: 'openBy',
+  lf: 'flocks',
+  lp: 'posixLocks',
+} as const;
+
+/**
+ * Parses one of this prefix's session or lock keys (those {@link isSessionKey} accepts) into
+ * what it names; undefined for any other key.
+ */
+export function parseSessionKey(layout: KeyLayout, key: string): SessionKey | undefined {
+  if (!isSessionKey(layout, key)) return undefined;
+  const rest = key.slice(layout.metaPrefix.length);
+  if (rest === 'ss') return { kind: 'sessions' };
+  const colon = rest.indexOf(':');
+  const kind = SESSION_KEY_KINDS[rest.slice(0, colon) as keyof typeof SESSION_KEY_KINDS];
+  const id = rest.slice(colon + 1);
+  if (kind === 'session' || kind === 'sessionOpen' || kind === 'sessionLocks') return { kind, sid: id };
+  const ino = Number(id);
+  return Number.isSafeInteger(ino) ? { kind, ino } : undefined;
+}
+
 /** The per-inode metadata keys: `{P}:i:<ino>` (inode), `{P}:d:<ino>` (entries), `{P}:x:<ino>` (xattrs). */
 export type InodeKeyKind = 'inode' | 'dir' | 'xattr' | 'map';
 
@@ -228,6 +308,31 @@ local SNAP_DONE = MP .. 'snap:done'
 local RC = FP .. 'rc'
 local FREE = FP .. 'free'
 local DEAD = FP .. 'dead'
+-- Sessions and locks (session keys are never preserved for a snapshot nor copied).
+local SESSIONS = MP .. 'ss'
+local ORPHANS = MP .. 'orph'
+local LOCK_CHANNEL = MP .. 'lk'
+local function skey(sid) return MP .. 's:' .. sid end
+local function sokey(sid) return MP .. 'so:' .. sid end
+local function slkey(sid) return MP .. 'sl:' .. sid end
+local function okey(ino) return MP .. 'o:' .. ino end
+local function lfkey(ino) return MP .. 'lf:' .. ino end
+local function lpkey(ino) return MP .. 'lp:' .. ino end
+-- Whether a metadata key of this member is a session or lock key (isSessionKey): state of the
+-- mounts, never copied into a snapshot or clone.
+local function is_session_key(key)
+  if string.sub(key, 1, #MP) ~= MP then return false end
+  local rest = string.sub(key, #MP + 1)
+  if rest == 'ss' then return true end
+  local kind, id = string.match(rest, '^(%l%l?):(.+)$')
+  if kind == 's' or kind == 'so' or kind == 'sl' then
+    return #id == 16 and string.match(id, '^[0-9a-f]+$') ~= nil
+  end
+  if kind == 'o' or kind == 'lf' or kind == 'lp' then
+    return #id <= 16 and string.match(id, '^[1-9]%d*$') ~= nil
+  end
+  return false
+end
 -- The metadata prefix of another member of this family (or of any prefix).
 local function meta_of(prefix)
   local at = string.find(prefix, '@', 1, true)

@@ -18,6 +18,9 @@ import {
   parseFamilyMapKey,
   parseInodeKey,
   parseLayout1BlockKey,
+  parseSessionKey,
+  isSessionKey,
+  SESSION_ID_PATTERN,
   sameFamily,
   splitBlock,
   superblockSchema,
@@ -177,6 +180,32 @@ describe('key layout', () => {
       expect(parseInodeKey(k, other), other).toBeUndefined();
     }
     expect(parseInodeKey(m, k.inode(1))).toBeUndefined();
+  });
+
+  it('builds session and lock keys under the member\'s metadata prefix, and tells them from contents', () => {
+    const k = keysFor('skx@mon');
+    const sid = '0123456789abcdef';
+    expect(SESSION_ID_PATTERN.test(sid)).toBe(true);
+    expect([k.sessions, k.session(sid), k.sessionOpen(sid), k.sessionLocks(sid), k.openBy(5), k.flocks(6), k.posixLocks(7), k.orphans]).toEqual([
+      '{skx}@mon:ss', `{skx}@mon:s:${sid}`, `{skx}@mon:so:${sid}`, `{skx}@mon:sl:${sid}`, '{skx}@mon:o:5', '{skx}@mon:lf:6', '{skx}@mon:lp:7', '{skx}@mon:orph',
+    ]);
+    expect(k.lockChannel).toBe('{skx}@mon:lk');
+    expect(parseSessionKey(k, k.sessions)).toEqual({ kind: 'sessions' });
+    expect(parseSessionKey(k, k.session(sid))).toEqual({ kind: 'session', sid });
+    expect(parseSessionKey(k, k.sessionOpen(sid))).toEqual({ kind: 'sessionOpen', sid });
+    expect(parseSessionKey(k, k.sessionLocks(sid))).toEqual({ kind: 'sessionLocks', sid });
+    expect(parseSessionKey(k, k.openBy(5))).toEqual({ kind: 'openBy', ino: 5 });
+    expect(parseSessionKey(k, k.flocks(6))).toEqual({ kind: 'flocks', ino: 6 });
+    expect(parseSessionKey(k, k.posixLocks(7))).toEqual({ kind: 'posixLocks', ino: 7 });
+    // orph is contents (an inode kept with link count 0): copied like the inodes it lists.
+    const f = keysFor('skx');
+    for (const other of [
+      k.orphans, k.inode(5), k.superblock, k.gc, `{skx}@mon:s:0123456789ABCDEF`, `{skx}@mon:s:${sid}0`, '{skx}@mon:o:05', '{skx}@mon:o:x',
+      '{skx}@mon:lk', f.sessions, f.session(sid), f.openBy(5),
+    ]) {
+      expect(isSessionKey(k, other), other).toBe(false);
+      expect(parseSessionKey(k, other), other).toBeUndefined();
+    }
   });
 
   it('refuses prefixes that could overlap another filesystem or break hash tags', () => {

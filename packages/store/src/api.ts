@@ -1,5 +1,6 @@
 /** The public interface of an open store. */
-import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, PendingWork, StoreStats, XattrFlags } from './types.js';
+import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, PendingWork, SessionInfo, StoreStats, XattrFlags } from './types.js';
+import type { Locks } from './internal/locks.js';
 
 /**
  * Inode-level operations. Each changing operation is one atomic step in Redis (a Lua script):
@@ -68,14 +69,50 @@ export interface PathApi {
   removeDir(path: string): Promise<void>;
 }
 
+/**
+ * Open files that outlive their removal (StoreOptions.session). A store with a session holds
+ * each regular file it opens until it releases it: removing its last name keeps the inode
+ * (nlink 0, in no directory, still read and written by inode number) until the last holder, on
+ * any host, releases it. A session that ends (close) or whose lease expires (a crash) releases
+ * its holds.
+ */
+export interface SessionApi {
+  /** This store's session id (it changes if the session, declared dead, registers anew); undefined without a session. */
+  readonly sessionId: string | undefined;
+  /**
+   * Like resolve (fresh attributes, one script, one round trip); with a session, the same script
+   * holds a regular file open: release it once per open.
+   */
+  open(path: string): Promise<Attr>;
+  /**
+   * Creates regular file `name` in `parent` (`mode`: permission bits; type bits 0 or S_IFREG) and
+   * holds it, in one script. An existing name: EEXIST when `exclusive`; else a regular file is
+   * opened (held, `created` false), a directory is EISDIR, anything else EEXIST.
+   */
+  createOpen(parent: Ino, name: string, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }>;
+  /**
+   * Drops one hold of `ino` taken by open or createOpen; the last hold of a removed file, over
+   * every session, frees it. A no-op without a session, or for an inode this store does not hold.
+   */
+  release(ino: Ino): Promise<void>;
+  /** The sessions (mounts) of this filesystem, alive or expired (one round trip). */
+  sessions(): Promise<SessionInfo[]>;
+  /**
+   * flock(2) and fcntl(2) locks shared by every mount, held by this session (they end with it);
+   * undefined without a session (a read-only store, a tool).
+   */
+  readonly locks: Locks | undefined;
+}
+
 /** An open filesystem. Close it to release the Redis connection. */
-export interface Store extends InodeApi, PathApi {
+export interface Store extends InodeApi, PathApi, SessionApi {
   /**
    * Resolves once the background collector has nothing left that it knows of: blocks of removed
    * or shrunk files and of deleted snapshots are deleted (a read-only store has no collector).
    * Operations never wait for it; tests and tools that measure memory do.
    */
   collected(): Promise<void>;
+  /** Ends this store's session, if any (its holds and locks are released), then closes the connection. */
   close(): Promise<void>;
   /** Redis round trips this store has made since it was opened, by command (see StoreStats). */
   stats(): StoreStats;

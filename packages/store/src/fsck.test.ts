@@ -28,8 +28,8 @@ interface Tree {
 }
 
 /**
- * /docs/a.txt (3 blocks, an xattr), /docs/sub/a-link (hard link to a.txt), /docs/.fuse_hidden…
- * (an open-but-unlinked file as libfuse leaves it), /b (2 blocks, an xattr), /ln, /fifo, /empty.
+ * /docs/a.txt (3 blocks, an xattr), /docs/sub/a-link (hard link to a.txt), /docs/.hidden
+ * (a dotfile), /b (2 blocks, an xattr), /ln, /fifo, /empty.
  * The store that built it is closed once its collector is idle: the filesystem is quiet.
  */
 async function build(prefix = fx.newPrefix()): Promise<Tree> {
@@ -42,7 +42,7 @@ async function build(prefix = fx.newPrefix()): Promise<Tree> {
     await store.setxattr(a.ino, 'user.k', Buffer.from('v'));
     const sub = await store.mkdir(docs.ino, 'sub', 0o755, owner);
     await store.link(a.ino, sub.ino, 'a-link');
-    const hidden = await store.mknod(docs.ino, '.fuse_hidden0000000a00000001', 0o644, owner);
+    const hidden = await store.mknod(docs.ino, '.hidden', 0o644, owner);
     await store.write(hidden.ino, 0, Buffer.from('hello'));
     const b = await store.mknod(root, 'b', 0o600, owner);
     await store.write(b.ino, 0, B_DATA);
@@ -101,7 +101,7 @@ async function expectDataIntact(s: Store, t: Tree, without: { docs?: boolean; b?
   expect((await s.readFile('/docs/sub/a-link')).equals(A_DATA)).toBe(true);
   expect((await s.stat('/docs/a.txt')).nlink).toBe(2);
   expect((await s.getxattr(t.ino.a, 'user.k')).toString()).toBe('v');
-  expect((await s.readFile('/docs/.fuse_hidden0000000a00000001')).toString()).toBe('hello');
+  expect((await s.readFile('/docs/.hidden')).toString()).toBe('hello');
 }
 
 /** Reports, repairs, finds nothing more; returns the repairing run. */
@@ -143,7 +143,7 @@ describe('checkFilesystem', () => {
     // The source changes: /b gets blocks of its own, the snapshot keeps the old ones.
     const s = await collectedStore(t.prefix);
     await s.writeFile('/b', 'new b');
-    await s.remove('/docs/.fuse_hidden0000000a00000001');
+    await s.remove('/docs/.hidden');
     await s.collected();
     for (const prefix of [t.prefix, snap]) expect((await fsck(prefix)).problems, prefix).toEqual([]);
     expect((await fsck(t.prefix)).counts).toMatchObject({ blocks: 4, familyBlocks: 7 });

@@ -12,7 +12,11 @@
  * the number of map entries, over every member, of exactly the blocks that have two or more;
  * every stored block is referenced by some map or listed in `{F}#free`, and no referenced block
  * is listed there. Work the collector has not done yet (`{P}:gc`, `{F}#free`, `{F}#dead`) is
- * reported as pending, not as a problem.
+ * reported as pending, not as a problem. Sessions (mounts, internal/fsck-sessions.ts): every
+ * session is alive (its lease runs past Redis's time); a file with no name and link count 0 is
+ * held open by a live session (reported as kept open after removal, not as a problem); holds
+ * name inodes and sessions that exist; locks belong to live sessions; no entry is one of
+ * libfuse's hidden files (`.fuse_hidden…`), which redisfs mounts no longer make.
  *
  * Reading is SCAN in batches with pipelined reads (the filesystem's keys, then the family's
  * blocks, every member's block maps, `{F}#rc` and `{F}#free`): safe on a live filesystem, but a
@@ -39,6 +43,9 @@ import { checkImage, type Finding } from './internal/fsck-check.js';
 import { BlockTable, FamilyCheck } from './internal/fsck-family.js';
 import { MapCheck } from './internal/fsck-maps.js';
 import { applyRepair } from './internal/fsck-repair.js';
+import { checkSessions, type FsckKeptOpen, type FsckSession } from './internal/fsck-sessions.js';
+
+export type { FsckKeptOpen, FsckSession };
 import {
   countDeadMembers, membersBeingCopied, readLayoutFields, scanBlocks, scanMaps, scanMetadata, scanRefcountsAndFree, storedBlocks,
   type MetaImage,
@@ -93,6 +100,16 @@ export const FSCK_PROBLEM_KINDS = [
   'inode-counter-behind',
   /** A key under the prefix (or the block pattern) that the layout does not define, or that has the wrong type (never repaired). */
   'unexpected-key',
+  /** A session (mount) whose lease expired, or that was declared dead and not fully ended (repair ends it: its holds and locks go). */
+  'session-expired',
+  /** A file with no name and link count 0 (removed while open) that no live session holds (repair frees it). */
+  'removed-file-unheld',
+  /** A hold of an inode that does not exist or by a session that does not exist, or a `{P}:orph` member that is no such file (repair drops it). */
+  'open-entry-stale',
+  /** Locks of sessions that are not alive, which no session end drops (repair drops them). */
+  'lock-stale',
+  /** An entry named like libfuse's hidden files (`.fuse_hidden<16 hex digits>`), left by an earlier redisfs mount (repair unlinks it). */
+  'fuse-hidden-entry',
 ] as const;
 export type FsckProblemKind = (typeof FSCK_PROBLEM_KINDS)[number];
 
@@ -160,6 +177,10 @@ export interface FsckReport {
   counts: FsckCounts;
   /** What the collector has still to do, as the last check saw it (a read-write mount of the family does it). */
   pending: FsckPending;
+  /** The sessions (mounts) of the filesystem, alive or not, as the last check saw them. */
+  sessions: FsckSession[];
+  /** Files removed while open that live sessions hold (not problems: freed at their last close), as the last check saw them. */
+  keptOpen: FsckKeptOpen[];
   /** Checks run (1 without repair; with it, one more after each round of repairs). */
   passes: number;
 }
@@ -218,6 +239,8 @@ export async function checkFilesystem(options: FsckOptions): Promise<FsckReport>
       remaining: first.findings.map((f) => f.problem),
       counts: first.counts,
       pending: first.pending,
+      sessions: first.sessions,
+      keptOpen: first.keptOpen,
       passes: 1,
     };
     if (first.fatal || !options.repair) return report;
@@ -254,13 +277,19 @@ export async function checkFilesystem(options: FsckOptions): Promise<FsckReport>
     report.remaining = current.findings.map((f) => f.problem);
     report.fatal = current.fatal;
     report.pending = current.pending;
+    report.sessions = current.sessions;
+    report.keptOpen = current.keptOpen;
     return report;
   });
 }
 
-/** Block bookkeeping (what every release relies on) before anything that releases blocks. */
+/**
+ * Block bookkeeping (what every release relies on) before anything that releases blocks; the end
+ * of dead sessions before what they held is judged on its own.
+ */
 function repairOrder(f: Finding): number {
-  return f.action?.op === 'set-refcount' || f.action?.op === 'unfree-block' ? 0 : 1;
+  if (f.action?.op === 'set-refcount' || f.action?.op === 'unfree-block') return 0;
+  return f.action?.op === 'end-session' ? 1 : 2;
 }
 
 /**
@@ -303,6 +332,8 @@ interface CheckResult {
   blockSize: number;
   /** Members of the family that hold block maps. */
   members: ReadonlySet<string>;
+  sessions: FsckSession[];
+  keptOpen: FsckKeptOpen[];
 }
 
 /**
@@ -333,8 +364,11 @@ async function checkOnce(client: RedisClient, layout: KeyLayout, options: FsckOp
       pending: { gcInodes, freeBlocks: 0, deadMembers: await countDeadMembers(client, layout) },
       blockSize: 0,
       members: new Set(),
+      sessions: [],
+      keptOpen: [],
     };
   }
+  const sessions = checkSessions(image, layout, check.removedInodes);
   const table = new BlockTable();
   const maps = new MapCheck(image, layout, check.blockSize, check.orphanInodes);
   const familyBlocks = await scanBlocks(
@@ -368,11 +402,13 @@ async function checkOnce(client: RedisClient, layout: KeyLayout, options: FsckOp
   if (candidates.length > 0) maps.storedAfterAll(await storedBlocks(client, layout, candidates));
   return {
     fatal: false,
-    findings: check.findings((ino) => maps.entriesOf(ino), [...maps.findings(), ...family.findings()]),
+    findings: check.findings((ino) => maps.entriesOf(ino), [...maps.findings(), ...family.findings(), ...sessions.findings]),
     counts: check.counts({ mapped: maps.mapped, family: familyBlocks }),
     pending: { gcInodes, freeBlocks: family.freeBlocks, deadMembers: await countDeadMembers(client, layout) },
     blockSize: check.blockSize,
     members,
+    sessions: sessions.sessions,
+    keptOpen: sessions.keptOpen,
   };
 }
 

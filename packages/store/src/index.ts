@@ -3,7 +3,7 @@
  * in Redis. Each operation is atomic in Redis; errors are FsError with a POSIX code.
  */
 export { openStore } from './open.js';
-export type { Store, InodeApi, PathApi } from './api.js';
+export type { Store, InodeApi, PathApi, SessionApi } from './api.js';
 export { FsError, isFsError, isFsErrorCode, FS_ERROR_CODES, type FsErrorCode } from './errors.js';
 export type {
   Attr,
@@ -15,10 +15,12 @@ export type {
   Ino,
   Owner,
   PendingWork,
+  SessionInfo,
   StoreOptions,
   StoreStats,
   XattrFlags,
 } from './types.js';
+export type { Locks, LockType, ByteRange, LockHolder, LockWatch } from './internal/locks.js';
 export { redactUrl, describeTarget } from './internal/connect.js';
 export { parseRedisUrl, type ParsedRedisUrl, type RedisHost } from './internal/redis-url.js';
 export {
@@ -40,6 +42,8 @@ export {
   type FsckCounts,
   type FsckPending,
   type FsckProgress,
+  type FsckSession,
+  type FsckKeptOpen,
 } from './fsck.js';
 export {
   snapshotFilesystem,

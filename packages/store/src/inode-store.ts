@@ -142,7 +142,7 @@ export class InodeStore implements InodeApi {
    * reply that is a plain string (a change that changed nothing) has no parents. A first
    * element '1' says the change left work for the collector, which is asked for a round.
    */
-  private reportParents(reply: unknown, from: number): void {
+  protected reportParents(reply: unknown, from: number): void {
     if (!Array.isArray(reply)) return;
     for (let i = from; i + 1 < reply.length; i += 2) {
       const attr = toAttr(Number(reply[i]), pairsToRecord(reply[i + 1]));
@@ -151,11 +151,11 @@ export class InodeStore implements InodeApi {
     if (reply[0] === '1') this.ctx.collect();
   }
 
-  private script(name: ScriptName, args: (string | Buffer)[]): Promise<unknown> {
+  protected script(name: ScriptName, args: (string | Buffer)[]): Promise<unknown> {
     return this.ctx.scripts.run(name, this.ctx.keys.metaPrefix, args);
   }
 
-  private async allocIno(): Promise<Ino> {
+  protected async allocIno(): Promise<Ino> {
     while (this.nextIno > this.lastIno) {
       this.refill ??= (async () => {
         const last = await this.ctx.client.incrBy(this.ctx.keys.inoCounter, INO_BATCH);

@@ -18,6 +18,7 @@ import { Collector } from './internal/collector.js';
 import { nowNs } from './internal/attr.js';
 import type { StoreContext } from './internal/context.js';
 import { RedisStore } from './redis-store.js';
+import { Session } from './internal/session.js';
 import { destroyClient, infoAt, topologyOf } from './internal/topology.js';
 
 /** Whether the server is a replica (role:slave in INFO replication). */
@@ -121,6 +122,16 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
       warn,
     };
     ctx.blockIds = new BlockIds(ctx);
+    // A mount registers its session (one round trip); it then ends the sessions others left
+    // expired, in the background.
+    if (!readOnly && options.session) {
+      try {
+        ctx.session = await Session.register(ctx, options.session);
+      } catch (err) {
+        if (err instanceof RangeError) throw new FsError('EINVAL', err.message);
+        throw err;
+      }
+    }
     // Work left by others (a crash, a deleted snapshot) is picked up in the background: an open
     // never waits for it.
     if (!readOnly) {

@@ -2,7 +2,7 @@
  * RedisStore: the inode operations of InodeStore plus path-level conveniences for Node
  * programs. Paths are absolute and symlinks are not followed (like lstat).
  */
-import { InodeStore } from './inode-store.js';
+import { SessionStore } from './session-store.js';
 import type { Store } from './api.js';
 import { FsError, isFsError } from './errors.js';
 import type { Attr, DirEntry, Ino, Owner, PendingWork, StoreStats } from './types.js';
@@ -18,7 +18,7 @@ function joinPath(parts: string[]): string {
   return '/' + parts.join('/');
 }
 
-export class RedisStore extends InodeStore implements Store {
+export class RedisStore extends SessionStore implements Store {
   private closed = false;
 
   /** The directory holding `path`'s last component, and that component's name. */
@@ -111,27 +111,40 @@ export class RedisStore extends InodeStore implements Store {
     return { commands: commandCounterOf(this.ctx.client)?.snapshot() ?? {} };
   }
 
-  /** Three SCARDs sent together (auto-pipelined: one round trip; one slot, the family's tag). */
+  /**
+   * Three SCARDs and a ZCOUNT sent together (auto-pipelined: one round trip; one slot, the
+   * family's tag). Dead sessions are counted by this host's clock (close enough to Redis's for a
+   * count; the cleanup itself goes by Redis time).
+   */
   pendingWork(): Promise<PendingWork> {
     const { client, keys } = this.ctx;
     return this.op('pending background work', async () => {
-      const [gcInodes, freeBlocks, deadMembers] = await Promise.all([
+      const [gcInodes, freeBlocks, deadMembers, deadSessions] = await Promise.all([
         client.sCard(keys.gc),
         client.sCard(keys.freeBlocks),
         client.sCard(keys.deadMembers),
+        client.zCount(keys.sessions, '-inf', Date.now()),
       ]);
-      return { gcInodes, freeBlocks, deadMembers };
+      return { gcInodes, freeBlocks, deadMembers, deadSessions };
     });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Lock waiters stop waiting; then the session ends: the files only it held are freed, its
+    // locks released, for every host.
+    await this.locks?.close();
+    await this.ctx.session?.end();
     await this.stopCollector();
     try {
       await this.ctx.client.close();
     } catch {
-      destroyClient(this.ctx.client);
+      try {
+        destroyClient(this.ctx.client);
+      } catch {
+        // Already gone (destroyed under it): nothing left to close.
+      }
     }
   }
 }

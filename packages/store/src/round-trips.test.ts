@@ -13,7 +13,7 @@ import { TEST_OWNER as owner, countsOf, storeFixture } from './internal/test-fix
 const t = storeFixture('rtrip');
 
 /** Commands the background collector sends (on the store's connection, so in its counts). */
-const COLLECTOR_COMMANDS = /^(SRANDMEMBER|SREM|UNLINK|SCAN|EVALSHA (gcStep|releaseKey|releaseDone))$/;
+const COLLECTOR_COMMANDS = /^(SRANDMEMBER|SREM|UNLINK|SCAN|SSCAN|EVALSHA (gcStep|releaseKey|releaseDone|sweepOrphans))$/;
 
 /** What `fn` costs the store, without what its collector did meanwhile. */
 async function opCounts(store: Store, fn: () => Promise<unknown>): Promise<Record<string, number>> {

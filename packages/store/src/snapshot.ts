@@ -10,7 +10,8 @@
  *     the point (its effects are in the keys copied) or wholly after (its keys were preserved
  *     first).
  *  3. snapCopy, in SCAN batches of ~200 keys: copies (server-side COPY) each metadata key of S
- *     not in `{S}:snap:done` (a copied block map adds a reference to each of its blocks: data
+ *     not in `{S}:snap:done`, but for session and lock keys (isSessionKey: the mounts of S, not
+ *     its contents) (a copied block map adds a reference to each of its blocks: data
  *     blocks are shared, never copied; T must be a member of S's family). Such a key has not changed since the point in time. SCAN returns every key
  *     that exists from the start of the walk to its end; a key deleted meanwhile was preserved by
  *     the script that deleted it; a key created meanwhile is in `{S}:snap:done` and skipped.
@@ -26,7 +27,7 @@ import { describeTarget, type RedisClient } from './internal/connect.js';
 import {
   assertCopySupported, holdsAnyKey, inodeCount, inodeKeysIn, layoutOf, scanKeys, withClient, type AdminTarget,
 } from './internal/admin-client.js';
-import { drainFreeBlocks, releaseGcWork, releaseKeys } from './internal/release.js';
+import { drainFreeBlocks, releaseGcWork, releaseKeys, sweepOrphans } from './internal/release.js';
 import { ScriptRunner } from './internal/scripts.js';
 import { assertNotOpen } from './internal/clients.js';
 import { toFsError } from './internal/redis-errors.js';
@@ -198,10 +199,13 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
  * The copy holds what the source's collector had not done yet at the point in time: block maps
  * of removed files and entries past a shrunk file's size, listed in the copy's `MP gc`. No file
  * of the copy can read them, and a snapshot is read-only (no collector of its own), so they are
- * released here, in the collector's own short steps; blocks the source still holds stay.
+ * released here, in the collector's own short steps; blocks the source still holds stay. So are
+ * the files removed while open that the source kept for its sessions (`MP orph`): sessions are
+ * not copied, so nothing holds them in the copy.
  */
 async function collectCopiedWork(client: RedisClient, scripts: ScriptRunner, dst: KeyLayout, src: KeyLayout): Promise<void> {
   const bsize = Number((await client.hGet(src.superblock, 'bsize')) ?? DEFAULT_BLOCK_SIZE);
+  await sweepOrphans(client, scripts, dst);
   await releaseGcWork(client, scripts, dst, bsize);
 }
 

@@ -13,7 +13,7 @@ const t = storeFixture('stats');
 const { fresh } = t;
 
 /** Commands the background collector sends (on the store's connection, so in its counts). */
-const COLLECTOR_COMMANDS = /^(SRANDMEMBER|SREM|UNLINK|SCAN|EVALSHA (gcStep|releaseKey|releaseDone))$/;
+const COLLECTOR_COMMANDS = /^(SRANDMEMBER|SREM|UNLINK|SCAN|SSCAN|EVALSHA (gcStep|releaseKey|releaseDone|sweepOrphans))$/;
 
 /** What `fn` costs the store, without what its collector did meanwhile. */
 async function opCounts(store: Store, fn: () => Promise<unknown>): Promise<Record<string, number>> {

@@ -95,6 +95,32 @@ export interface PendingWork {
   freeBlocks: number;
   /** Deleted members of the family (snapshots, clones) whose keys are still being released (`{F}#dead`). */
   deadMembers: number;
+  /**
+   * Sessions (mounts) of this filesystem whose lease ran out, by this host's clock, or that are
+   * being ended: their holds and locks are still to be released (by any mount with a session).
+   */
+  deadSessions: number;
+}
+
+/** One session: a read-write mount of the filesystem (Store.sessions). */
+export interface SessionInfo {
+  /** 16 lowercase hex digits. */
+  id: string;
+  /** Where it runs: host name and process id, its mountpoint ('' when not given), the store's version. */
+  host: string;
+  pid: number;
+  mountpoint: string;
+  version: string;
+  /** When it registered and when its lease runs out, in ms since the epoch (Redis time); 0 when unknown. */
+  startedMs: number;
+  expiresMs: number;
+  /** Whether its lease runs past Redis's time now (false: expired, or declared dead and being ended). */
+  alive: boolean;
+  /** Inodes it holds open, and inodes on which it holds locks. */
+  openFiles: number;
+  locks: number;
+  /** Whether it is this store's own session. */
+  this: boolean;
 }
 
 /** setxattr flags (Linux XATTR_CREATE / XATTR_REPLACE). */
@@ -152,6 +178,13 @@ export interface StoreOptions {
   syncTimeoutMs?: number;
   /** Time to wait for the first connection, in ms; default 5 000. */
   connectTimeoutMs?: number;
+  /**
+   * Register this store as a session (a mount): files it holds open (Store.open, createOpen)
+   * stay alive when removed, on any host, until it releases them; its locks and holds end with
+   * it, or when its lease (default 60 000 ms, renewed every quarter of it) runs out. Ignored by
+   * a read-only store. Tools (fsck, snapshots) open stores without one.
+   */
+  session?: { mountpoint?: string; leaseMs?: number };
   /** Called for unexpected conditions worth a log line (corrupt records, failed cleanup). */
   onWarning?: (message: string, cause?: unknown) => void;
 }

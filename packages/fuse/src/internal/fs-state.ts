@@ -3,16 +3,23 @@
  * and the helpers that tie them together (path resolution through the cache, setattr that first
  * stores buffered writes, stat with the size of data not yet stored).
  */
+import { constants as fsConstants } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Attr, AttrChanges, Ino, Owner, Store } from '@redisfs/store';
 import type Fuse from 'fuse-native';
 import { AttrCache } from './attr-cache.js';
 import { FuseOpError } from './errno.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
-import { runOp, type Detail, type OpEnv, type Reply } from './run-op.js';
+import { runOp, type Detail, type OpEnv, type Reply, type RunOptions } from './run-op.js';
 import { fsidOf, toStat } from './stat.js';
 import { WriteBuffer } from './write-buffer.js';
 import { XattrMissCache } from './xattr-miss-cache.js';
+
+/** What the kernel's page cache of a file depends on: its mtime and size. */
+function basisOf(attr: Attr): string {
+  return `${attr.mtimeNs}:${attr.size}`;
+}
 
 /** Largest listing whose entries' attributes readdir fetches ahead (prefetchEntries). */
 const PREFETCH_MAX_ENTRIES = 2048;
@@ -24,7 +31,7 @@ const CAPABILITY = 'security.capability';
 const S_ISGID = 0o2000;
 
 /** The binding's C attribute cache (fuse-native, patched). */
-export type NativeAttrCache = Pick<Fuse, 'cacheAttr' | 'staleAttr' | 'uncacheAttr' | 'clearAttrCache' | 'setHandleClean'>;
+export type NativeAttrCache = Pick<Fuse, 'cacheAttr' | 'staleAttr' | 'uncacheAttr' | 'clearAttrCache' | 'setHandleClean' | 'setPosixLocksHeld'>;
 
 export interface FsStateOptions {
   store: Store;
@@ -33,6 +40,8 @@ export interface FsStateOptions {
   env: OpEnv;
   /** The caller of the current request (fuse.context); null outside a handler's first tick. */
   caller: () => Fuse.Caller | null;
+  /** Where the filesystem is mounted (revalidatePages opens files through it). */
+  mountpoint?: string;
 }
 
 export class FsState {
@@ -44,6 +53,12 @@ export class FsState {
   readonly files = new OpenFiles();
   readonly fsid: number;
   private readonly callerOf: () => Fuse.Caller | null;
+  private readonly mountpoint: string | undefined;
+  /**
+   * Per inode, the attributes (mtime and size) the kernel's page cache of it is known to match:
+   * those of its last open (an open drops the kernel's pages of the file). See revalidatePages.
+   */
+  private readonly pageBasis = new Map<Ino, string>();
   private native: NativeAttrCache | undefined;
   /** Directories' attributes as the last change in them reported them (see settleParent). */
   private readonly freshParents = new Map<Ino, Attr>();
@@ -56,6 +71,7 @@ export class FsState {
     this.xattrMisses = new XattrMissCache(options.cacheTimeoutMs);
     this.fsid = fsidOf(options.store.prefix);
     this.callerOf = options.caller;
+    this.mountpoint = options.mountpoint;
     options.store.watchParents?.((attr) => {
       if (this.freshParents.size >= 1024) this.freshParents.clear(); // unclaimed ones (failed handlers)
       this.freshParents.set(attr.ino, attr);
@@ -63,8 +79,8 @@ export class FsState {
   }
 
   /** Runs one operation through the common wrapper (see run-op.ts). */
-  run<T>(name: string, detail: Detail, reply: Reply<T>, fn: () => Promise<T> | T): void {
-    runOp(this.env, name, detail, fn, reply);
+  run<T>(name: string, detail: Detail, reply: Reply<T>, fn: () => Promise<T> | T, options?: RunOptions): void {
+    runOp(this.env, name, detail, fn, reply, options);
   }
 
   /**
@@ -82,7 +98,9 @@ export class FsState {
   }
 
   /** Attributes of `path` (symlinks not followed): cached, else one store round trip. */
-  async resolve(path: string): Promise<Attr> {
+  async resolve(path: string | null): Promise<Attr> {
+    // libfuse has no path for a file removed while open (hard_remove): a call by path cannot reach it.
+    if (path === null) throw new FuseOpError('ENOENT', 'the file was removed');
     const cached = this.cache.get(path);
     this.countCache(cached !== undefined);
     if (cached) return cached;
@@ -93,17 +111,84 @@ export class FsState {
   }
 
   /**
-   * Attributes of `path` fresh from the store, never from the cache, which they then refresh
-   * (for every name of the inode). Used on open: like NFS's close-to-open consistency, a file
-   * another host wrote and closed opens here with that host's size, even if this mount cached
-   * the file's attributes a moment before.
+   * Opens `path`: its attributes fresh from the store, never from the cache, which they then
+   * refresh (for every name of the inode). Like NFS's close-to-open consistency, a file another
+   * host wrote and closed opens here with that host's size, even if this mount cached the
+   * file's attributes a moment before. The same script holds a regular file open for this
+   * mount's session (Store.open), so that it outlives a removal on any host until release.
    */
-  async refresh(path: string): Promise<Attr> {
+  async openPath(path: string): Promise<Attr> {
     this.cache.invalidatePath(path);
     const epoch = this.cache.epoch;
-    const attr = await this.store.resolve(path);
+    const attr = await this.store.open(path);
     this.cache.refresh(path, attr, epoch);
+    if (attr.type === 'file') {
+      if (this.pageBasis.size >= 10_000) this.pageBasis.clear();
+      this.pageBasis.set(attr.ino, basisOf(attr));
+    }
     return attr;
+  }
+
+  /**
+   * After a lock was granted, what this host caches about the file and its neighbours is checked
+   * against Redis, so that the lock holder sees what the last holder did on any host (like NFS,
+   * which revalidates at lock time). This is what makes programs such as SQLite safe from two
+   * hosts:
+   * - the names of the file's directory are forgotten (the cache of the binding too): a journal
+   *   another host created or removed next to a database shows at once, not within the cache
+   *   timeout (the kernel asks for attributes at every access: attr_timeout is 0);
+   * - if the file changed since the kernel's page cache of it was filled (another host wrote it),
+   *   those pages are dropped. libfuse 2 cannot tell the kernel to drop an inode's pages, but the
+   *   kernel drops them at every open of the file (no keep_cache), so the mount opens and closes
+   *   the file itself, by `path`. A file whose last name is gone cannot be reopened: its pages
+   *   are kept (only its holders can still write it).
+   */
+  async revalidatePages(ino: Ino, path: string | null): Promise<void> {
+    if (path !== null) this.cache.invalidateTree(posix.dirname(path));
+    const attr = await this.store.getattr(ino);
+    const basis = this.pageBasis.get(ino);
+    if (basis === undefined || basis === basisOf(attr)) return;
+    this.cache.invalidateIno(ino); // also moves the epoch: read-ahead windows are fetched again
+    if (path === null || this.mountpoint === undefined) return;
+    try {
+      // Reaches this mount's own open handler (another FUSE thread), which records the new basis.
+      const handle = await openFile(this.mountpoint + path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      await handle.close();
+    } catch (err) {
+      this.env.log(`could not drop the kernel's cached pages of ${path}: ${String(err)}`, 'warn');
+    }
+  }
+
+  /** The kernel lock owners that may hold POSIX locks through this mount, by inode. */
+  private readonly posixOwners = new Map<Ino, Set<string>>();
+
+  /** Whether `owner` may hold POSIX locks on `ino` (a close by it must release them in Redis). */
+  holdsPosix(ino: Ino, owner: string): boolean {
+    return this.posixOwners.get(ino)?.has(owner) === true;
+  }
+
+  /**
+   * Notes that `owner` may now hold POSIX locks on `ino` (held) or holds none any more. While
+   * this mount holds none at all, the binding answers the unlock libfuse sends at every close in C.
+   */
+  notePosix(ino: Ino, owner: string, held: boolean): void {
+    const before = this.posixOwners.size;
+    let owners = this.posixOwners.get(ino);
+    if (held) {
+      if (!owners) this.posixOwners.set(ino, (owners = new Set()));
+      owners.add(owner);
+    } else if (owners) {
+      owners.delete(owner);
+      if (owners.size === 0) this.posixOwners.delete(ino);
+    }
+    if ((before === 0) !== (this.posixOwners.size === 0)) this.native?.setPosixLocksHeld(this.posixOwners.size > 0);
+  }
+
+  /** How many (inode, owner) pairs may hold POSIX locks through this mount (status). */
+  get posixLockOwners(): number {
+    let n = 0;
+    for (const owners of this.posixOwners.values()) n += owners.size;
+    return n;
   }
 
   /** The directory that holds `path`, and the last component's name. */
@@ -155,8 +240,9 @@ export class FsState {
    * the cache tells the binding when it drops it (AttrMirror), so the binding never serves
    * attributes the cache would not.
    */
-  publish(path: string, attr: Attr, stat: Fuse.Stat = this.stat(attr)): void {
-    if (!this.native || this.cache.get(path) !== attr) return;
+  publish(path: string | null, attr: Attr, stat: Fuse.Stat = this.stat(attr)): void {
+    if (!this.native || path === null || this.cache.get(path) !== attr) return;
+    this.notePositive(path);
     const ttl = this.cache.remainingMs(path);
     // security.capability, asked before every write(2), is answered in C too while it is known
     // missing, and only that long.
@@ -172,14 +258,16 @@ export class FsState {
   }
 
   /** The stat getattr answers for `path`, published so the binding answers the next ones. */
-  statOf(path: string, attr: Attr): Fuse.Stat {
+  statOf(path: string | null, attr: Attr): Fuse.Stat {
     const stat = this.stat(attr);
+    if (path !== null) this.notePositive(path);
     this.publish(path, attr, stat);
     return stat;
   }
 
   /** Publishes `path` again if it is cached (something publish depends on changed). */
-  republish(path: string): void {
+  republish(path: string | null): void {
+    if (path === null) return;
     const attr = this.cache.get(path);
     if (attr) this.publish(path, attr);
   }
@@ -222,6 +310,36 @@ export class FsState {
     if (fresh) this.remember(dirPath, fresh);
   }
 
+  /** Paths the kernel may hold a positive dentry for (answered found), until when (ms, monotonic). */
+  private readonly positive = new Map<string, number>();
+
+  /** Notes that the kernel was told `path` exists: it may cache that name for the entry timeout. */
+  private notePositive(path: string): void {
+    if (this.positive.size >= 10_000) this.positive.clear();
+    this.positive.set(path, performance.now() + this.cache.ttlMs);
+  }
+
+  /**
+   * Forgets that the kernel may cache `path` (and with `tree`, every path below it): a change
+   * made through this mount updates the kernel's own dentries.
+   */
+  forgetPositive(path: string, tree = false): void {
+    this.positive.delete(path);
+    if (!tree) return;
+    const prefix = path === '/' ? '/' : `${path}/`;
+    for (const p of this.positive.keys()) if (p.startsWith(prefix)) this.positive.delete(p);
+  }
+
+  /**
+   * Whether the kernel may still hold a positive dentry for `path`, which the store says is gone;
+   * true once per such answer (the caller answers ESTALE so that the kernel looks it up again).
+   */
+  staleOnce(path: string): boolean {
+    const until = this.positive.get(path);
+    this.positive.delete(path);
+    return until !== undefined && until > performance.now();
+  }
+
   /** Connects the binding's attribute cache (see publish). */
   attachNative(native: NativeAttrCache): void {
     this.native = native;
@@ -235,6 +353,34 @@ export class FsState {
   /** stat of an inode as this mount sees it (including writes not stored yet). */
   stat(attr: Attr): Fuse.Stat {
     return toStat(attr, this.store.blockSize, this.files.pendingEnd(attr.ino));
+  }
+
+  /** Registers an open file and returns its handle; nothing to flush yet: close(2) costs no call into JS. */
+  addFile(file: Omit<OpenFile, 'fd'>): number {
+    const { fd } = this.files.add(file);
+    this.markClean(fd, true);
+    return fd;
+  }
+
+  /**
+   * Ends the store's hold of `ino` taken by an open that then failed, in the background: a
+   * failure is logged (the hold then ends with this mount's session).
+   */
+  releaseHold(ino: Ino): void {
+    this.store.release(ino).catch((err: unknown) => this.env.log(`release of inode ${ino} failed: ${String(err)}`, 'warn'));
+  }
+
+  /**
+   * After the last close of a handle (release): drops the flock lock of `flockOwner` (the
+   * kernel asks for it at the last close of a file description that holds one) and the store's
+   * hold of the inode. A file removed while open is freed at its last hold, on any host.
+   */
+  async closeFile(file: OpenFile, flockOwner: string | null): Promise<void> {
+    try {
+      if (flockOwner !== null && this.store.locks) await this.store.locks.funlock(file.ino, flockOwner);
+    } finally {
+      if (file.held) await this.store.release(file.ino);
+    }
   }
 
   /** The open file behind a handle, or EBADF. */

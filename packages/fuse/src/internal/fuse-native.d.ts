@@ -2,6 +2,9 @@
  * Types for the parts of fuse-native 2.2.6 (as patched for redisfs, see patches/) that this
  * package uses. fuse-native ships no types. Callbacks take a NEGATIVE errno as error (0 = ok);
  * read/write callbacks take the byte count (or a negative errno) as their only argument.
+ *
+ * The binding sets libfuse's flag_nullpath_ok: an fd operation on an open file that has no name
+ * any more (removed while open, with the `hardRemove` option) gets `path === null`.
  */
 declare module 'fuse-native' {
   namespace Fuse {
@@ -45,17 +48,51 @@ declare module 'fuse-native' {
       pid: number;
     }
 
+    /** R = read (F_RDLCK, LOCK_SH), W = write (F_WRLCK, LOCK_EX), U = unlock / no lock. */
+    type LockType = 'R' | 'W' | 'U';
+
+    /** fcntl(2) lock commands: F_GETLK, F_SETLK, F_SETLKW (waits). */
+    type LockCmd = 'getlk' | 'setlk' | 'setlkw';
+
+    /**
+     * A `struct flock` (libfuse gives l_whence = SEEK_SET). `len` 0 = to the end of the file.
+     * Numbers are doubles: offsets >= 2^53 lose precision.
+     */
+    interface LockRequest {
+      type: LockType;
+      start: number;
+      len: number;
+      /** The caller's pid for setlk/setlkw (0 for unlock and getlk); in a getlk answer, the holder's. */
+      pid: number;
+    }
+
+    /** flock(2): type from LOCK_SH / LOCK_EX / LOCK_UN; `wait` = !LOCK_NB. */
+    interface FlockOp {
+      type: LockType;
+      wait: boolean;
+    }
+
+    /**
+     * Whether the kernel interrupted this request (FUSE_INTERRUPT: a signal reached the waiting
+     * process); false once the request was answered. Poll it while waiting and answer -EINTR.
+     */
+    type Interrupted = () => boolean;
+
     interface Ops {
       init?(cb: Cb): void;
       access?(path: string, mode: number, cb: Cb): void;
       statfs?(path: string, cb: ValueCb<Statfs>): void;
       getattr?(path: string, cb: ValueCb<Stat>): void;
-      fgetattr?(path: string, fd: number, cb: ValueCb<Stat>): void;
-      flush?(path: string, fd: number, cb: Cb): void;
-      fsync?(path: string, datasync: number, fd: number, cb: Cb): void;
-      readdir?(path: string, cb: (err: number, names?: string[], stats?: Partial<Stat>[]) => void): void;
+      fgetattr?(path: string | null, fd: number, cb: ValueCb<Stat>): void;
+      flush?(path: string | null, fd: number, cb: Cb): void;
+      fsync?(path: string | null, datasync: number, fd: number, cb: Cb): void;
+      /**
+       * libfuse passes a null path for a directory removed while open; Linux refuses getdents on
+       * a removed directory itself (ENOENT), so answering -ENOENT for null is enough.
+       */
+      readdir?(path: string | null, cb: (err: number, names?: string[], stats?: Partial<Stat>[]) => void): void;
       truncate?(path: string, size: number, cb: Cb): void;
-      ftruncate?(path: string, fd: number, size: number, cb: Cb): void;
+      ftruncate?(path: string | null, fd: number, size: number, cb: Cb): void;
       utimens?(path: string, atime: bigint | undefined, mtime: bigint | undefined, cb: Cb): void;
       readlink?(path: string, cb: ValueCb<string>): void;
       chown?(path: string, uid: number, gid: number, cb: Cb): void;
@@ -67,11 +104,17 @@ declare module 'fuse-native' {
       removexattr?(path: string, name: string, cb: Cb): void;
       open?(path: string, flags: number, cb: ValueCb<number>): void;
       opendir?(path: string, flags: number, cb: ValueCb<number>): void;
-      read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void;
-      write?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void;
-      release?(path: string, fd: number, cb: Cb): void;
-      releasedir?(path: string, fd: number, cb: Cb): void;
-      create?(path: string, mode: number, cb: ValueCb<number>): void;
+      read?(path: string | null, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void;
+      write?(path: string | null, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void;
+      /**
+       * Patched: `flockOwner` is the lock owner (16 lowercase hex digits) when this is the last
+       * close of a struct file that holds flock locks (FUSE_RELEASE_FLOCK_UNLOCK): drop them.
+       * Otherwise null.
+       */
+      release?(path: string | null, fd: number, flockOwner: string | null, cb: Cb): void;
+      releasedir?(path: string | null, fd: number, cb: Cb): void;
+      /** Patched: `flags` are the open(2) flags (O_CREAT, O_EXCL, O_TRUNC, access mode...). */
+      create?(path: string, mode: number, flags: number, cb: ValueCb<number>): void;
       unlink?(path: string, cb: Cb): void;
       /** rename(2): src is the existing name, dest the new one. */
       rename?(src: string, dest: string, cb: Cb): void;
@@ -81,6 +124,24 @@ declare module 'fuse-native' {
       symlink?(target: string, linkPath: string, cb: Cb): void;
       mkdir?(path: string, mode: number, cb: Cb): void;
       rmdir?(path: string, cb: Cb): void;
+      /**
+       * Patched: fcntl(2) byte-range locks. `owner` is fi->lock_owner as 16 lowercase hex digits.
+       * 'setlkw' may wait as long as it likes (no timeout applies): poll `interrupted` and answer
+       * -EINTR when it turns true. For 'getlk', answer the conflicting lock, or type 'U' (or no
+       * lock) when there is none. While fuse.setPosixLocksHeld(false), setlk of type 'U' is
+       * answered 0 without this call (libfuse sends it on every close).
+       */
+      lock?(
+        path: string | null,
+        fd: number,
+        cmd: LockCmd,
+        lock: LockRequest,
+        owner: string,
+        interrupted: Interrupted,
+        cb: (err: number, lock?: LockRequest) => void,
+      ): void;
+      /** Patched: flock(2) locks; `owner` identifies the struct file (same as release's flockOwner). */
+      flock?(path: string | null, fd: number, op: FlockOp, owner: string, interrupted: Interrupted, cb: Cb): void;
     }
 
     interface Options {
@@ -100,6 +161,11 @@ declare module 'fuse-native' {
       autoUnmount?: boolean;
       force?: boolean;
       mkdir?: boolean;
+      /**
+       * Patched: `-o hard_remove`: unlink/rename over an open file removes it at once (no
+       * .fuse_hidden* file); fd operations on it then get `path === null`.
+       */
+      hardRemove?: boolean;
     }
   }
 
@@ -122,6 +188,11 @@ declare module 'fuse-native' {
     clearAttrCache(): void;
     /** Patched: while `clean`, flush of handle `fd` (each close(2)) answers 0 in C, without ops.flush. */
     setHandleClean(fd: number, clean: boolean): void;
+    /**
+     * Patched: whether this mount holds any POSIX (fcntl) lock; initially false. While false,
+     * ops.lock('setlk', type 'U') (sent by libfuse on every close(2)) is answered 0 in C.
+     */
+    setPosixLocksHeld(held: boolean): void;
     unmount(cb: (err: Error | null) => void): void;
     static unmount(mountpoint: string, cb: (err: Error | null) => void): void;
   }

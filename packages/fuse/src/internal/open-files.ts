@@ -1,7 +1,8 @@
 /**
  * The open-file table: the file handles (fh) this mount gave the kernel, each with its inode and,
  * when opened for writing, its write buffer. Operations on an fd use the inode, not the path, so
- * they keep working after a rename (and on libfuse's .fuse_hidden names after an unlink).
+ * they keep working after a rename, and after an unlink on any host (libfuse then passes no path:
+ * hard_remove), for as long as the store holds the inode open (Store.open / Store.release).
  */
 import type { Ino } from '@redisfs/store';
 import type { WriteBuffer } from './write-buffer.js';
@@ -14,6 +15,8 @@ export interface OpenFile {
   readonly flags: number;
   /** Present when the file was opened for writing. */
   readonly buffer: WriteBuffer | undefined;
+  /** Whether the store holds the inode open for this handle (Store.open): release must end it. */
+  readonly held: boolean;
 }
 
 /** Largest handle number before numbering wraps (fuse-native passes handles as int32). */

@@ -1,6 +1,7 @@
 /** Handlers for attributes: getattr, access, statfs, truncate, chmod, chown, utimens. */
-import type { AttrChanges } from '@redisfs/store';
+import { isFsError, type AttrChanges } from '@redisfs/store';
 import type Fuse from 'fuse-native';
+import { FuseOpError } from './errno.js';
 import type { FsState } from './fs-state.js';
 import { valueReply, voidReply } from './run-op.js';
 import { toStatfs } from './stat.js';
@@ -32,11 +33,22 @@ export function attrOps(s: FsState): Fuse.Ops {
     },
 
     getattr(path, cb) {
-      s.run('getattr', path, valueReply(cb), async () => s.statOf(path, await s.resolve(path)));
+      s.run('getattr', path, valueReply(cb), async () => {
+        try {
+          return s.statOf(path, await s.resolve(path));
+        } catch (err) {
+          // A name this mount showed the kernel a moment ago, now gone (removed by another host):
+          // the kernel's dentry is stale. ESTALE, once, makes it look the name up again and retry
+          // (vfs_statx, do_filp_open, faccessat…), so open(O_CREAT) creates it instead of failing
+          // in its permission check with ENOENT.
+          if (isFsError(err, 'ENOENT') && s.staleOnce(path)) throw new FuseOpError('ESTALE', `${path} was removed by another host`);
+          throw err;
+        }
+      });
     },
 
     fgetattr(path, fd, cb) {
-      s.run('fgetattr', path, valueReply(cb), async () => {
+      s.run('fgetattr', path ?? '(removed)', valueReply(cb), async () => {
         const file = s.files.get(fd);
         return s.statOf(path, file ? await s.attrOfIno(file.ino) : await s.resolve(path));
       });

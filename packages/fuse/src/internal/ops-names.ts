@@ -5,6 +5,7 @@
  */
 import { posix } from 'node:path';
 import type Fuse from 'fuse-native';
+import { FuseOpError } from './errno.js';
 import type { FsState } from './fs-state.js';
 import { valueReply, voidReply } from './run-op.js';
 import { direntStat } from './stat.js';
@@ -20,9 +21,11 @@ export function nameOps(s: FsState): Fuse.Ops {
       // No offsets: libfuse 2's high-level API takes the whole listing in one call.
       s.run<Listing>(
         'readdir',
-        path,
+        path ?? '(removed)',
         (errno, listing) => (errno === 0 && listing ? cb(0, listing.names, listing.stats) : cb(errno)),
         async () => {
+          // (A removed directory has no path: Linux refuses to list it before asking.)
+          if (path === null) throw new FuseOpError('ENOENT', 'the directory was removed');
           const dir = await s.resolve(path);
           const [entries, parent] = await Promise.all([
             s.store.readdir(dir.ino),
@@ -98,6 +101,7 @@ export function nameOps(s: FsState): Fuse.Ops {
         try {
           await s.store.unlink(dir.ino, name);
         } finally {
+          s.forgetPositive(path);
           s.cache.invalidatePath(path);
           s.settleParent(dirPath, dir.ino);
         }
@@ -111,6 +115,7 @@ export function nameOps(s: FsState): Fuse.Ops {
         try {
           await s.store.rmdir(dir.ino, name);
         } finally {
+          s.forgetPositive(path, true);
           s.cache.invalidateTree(path);
           s.settleParent(dirPath, dir.ino);
         }
@@ -125,6 +130,7 @@ export function nameOps(s: FsState): Fuse.Ops {
           await s.store.rename(from.dir.ino, from.name, to.dir.ino, to.name);
         } finally {
           // A renamed directory moves its whole subtree; a replaced target loses a link.
+          s.forgetPositive(src, true);
           s.cache.invalidateTree(src);
           s.cache.invalidateTree(dest);
           s.settleParent(from.dirPath, from.dir.ino);

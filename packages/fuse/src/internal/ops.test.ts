@@ -12,6 +12,8 @@ import { makeOps } from './ops.js';
 
 const E = constants.errno;
 const TYPE_OF: Record<number, FileType> = { 0o100000: 'file', 0o040000: 'dir', 0o120000: 'symlink', 0o010000: 'fifo' };
+/** What open(2) with O_CREAT|O_TRUNC for writing sends (as writeFile does). */
+const CREATE_FLAGS = fsConstants.O_CREAT | fsConstants.O_WRONLY | fsConstants.O_TRUNC;
 
 interface Node {
   attr: Attr;
@@ -57,6 +59,10 @@ class FakeStore implements Store {
   readonly blockSize = 4096;
   readonly rootIno = 1;
   readonly opTimeoutMs = 10_000;
+  /** No session: nothing is held open, and locks stay with the kernel (as on a read-only store). */
+  readonly sessionId = undefined;
+  readonly locks = undefined;
+  readonly sessions = notFaked('sessions');
   readonly calls: string[] = [];
   failWrite: unknown;
   private readonly nodes = new Map<number, Node>();
@@ -100,6 +106,9 @@ class FakeStore implements Store {
 
   async resolve(path: string): Promise<Attr> {
     this.calls.push(`resolve ${path}`);
+    return this.walk(path);
+  }
+  private walk(path: string): Attr {
     let n = this.node(1);
     for (const part of path.split('/').filter(Boolean)) {
       const ino = this.dir(n.attr.ino).entries.get(part);
@@ -107,6 +116,24 @@ class FakeStore implements Store {
       n = this.node(ino);
     }
     return this.snap(n);
+  }
+  async open(path: string): Promise<Attr> {
+    this.calls.push(`open ${path}`);
+    return this.walk(path);
+  }
+  async createOpen(parent: number, name: string, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }> {
+    this.calls.push(`createOpen ${name} ${mode.toString(8)} ${owner.uid}:${owner.gid}${options.exclusive ? ' excl' : ''}`);
+    const existing = this.dir(parent).entries.get(name);
+    if (existing !== undefined && !options.exclusive) {
+      const n = this.node(existing);
+      if (n.attr.type === 'dir') throw new FsError('EISDIR', name);
+      if (n.attr.type !== 'file') throw new FsError('EEXIST', name);
+      return { attr: this.snap(n), created: false };
+    }
+    return { attr: this.create(parent, name, 'file', mode, owner), created: true };
+  }
+  async release(ino: number): Promise<void> {
+    this.calls.push(`release ${ino}`);
   }
   async getattr(ino: number): Promise<Attr> {
     this.calls.push(`getattr ${ino}`);
@@ -251,10 +278,10 @@ async function call(handler: (...args: never[]) => void, ...args: unknown[]): Pr
 describe('file I/O', () => {
   it('buffers writes, reports their size, and stores them before a read', async () => {
     const { ops, fake } = setup();
-    const [err, fd] = await call(ops.create, '/f', 0o100644);
+    const [err, fd] = await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
     expect(err).toBe(0);
     expect(fd).toBeGreaterThan(0);
-    expect(fake.calls).toContain('mknod f 100644 1000:100');
+    expect(fake.calls).toContain('createOpen f 100644 1000:100');
 
     const buf = Buffer.from('hello');
     expect(await call(ops.write, '/f', fd, buf, 5, 0)).toEqual([5]);
@@ -270,13 +297,13 @@ describe('file I/O', () => {
     expect(out.subarray(0, 5).toString()).toBe('hello');
     expect(fake.calls.filter((c) => c.startsWith('write'))).toEqual([`write 2 hello@0`]);
 
-    expect(await call(ops.release, '/f', fd)).toEqual([0]);
-    expect(await call(ops.release, '/f', rfd)).toEqual([0]);
+    expect(await call(ops.release, '/f', fd, null)).toEqual([0]);
+    expect(await call(ops.release, '/f', rfd, null)).toEqual([0]);
   });
 
   it('stores buffered writes before a truncate', async () => {
     const { ops, fake } = setup();
-    const [, fd] = await call(ops.create, '/f', 0o100644);
+    const [, fd] = await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
     await call(ops.write, '/f', fd, Buffer.from('abcdef'), 6, 0);
     expect(await call(ops.truncate, '/f', 2)).toEqual([0]);
     const order = fake.calls.filter((c) => /^(write|setattr)/.test(c));
@@ -287,7 +314,7 @@ describe('file I/O', () => {
 
   it('reports a failed store write on flush, mapped or as EIO', async () => {
     const { ops, fake, lines } = setup();
-    const [, fd] = await call(ops.create, '/f', 0o100644);
+    const [, fd] = await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
     await call(ops.write, '/f', fd, Buffer.from('x'), 1, 0);
     fake.failWrite = new FsError('EFBIG');
     expect(await call(ops.flush, '/f', fd)).toEqual([-E.EFBIG]);
@@ -301,7 +328,7 @@ describe('file I/O', () => {
 
     await call(ops.write, '/f', fd, Buffer.from('y'), 1, 1);
     fake.failWrite = new Error('connection reset');
-    expect(await call(ops.release, '/f', fd)).toEqual([-E.EIO]);
+    expect(await call(ops.release, '/f', fd, null)).toEqual([-E.EIO]);
     expect(lines.join('\n')).toMatch(/release \/f: unexpected error, answering EIO: .*connection reset/);
     expect(await call(ops.write, '/f', fd, Buffer.from('z'), 1, 2)).toEqual([-E.EBADF]);
   });
@@ -327,9 +354,9 @@ describe('sharing one store with other clients', () => {
 
   it('open reads the attributes afresh (close-to-open), for every name of the file', async () => {
     const { ops, fake } = setup();
-    const [, wfd] = await call(ops.create, '/f', 0o100644);
+    const [, wfd] = await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
     await call(ops.write, '/f', wfd, Buffer.from('short'), 5, 0);
-    await call(ops.release, '/f', wfd);
+    await call(ops.release, '/f', wfd, null);
     expect(await call(ops.link, '/f', '/g')).toEqual([0]);
     expect([await sizeOf(ops, '/f'), await sizeOf(ops, '/g')]).toEqual([5, 5]);
 
@@ -339,7 +366,7 @@ describe('sharing one store with other clients', () => {
     fake.calls.length = 0;
     const [err, fd] = await call(ops.open, '/f', fsConstants.O_RDONLY);
     expect(err).toBe(0);
-    expect(fake.calls).toEqual(['resolve /f']);
+    expect(fake.calls).toEqual(['open /f']);
     // What the kernel asks next (fstat, or getattr after a read past its old size): the new size.
     const [, fstat] = (await call(ops.fgetattr, '/f', fd)) as [number, Fuse.Stat];
     expect(fstat.size).toBe(13);
@@ -347,24 +374,28 @@ describe('sharing one store with other clients', () => {
     const out = Buffer.alloc(64);
     expect(await call(ops.read, '/f', fd, out, 64, 0)).toEqual([13]);
     expect(out.subarray(0, 13).toString()).toBe('a longer text');
-    expect(await call(ops.release, '/f', fd)).toEqual([0]);
+    expect(await call(ops.release, '/f', fd, null)).toEqual([0]);
   });
 
   it('open for writing sees the size another client stored; a file removed there is gone',  async () => {
     const { ops, fake } = setup();
-    const [, wfd] = await call(ops.create, '/f', 0o100644);
-    await call(ops.release, '/f', wfd);
+    const [, wfd] = await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
+    await call(ops.release, '/f', wfd, null);
     expect(await sizeOf(ops, '/f')).toBe(0);
     await rewriteElsewhere(fake, 2, 'abc');
     const [, fd] = await call(ops.open, '/f', fsConstants.O_WRONLY);
     const [, fstat] = (await call(ops.fgetattr, '/f', fd)) as [number, Fuse.Stat];
     expect(fstat.size).toBe(3); // where the kernel appends (O_APPEND)
     await call(ops.write, '/f', fd, Buffer.from('Z'), 1, 3);
-    await call(ops.release, '/f', fd);
+    await call(ops.release, '/f', fd, null);
     expect((await fake.read(2, 0, 100)).toString()).toBe('abcZ');
 
     await fake.unlink(1, 'f');
-    expect((await call(ops.open, '/f', fsConstants.O_RDONLY))[0]).toBe(-E.ENOENT);
+    // ESTALE: the kernel looks the name up again and answers the caller ENOENT (do_filp_open).
+    expect((await call(ops.open, '/f', fsConstants.O_RDONLY))[0]).toBe(-E.ESTALE);
+    // The kernel was told /f exists a moment ago (its dentry may be stale): ESTALE once, so that
+    // it looks the name up again (open(O_CREAT) then creates it); its retry gets ENOENT.
+    expect((await call(ops.getattr, '/f'))[0]).toBe(-E.ESTALE);
     expect((await call(ops.getattr, '/f'))[0]).toBe(-E.ENOENT);
   });
 
@@ -375,6 +406,39 @@ describe('sharing one store with other clients', () => {
     await call(ops.getattr, '/d');
     await call(ops.getattr, '/d');
     expect(fake.calls).toEqual(['resolve /d', 'resolve /d']);
+  });
+});
+
+describe('create without O_EXCL (issue 13)', () => {
+  it('opens a name another host created meanwhile, as open(2) would, and checks its permissions', async () => {
+    const { ops, fake } = setup();
+    const other = { uid: 2000, gid: 200 };
+    // Another host creates the name after this kernel looked it up (so the kernel sends create).
+    const theirs = await fake.mknod(1, 'f', 0o100644, other);
+    await fake.write(theirs.ino, 0, Buffer.from('theirs'));
+    const [err, fd] = await call(ops.create, '/f', 0o100600, fsConstants.O_CREAT | fsConstants.O_RDONLY);
+    expect(err).toBe(0);
+    const out = Buffer.alloc(16);
+    expect(await call(ops.read, '/f', fd, out, 16, 0)).toEqual([6]);
+    expect(out.subarray(0, 6).toString()).toBe('theirs');
+    await call(ops.release, '/f', fd, null);
+    // Their file is rw-r--r--: writing is not the caller's (uid 1000) to do; O_EXCL still refuses.
+    expect((await call(ops.create, '/f', 0o100600, fsConstants.O_CREAT | fsConstants.O_WRONLY))[0]).toBe(-E.EACCES);
+    expect((await call(ops.create, '/f', 0o100600, CREATE_FLAGS | fsConstants.O_EXCL))[0]).toBe(-E.EEXIST);
+    // A directory of that name: EISDIR, as open(O_CREAT) of a directory answers.
+    await fake.mkdir(1, 'd', 0o777, other);
+    expect((await call(ops.create, '/d', 0o100600, fsConstants.O_CREAT | fsConstants.O_RDONLY))[0]).toBe(-E.EISDIR);
+  });
+
+  it('truncates an existing file opened with O_TRUNC', async () => {
+    const { ops, fake } = setup();
+    const mine = await fake.mknod(1, 'f', 0o100644, { uid: 1000, gid: 100 });
+    await fake.write(mine.ino, 0, Buffer.from('old data'));
+    const [err, fd] = await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
+    expect(err).toBe(0);
+    await call(ops.write, '/f', fd, Buffer.from('new'), 3, 0);
+    await call(ops.release, '/f', fd, null);
+    expect((await fake.read(mine.ino, 0, 100)).toString()).toBe('new');
   });
 });
 
@@ -393,7 +457,7 @@ describe('read-only mounts', () => {
     });
     const { ops } = setup({ readOnly: true, store });
     const cases: [string, unknown[]][] = [
-      ['create', ['/f', 0o100644]], ['mknod', ['/p', 0o010644, 0]], ['mkdir', ['/d', 0o755]],
+      ['create', ['/f', 0o100644, CREATE_FLAGS]], ['mknod', ['/p', 0o010644, 0]], ['mkdir', ['/d', 0o755]],
       ['unlink', ['/f']], ['rmdir', ['/d']], ['rename', ['/a', '/b']], ['link', ['/a', '/b']],
       ['symlink', ['t', '/l']], ['truncate', ['/f', 0]], ['ftruncate', ['/f', 1, 0]],
       ['chmod', ['/f', 0o600]], ['chown', ['/f', 1, 1]], ['utimens', ['/f', 1n, 1n]],
@@ -412,7 +476,7 @@ describe('read-only mounts', () => {
 describe('attributes', () => {
   it('chown leaves -1 ids unchanged; utimens sets only the given times', async () => {
     const { ops, fake } = setup();
-    await call(ops.create, '/f', 0o100644);
+    await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
     expect(await call(ops.chown, '/f', 0xffffffff, 7)).toEqual([0]);
     expect(await call(ops.utimens, '/f', undefined, 5_000_000_000n)).toEqual([0]);
     expect(await call(ops.utimens, '/f', undefined, undefined)).toEqual([0]);
@@ -441,7 +505,7 @@ describe('namespace', () => {
   it('readdir lists . and .. with types and inode numbers', async () => {
     const { ops } = setup();
     await call(ops.mkdir, '/d', 0o755);
-    await call(ops.create, '/d/f', 0o100644);
+    await call(ops.create, '/d/f', 0o100644, CREATE_FLAGS);
     const [err, names, stats] = (await call(ops.readdir, '/d')) as [number, string[], Fuse.Stat[]];
     expect(err).toBe(0);
     expect(names).toEqual(['.', '..', 'f']);
@@ -451,7 +515,7 @@ describe('namespace', () => {
   it('a renamed directory drops its cached subtree', async () => {
     const { ops } = setup();
     await call(ops.mkdir, '/d', 0o755);
-    await call(ops.create, '/d/f', 0o100644);
+    await call(ops.create, '/d/f', 0o100644, CREATE_FLAGS);
     expect((await call(ops.getattr, '/d/f'))[0]).toBe(0);
     expect(await call(ops.rename, '/d', '/e')).toEqual([0]);
     expect((await call(ops.getattr, '/d/f'))[0]).toBe(-E.ENOENT);
@@ -474,16 +538,16 @@ describe('namespace', () => {
     await call(ops.mkdir, '/g', 0o755);
     await call(ops.chown, '/g', 0xffffffff, 50);
     await call(ops.chmod, '/g', 0o2775);
-    await call(ops.create, '/g/f', 0o100644);
+    await call(ops.create, '/g/f', 0o100644, CREATE_FLAGS);
     await call(ops.mkdir, '/g/sub', 0o755);
-    expect(fake.calls.filter((c) => /^(mknod|mkdir) (f|sub)/.test(c))).toEqual(['mknod f 100644 1000:50', 'mkdir sub 2755 1000:50']);
+    expect(fake.calls.filter((c) => /^(createOpen|mkdir) (f|sub)/.test(c))).toEqual(['createOpen f 100644 1000:50', 'mkdir sub 2755 1000:50']);
   });
 });
 
 describe('extended attributes', () => {
   it('maps setxattr flags, and remembers missing names until this mount changes them', async () => {
     const { ops, fake } = setup();
-    await call(ops.create, '/f', 0o100644);
+    await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
     expect(await call(ops.getxattr, '/f', 'security.capability', 0)).toEqual([-E.ENODATA]);
     expect(await call(ops.getxattr, '/f', 'security.capability', 0)).toEqual([-E.ENODATA]);
     // A file this mount just created has no xattrs: the misses cost no store call at all.
@@ -500,7 +564,7 @@ describe('extended attributes', () => {
 
   it('has no POSIX ACLs: EOPNOTSUPP, so tools fall back to chmod', async () => {
     const { ops, fake } = setup();
-    await call(ops.create, '/f', 0o100644);
+    await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
     for (const name of ['system.posix_acl_access', 'system.posix_acl_default']) {
       expect(await call(ops.setxattr, '/f', name, Buffer.from('acl'), 0, 0)).toEqual([-E.EOPNOTSUPP]);
       expect(await call(ops.getxattr, '/f', name, 0)).toEqual([-E.EOPNOTSUPP]);
@@ -510,7 +574,7 @@ describe('extended attributes', () => {
 
   it('takes names in the user, trusted and security namespaces only, as tmpfs does (issue 12)', async () => {
     const { ops, fake } = setup();
-    await call(ops.create, '/f', 0o100644);
+    await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
     // Outside every namespace: EOPNOTSUPP; a namespace with no name after it: EINVAL.
     for (const name of ['foo', 'bogus.x', 'userx', 'system.foo', 'os2.x']) {
       expect({ name, answer: await call(ops.setxattr, '/f', name, Buffer.from('v'), 0, 0) }).toEqual({ name, answer: [-E.EOPNOTSUPP] });
@@ -529,7 +593,7 @@ describe('extended attributes', () => {
   it('lists trusted.* names to root only (CAP_SYS_ADMIN), as tmpfs does', async () => {
     const store = new FakeStore();
     const root = setup({ store, uid: 0 });
-    await call(root.ops.create, '/f', 0o100644);
+    await call(root.ops.create, '/f', 0o100644, CREATE_FLAGS);
     for (const name of ['user.a', 'trusted.b', 'security.c']) await call(root.ops.setxattr, '/f', name, Buffer.from('v'), 0, 0);
     expect(await call(root.ops.listxattr, '/f')).toEqual([0, ['user.a', 'trusted.b', 'security.c']]);
     const user = setup({ store, uid: 1000 });

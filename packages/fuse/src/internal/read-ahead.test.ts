@@ -165,9 +165,15 @@ describe('read handler with read-ahead', () => {
       return { ino: 2, type: 'file', mode: 0o100644, uid: 0, gid: 0, size: this.data.length, nlink: 1, rdev: 0,
         atimeNs: 1n, mtimeNs: 1n, ctimeNs: 1n, blocks: 0, generation: 0 };
     }
+    /** No session: opens hold nothing, locks stay with the kernel. */
+    readonly sessionId = undefined;
+    readonly locks = undefined;
     async resolve(path: string): Promise<Attr> {
       if (path !== '/f') throw new FsError('ENOENT', path);
       return this.attr();
+    }
+    open(path: string): Promise<Attr> {
+      return this.resolve(path);
     }
     async getattr(): Promise<Attr> {
       return this.attr();
@@ -222,7 +228,7 @@ describe('read handler with read-ahead', () => {
       expect((await readAt(ops, fd, 128 * 1024, pos)).equals(store.data.subarray(pos, pos + 128 * 1024))).toBe(true);
     }
     expect(store.reads).toEqual(['131072@0', '131072@131072', '1048576@0']); // two reads alone, then the window
-    await call(ops.release, '/f', fd);
+    await call(ops.release, '/f', fd, null);
     store.data.fill(9, 0, 2 * MiB_); // another host rewrites the file
     const [, again] = (await call(ops.open, '/f', fsConstants.O_RDONLY)) as [number, number];
     expect((await readAt(ops, again, 4096, 0)).equals(Buffer.alloc(4096, 9))).toBe(true);
@@ -243,8 +249,8 @@ describe('read handler with read-ahead', () => {
     await call(ops.truncate, '/f', 100);
     await call(ops.truncate, '/f', 20_000);
     expect((await readAt(ops, r, 4096, 16_384)).equals(Buffer.alloc(20_000 - 16_384))).toBe(true);
-    await call(ops.release, '/f', w);
-    await call(ops.release, '/f', r);
+    await call(ops.release, '/f', w, null);
+    await call(ops.release, '/f', r, null);
   });
 });
 

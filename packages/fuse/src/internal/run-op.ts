@@ -137,11 +137,20 @@ export function describeError(err: unknown): string {
   return text;
 }
 
+/** How one call runs. */
+export interface RunOptions {
+  /**
+   * false: no deadline for this call (a lock request that waits for another owner, F_SETLKW or
+   * a blocking flock, waits as long as it takes, as on a local disk; the caller can interrupt it).
+   */
+  deadline?: boolean;
+}
+
 /**
  * Runs `fn` (called synchronously, so it may read per-request context before its first await)
  * and answers with `reply` exactly once, however `fn` ends: value, rejection or synchronous throw.
  */
-export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Promise<T> | T, reply: Reply<T>): void {
+export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Promise<T> | T, reply: Reply<T>, options: RunOptions = {}): void {
   env.counts?.add(name);
   const started = performance.now();
   let labelText: string | undefined;
@@ -180,7 +189,7 @@ export function runOp<T>(env: OpEnv, name: string, detail: Detail, fn: () => Pro
     answer(errno);
   };
 
-  if (env.deadlineMs > 0) {
+  if (env.deadlineMs > 0 && options.deadline !== false) {
     deadline = setTimeout(() => {
       env.log(`${label()}: no answer from Redis within the deadline (${env.deadlineMs} ms), answering ETIMEDOUT`, 'warn');
       answer(-constants.errno.ETIMEDOUT);

@@ -6,13 +6,15 @@
  *    of RELEASE_BATCH entries per script (lua.ts, gcStep);
  *  - `{F}#dead`: deleted members of the family whose keys are still being released (a deleted
  *    snapshot), one key or one batch of a block map per script;
- *  - `{F}#free`: ids of blocks no map references: their keys are deleted, then the ids.
+ *  - `{F}#free`: ids of blocks no map references: their keys are deleted, then the ids;
+ *  - `MP orph`: inodes removed while open that no session holds any more (a session's end cut
+ *    short, or a copy), freed one short script per few (lua-sessions.ts, sweepOrphans).
  * All of it is recorded in Redis by the script that made the work, so collection resumes where
  * it stopped, on this mount, another one, or the next. It never delays an open and stops within
  * one batch on close.
  */
 import type { StoreContext } from './context.js';
-import { deleteFreeBlocks, releaseGcWork, releaseMember } from './release.js';
+import { deleteFreeBlocks, releaseGcWork, releaseMember, sweepOrphans } from './release.js';
 
 /** Dead members looked at per round. */
 const MEMBERS_PER_ROUND = 16;
@@ -98,9 +100,14 @@ export class Collector {
   private async loop(): Promise<void> {
     for (;;) {
       this.again = false;
-      const did = (await this.maps()) + (await this.deadMembers()) + (await this.blocks());
+      const did = (await this.orphans()) + (await this.maps()) + (await this.deadMembers()) + (await this.blocks());
       if (did === 0 || this.stopped) return;
     }
+  }
+
+  private async orphans(): Promise<number> {
+    const { client, keys, scripts } = this.ctx;
+    return (await sweepOrphans(client, scripts, keys, () => this.stopped)).freed;
   }
 
   private async maps(): Promise<number> {

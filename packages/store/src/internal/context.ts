@@ -4,6 +4,7 @@ import type { BinaryClient, RedisClient } from './connect.js';
 import type { ScriptRunner } from './scripts.js';
 import type { StoredCodec } from './codec.js';
 import type { BlockIds } from './data.js';
+import type { Session } from './session.js';
 
 export interface StoreContext {
   client: RedisClient;
@@ -28,4 +29,9 @@ export interface StoreContext {
   /** Asks the background collector for a round (after an operation left work for it). */
   collect: () => void;
   warn: (message: string, cause?: unknown) => void;
+  /**
+   * This store's session (a read-write store opened with StoreOptions.session): its `id` is the
+   * current session id, which changes when the session, declared dead, registers anew.
+   */
+  session?: Session | undefined;
 }

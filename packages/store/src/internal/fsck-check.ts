@@ -42,7 +42,23 @@ export type RepairAction =
   | { op: 'unfree-block'; id: string }
   | { op: 'create-root'; nlink: number }
   | { op: 'set-stats'; from: { inodes: string; bytes: string }; to: { inodes: number; bytes: string } }
-  | { op: 'raise-counter'; to: number };
+  | { op: 'raise-counter'; to: number }
+  | SessionRepairAction;
+
+/** Repairs of sessions and what they hold (fsck-sessions.ts applies them). */
+export type SessionRepairAction =
+  /** Ends an expired session: its holds (freeing what only it held) and locks go, then its keys. */
+  | { op: 'end-session'; sid: string }
+  /** Frees an inode removed while open that no live session holds (if its nlink and ctime did not change). */
+  | { op: 'free-removed'; ino: number; nlink: string; ctime: string }
+  /** Drops holds of an inode that is gone (`what: 'inode'`; sid '' = every holder), or of a session that is not alive. */
+  | { op: 'drop-hold'; ino: number; sid: string; what: 'inode' | 'session' }
+  /** Takes an inode that is no kept-open file off `{P}:orph` (or frees it if it is an unheld one). */
+  | { op: 'sweep-orphan'; ino: number }
+  /** Drops the lock fields of sessions that are not alive on an inode. */
+  | { op: 'drop-locks'; ino: number; sids: string[] }
+  /** Unlinks a directory entry (as unlink(2) does), while it still holds `value`. */
+  | { op: 'unlink-entry'; dir: number; name: string; value: string };
 
 /** A problem and, when fsck can fix it, how. */
 export interface Finding {
@@ -73,6 +89,8 @@ export class ImageCheck {
   private readonly found: Finding[] = [];
   private readonly flaggedKeys = new Set<string>();
   private readonly orphans = new Map<number, InodeImage>();
+  /** Unreachable non-directories with link count 0: removed while open (kept for their holders, or left behind). */
+  private readonly removed = new Map<number, InodeImage>();
   private maxIno = ROOT_INO;
 
   constructor(
@@ -95,9 +113,17 @@ export class ImageCheck {
     this.found.push(finding('unexpected-key', `key ${key} ${why}`, { key }));
   }
 
-  /** Live inodes not reachable from the root (found in the constructor). */
+  /** Live inodes not reachable from the root (found in the constructor), but removed files. */
   get orphanInodes(): ReadonlyMap<number, InodeImage> {
     return this.orphans;
+  }
+
+  /**
+   * Files (non-directories) with link count 0 that no entry names: removed while a session held
+   * them open (fsck-sessions.ts judges them against the sessions).
+   */
+  get removedInodes(): ReadonlyMap<number, InodeImage> {
+    return this.removed;
   }
 
   /** Every finding; `mapEntries(ino)`: how many blocks the block map of `ino` holds. */
@@ -223,7 +249,8 @@ export class ImageCheck {
       const refs = names.get(ino) ?? [];
       const reachable = node.type === 'dir' ? visited.has(ino) : refs.length > 0;
       if (!reachable) {
-        this.orphans.set(ino, node);
+        if (node.type !== 'dir' && node.rawNlink === '0') this.removed.set(ino, node);
+        else this.orphans.set(ino, node);
         continue;
       }
       let expected = refs.length;

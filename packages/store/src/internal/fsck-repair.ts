@@ -16,7 +16,8 @@
  * a block nothing references any more goes to `{F}#free`, whose keys the collector deletes.
  *
  * Scripts that touch a data block key and family keys at once (remove-map-entry, delete-block)
- * need a single server, as the block scan does: data blocks carry no hash tag.
+ * need a single server, as the block scan does: data blocks carry no hash tag. Repairs of
+ * sessions and what they hold run the store's own scripts (fsck-sessions.ts).
  */
 import { INODE_FIELDS, ROOT_INO, encodeInode, type KeyLayout } from '@redisfs/schema';
 import type { FsckRepair } from '../fsck.js';
@@ -24,6 +25,7 @@ import type { Finding } from './fsck-check.js';
 import type { RedisClient } from './connect.js';
 import { ScriptRunner } from './scripts.js';
 import { releaseKey, releaseMapWork } from './release.js';
+import { applySessionRepair } from './fsck-sessions.js';
 
 const F = INODE_FIELDS;
 const S_IFMT = 61440;
@@ -260,6 +262,13 @@ export async function applyRepair(
       return (await run(RAISE_COUNTER, [layout.inoCounter], [String(action.to)]))
         ? done(`raised ${layout.inoCounter} to ${action.to}`)
         : undefined;
+    case 'end-session':
+    case 'free-removed':
+    case 'drop-hold':
+    case 'sweep-orphan':
+    case 'drop-locks':
+    case 'unlink-entry':
+      return applySessionRepair(client, layout, action, blockSize, scripts, done);
   }
 }
 

@@ -15,11 +15,13 @@ import {
   parseBlockKey,
   parseFamilyMapKey,
   parseInodeKey,
+  parseSessionKey,
   type FileType,
   type KeyLayout,
 } from '@redisfs/schema';
 import type { RedisClient } from './connect.js';
 import { hScanEntries, scanMatching, sScanMembers, zScanMembers } from './topology.js';
+import { SessionKeys, type SessionImage } from './fsck-session-scan.js';
 
 /** Keys per SCAN call (a hint to Redis) and reads per pipelined batch. */
 const SCAN_COUNT = 1000;
@@ -68,6 +70,8 @@ export interface MetaImage {
   unexpected: Map<string, string>;
   /** Metadata keys scanned (a key SCAN repeated counts twice). */
   keysScanned: number;
+  /** The session and lock keys, and `{P}:orph` (read after the scan). */
+  sessions: SessionImage;
 }
 
 /** Called after each batch with the number of keys scanned so far in this phase (the metadata scan adds the inodes read). */
@@ -92,7 +96,8 @@ export async function readLayoutFields(
 
 /** Reads the superblock, counters, pending deletions, every inode, directory and xattr key. */
 export async function scanMetadata(client: RedisClient, layout: KeyLayout, progress?: ScanProgress): Promise<MetaImage> {
-  const image: MetaImage = {
+  const sessionKeys = new SessionKeys();
+  const image: Omit<MetaImage, 'sessions'> = {
     superblock: undefined,
     stats: undefined,
     counter: undefined,
@@ -104,14 +109,16 @@ export async function scanMetadata(client: RedisClient, layout: KeyLayout, progr
     unexpected: new Map(),
     keysScanned: 0,
   };
-  const singletons = new Set([layout.superblock, layout.inoCounter, layout.stats, layout.gc, ...layout.transientKeys]);
+  const singletons = new Set([layout.superblock, layout.inoCounter, layout.stats, layout.gc, layout.orphans, ...layout.transientKeys]);
   for await (const keys of scanMatching(client, layout.metaPattern, SCAN_COUNT)) {
     const inodes: number[] = [];
     const dirs: number[] = [];
     for (const key of keys) {
       if (singletons.has(key)) continue;
       const parsed = parseInodeKey(layout, key);
-      if (!parsed) image.unexpected.set(key, 'is not a key of the redisfs layout');
+      const session = parsed ? undefined : parseSessionKey(layout, key);
+      if (session) sessionKeys.note(session);
+      else if (!parsed) image.unexpected.set(key, 'is not a key of the redisfs layout');
       else if (parsed.kind === 'inode') inodes.push(parsed.ino);
       else if (parsed.kind === 'dir') dirs.push(parsed.ino);
       else if (parsed.kind === 'map') image.maps.add(parsed.ino);
@@ -123,7 +130,7 @@ export async function scanMetadata(client: RedisClient, layout: KeyLayout, progr
     progress?.(image.keysScanned, image.inodes.size);
   }
   await readSingletons(client, layout, image);
-  return image;
+  return { ...image, sessions: await sessionKeys.read(client, layout, image.unexpected) };
 }
 
 /**
@@ -273,7 +280,7 @@ export async function membersBeingCopied(client: RedisClient, members: Iterable<
   return list.filter((_, i) => busy[i]);
 }
 
-async function readInodes(client: RedisClient, layout: KeyLayout, inos: number[], image: MetaImage): Promise<void> {
+async function readInodes(client: RedisClient, layout: KeyLayout, inos: number[], image: Omit<MetaImage, 'sessions'>): Promise<void> {
   const replies = await Promise.allSettled(inos.map((ino) => client.hGetAll(layout.inode(ino))));
   replies.forEach((reply, i) => {
     const ino = inos[i]!;
@@ -333,7 +340,7 @@ function unreadable(ino: number, hash: Record<string, string>, reason: string): 
   };
 }
 
-async function readDirs(client: RedisClient, layout: KeyLayout, inos: number[], image: MetaImage): Promise<void> {
+async function readDirs(client: RedisClient, layout: KeyLayout, inos: number[], image: Omit<MetaImage, 'sessions'>): Promise<void> {
   const fresh = inos.filter((ino) => !image.dirs.has(ino));
   const sizes = await Promise.allSettled(fresh.map((ino) => client.hLen(layout.dir(ino))));
   const small: number[] = [];
@@ -361,7 +368,7 @@ async function readDirs(client: RedisClient, layout: KeyLayout, inos: number[], 
   }
 }
 
-async function readSingletons(client: RedisClient, layout: KeyLayout, image: MetaImage): Promise<void> {
+async function readSingletons(client: RedisClient, layout: KeyLayout, image: Omit<MetaImage, 'sessions'>): Promise<void> {
   const [sb, st, counter] = await Promise.allSettled([
     client.hGetAll(layout.superblock),
     client.hGetAll(layout.stats),

@@ -53,7 +53,8 @@ return t[1] .. string.format('%06d', tonumber(t[2])) .. '000'
 
 /**
  * Copies a batch of source keys that no writer has preserved yet (those are already in the
- * target, as they were at the start), and renews the lease. ARGV: MP, id, lease ms, key…
+ * target, as they were at the start), but for session and lock keys, and renews the lease.
+ * ARGV: MP, id, lease ms, key…
  * → number of keys copied.
  */
 const SNAP_COPY = `${COMMON}
@@ -67,7 +68,9 @@ local n = 0
 local any_done = redis.call('SCARD', SNAP_DONE) > 0
 for i = 4, #ARGV do
   local key = ARGV[i]
-  if not skip[key] and string.sub(key, 1, #MP) == MP and not (any_done and redis.call('SISMEMBER', SNAP_DONE, key) == 1) then
+  -- Session and lock keys describe the mounts of the source, not its contents: never copied.
+  if not skip[key] and string.sub(key, 1, #MP) == MP and not is_session_key(key)
+    and not (any_done and redis.call('SISMEMBER', SNAP_DONE, key) == 1) then
     n = n + preserve(key, to)
   end
 end

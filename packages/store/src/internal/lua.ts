@@ -28,7 +28,8 @@ local function preserve(key, to)
 end
 `;
 
-const COMMON = `${LUA_KEY_FUNCTIONS}
+/** What every filesystem script starts with (lua-sessions.ts builds on it too). */
+export const LUA_COMMON = `${LUA_KEY_FUNCTIONS}
 local S_IFMT = 61440
 local S_IFDIR = 16384
 local S_IFREG = 32768
@@ -123,21 +124,37 @@ local function free_map(ino)
     queued = true
   end
 end
--- Drops one link of a non-directory inode; frees it at nlink 0.
-local function drop_link(ino, tc, now)
+-- Deletes the lock hashes of an inode that goes, waking its lock waiters on every host (their
+-- retry finds it gone). Session and lock keys are never preserved for a snapshot (no w()).
+local function drop_lock_keys(ino)
+  if redis.call('DEL', lfkey(ino), lpkey(ino)) > 0 then redis.call('PUBLISH', LOCK_CHANNEL, ino) end
+end
+-- Frees an inode whose hash exists: its hashes, what it counted in STATS, its block map (a
+-- regular file: reg), its lock hashes, and its place in ORPHANS.
+local function free_inode(ino, reg)
   local k = ikey(ino)
-  local n = redis.call('HINCRBY', w(k), 'n', -1)
-  if n > 0 then
-    redis.call('HSET', w(k), 'c', now)
-    return
-  end
-  local size = tonumber(redis.call('HGET', k, 's') or '0')
+  local size = tonumber(redis.call('HGET', k, 's') or '0') or 0
   redis.call('DEL', w(k), w(xkey(ino)))
   redis.call('HINCRBY', w(STATS), 'inodes', -1)
-  if tc == 'f' then
+  if reg then
     redis.call('HINCRBY', w(STATS), 'bytes', int(0 - size))
     free_map(ino)
   end
+  drop_lock_keys(ino)
+  if redis.call('SISMEMBER', ORPHANS, ino) == 1 then redis.call('SREM', w(ORPHANS), ino) end
+end
+-- Drops one link of a non-directory inode. At nlink 0 it is freed, unless a session holds it
+-- open (o:<ino> exists): then it is kept, in no directory, listed in ORPHANS, until its last
+-- holder releases it (lua-sessions.ts); its usage stays counted meanwhile, as on a local disk.
+local function drop_link(ino, tc, now)
+  local k = ikey(ino)
+  local n = redis.call('HINCRBY', w(k), 'n', -1)
+  if n > 0 or redis.call('EXISTS', okey(ino)) == 1 then
+    redis.call('HSET', w(k), 'c', now)
+    if n <= 0 then redis.call('SADD', w(ORPHANS), ino) end
+    return
+  end
+  free_inode(ino, tc == 'f')
 end
 -- Whether the last block of a file may hold bytes past its size s (its field z, passed in as
 -- read, is set by a shrink until the block is rewritten): a growth must have it cleaned first.
@@ -152,7 +169,7 @@ local function work() return queued and '1' or '' end
 `;
 
 /** ARGV: MP, name1, name2, … → {ino, HGETALL} of the last component ('/' when none). */
-const RESOLVE = `${COMMON}
+const RESOLVE = `${LUA_COMMON}
 local ino = '1'
 local t = 'd'
 for i = 2, #ARGV do
@@ -168,7 +185,7 @@ return { ino, h }
 `;
 
 /** ARGV: MP, parent, name → {ino, HGETALL}, or 'ENOENT' (a reply, not an error: misses are common and cheap). */
-const LOOKUP = `${COMMON}
+const LOOKUP = `${LUA_COMMON}
 local v = redis.call('HGET', dkey(ARGV[2]), ARGV[3])
 if not v then
   -- A miss in a parent that is not a directory is ENOTDIR, as the kernel answers.
@@ -183,14 +200,14 @@ return { ino, h }
 `;
 
 /** ARGV: MP, ino1, ino2, … → {HGETALL of each} (empty for an inode that is gone). */
-const GETATTRS = `${COMMON}
+const GETATTRS = `${LUA_COMMON}
 local out = {}
 for i = 2, #ARGV do out[i - 1] = attrs(ARGV[i]) end
 return out
 `;
 
 /** ARGV: MP, parent, name, newIno, typeChar, mode, uid, gid, rdev, now, target → {ino, HGETALL, parent, its HGETALL}. */
-const CREATE = `${COMMON}
+const CREATE = `${LUA_COMMON}
 local parent, name, ino, tc, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[10]
 must_dir(parent)
 if redis.call('HEXISTS', dkey(parent), name) == 1 then fail('EEXIST') end
@@ -212,12 +229,14 @@ return { ino, attrs(ino), parent, attrs(parent) }
 `;
 
 /** ARGV: MP, ino, newParent, newName, now → {ino, HGETALL, newParent, its HGETALL}. */
-const LINK = `${COMMON}
+const LINK = `${LUA_COMMON}
 local ino, parent, name, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local k = ikey(ino)
 local m = redis.call('HGET', k, 'm')
 if not m then fail('ENOENT') end
 if fmt(m) == S_IFDIR then fail('EPERM') end
+-- A file removed while open (kept for its holders) cannot get a name again, as in Linux.
+if tonumber(redis.call('HGET', k, 'n')) <= 0 then fail('ENOENT') end
 must_dir(parent)
 if redis.call('HEXISTS', dkey(parent), name) == 1 then fail('EEXIST') end
 if tonumber(redis.call('HGET', k, 'n')) >= ${LINK_MAX} then fail('EMLINK') end
@@ -229,7 +248,7 @@ return { ino, attrs(ino), parent, attrs(parent) }
 `;
 
 /** ARGV: MP, parent, name, now → {'1' when work was left for the collector else '', parent, its HGETALL}. */
-const UNLINK = `${COMMON}
+const UNLINK = `${LUA_COMMON}
 local parent, name, now = ARGV[2], ARGV[3], ARGV[4]
 local v = redis.call('HGET', dkey(parent), name)
 if not v then fail('ENOENT') end
@@ -242,7 +261,7 @@ return { work(), parent, attrs(parent) }
 `;
 
 /** ARGV: MP, parent, name, now → {'OK', parent, its HGETALL}. */
-const RMDIR = `${COMMON}
+const RMDIR = `${LUA_COMMON}
 local parent, name, now = ARGV[2], ARGV[3], ARGV[4]
 local v = redis.call('HGET', dkey(parent), name)
 if not v then fail('ENOENT') end
@@ -251,6 +270,7 @@ local ino = string.sub(v, 2)
 if redis.call('HLEN', dkey(ino)) > 0 then fail('ENOTEMPTY') end
 redis.call('HDEL', w(dkey(parent)), name)
 redis.call('DEL', w(ikey(ino)), w(dkey(ino)), w(xkey(ino)))
+drop_lock_keys(ino) -- flock(2) works on directories too
 redis.call('HINCRBY', w(ikey(parent)), 'n', -1)
 touch(parent, now)
 redis.call('HINCRBY', w(STATS), 'inodes', -1)
@@ -258,7 +278,7 @@ return { 'OK', parent, attrs(parent) }
 `;
 
 /** ARGV: MP, srcParent, srcName, dstParent, dstName, now → {'1' when work was left for the collector else '', srcParent, its HGETALL, dstParent, its HGETALL}; '' when nothing changes. */
-const RENAME = `${COMMON}
+const RENAME = `${LUA_COMMON}
 local sp, sn, dp, dn, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local sv = redis.call('HGET', dkey(sp), sn)
 if not sv then fail('ENOENT') end
@@ -292,6 +312,7 @@ end
 if dv then
   if dt == 'd' then
     redis.call('DEL', w(ikey(dino)), w(dkey(dino)), w(xkey(dino)))
+    drop_lock_keys(dino)
     redis.call('HINCRBY', w(ikey(dp)), 'n', -1)
     redis.call('HINCRBY', w(STATS), 'inodes', -1)
   else
@@ -319,7 +340,7 @@ return { work(), sp, attrs(sp), dp, attrs(dp) }
  * and 'CLEAR' when growing it would expose bytes a shrink left in its last block (rewrite that
  * block, writeBlocks, then call again).
  */
-const SETATTR = `${COMMON}
+const SETATTR = `${LUA_COMMON}
 local ino, now, bsize = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local mode, uid, gid, size, atime, mtime = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local k = ikey(ino)
@@ -391,7 +412,7 @@ return { attrs(ino), work(), tail }
  * Either way two clients writing different bytes of one block both keep their bytes, and a
  * block another map shares is never changed.
  */
-const WRITE_BLOCKS = `${COMMON}
+const WRITE_BLOCKS = `${LUA_COMMON}
 local ino, now, bsize, inline = ARGV[2], ARGV[4], tonumber(ARGV[5]), ARGV[6] == '1'
 local RAW = ${BLOCK_CODECS.raw}
 local k = ikey(ino)
@@ -483,7 +504,7 @@ return int(s) .. more
  * → {size, index1, id1, block1, index2, …} for the blocks that exist (block '' when its key is
  * missing); 'ENOENT'.
  */
-const READ_BLOCKS = `${COMMON}
+const READ_BLOCKS = `${LUA_COMMON}
 local ino = ARGV[2]
 local s = redis.call('HGET', ikey(ino), 's')
 if not s then return 'ENOENT' end
@@ -502,7 +523,7 @@ return out
  * inode's block map (all of them when the inode is gone, else those at or past its size) and
  * removes the member when none is left. ARGV: MP, ino, bsize → 1 when done, else 0.
  */
-const GC_STEP = `${COMMON}
+const GC_STEP = `${LUA_COMMON}
 local ino, bsize = ARGV[2], tonumber(ARGV[3])
 local s = redis.call('HGET', ikey(ino), 's')
 local from = s and blocks_of(s, bsize) or 0
@@ -518,7 +539,7 @@ return 0
  * named in full): a block map loses up to RELEASE_BATCH entries, any other key is deleted.
  * ARGV: MP (any member of the family), key → 1 when the key is gone, else 0.
  */
-const RELEASE_KEY = `${COMMON}
+const RELEASE_KEY = `${LUA_COMMON}
 local key = ARGV[2]
 -- A metadata key of a member of this family ({F}:… or {F}@label:…), never a family key ({F}#…).
 local after = string.sub(key, #FAM + 3, #FAM + 3)
@@ -544,7 +565,7 @@ return redis.call('EXISTS', key) == 1 and 0 or 1
  * in DEAD, whose keys are then released in batches (releaseKey, releaseDone).
  * ARGV: MP → 1 when a superblock existed, else 0.
  */
-const FORGET = `${COMMON}
+const FORGET = `${LUA_COMMON}
 if redis.call('EXISTS', SNAP) == 1 or redis.call('EXISTS', snap_lock_of(PFX)) == 1 then fail('EBUSY') end
 local existed = redis.call('DEL', SB)
 redis.call('SADD', DEAD, PFX)
@@ -552,13 +573,13 @@ return existed
 `;
 
 /** Ends the release of this (deleted) member. ARGV: MP → 'OK'. */
-const RELEASE_DONE = `${COMMON}
+const RELEASE_DONE = `${LUA_COMMON}
 redis.call('SREM', DEAD, PFX)
 return 'OK'
 `;
 
 /** ARGV: MP, ino, name, value, flag ('create' | 'replace' | ''), now. */
-const SETXATTR = `${COMMON}
+const SETXATTR = `${LUA_COMMON}
 local ino, name, flag, now = ARGV[2], ARGV[3], ARGV[5], ARGV[6]
 if redis.call('EXISTS', ikey(ino)) == 0 then fail('ENOENT') end
 local exists = redis.call('HEXISTS', xkey(ino), name) == 1
@@ -570,7 +591,7 @@ return 'OK'
 `;
 
 /** ARGV: MP, ino, name, now. */
-const REMOVEXATTR = `${COMMON}
+const REMOVEXATTR = `${LUA_COMMON}
 local ino, name, now = ARGV[2], ARGV[3], ARGV[4]
 if redis.call('EXISTS', ikey(ino)) == 0 then fail('ENOENT') end
 if redis.call('HDEL', w(xkey(ino)), name) == 0 then fail('ENODATA') end
@@ -582,7 +603,7 @@ return 'OK'
  * Creates the filesystem if the prefix holds none. ARGV: MP, now, uid, gid, then superblock
  * field/value pairs → 1 when created, 0 when a superblock already existed.
  */
-const FORMAT = `${COMMON}
+const FORMAT = `${LUA_COMMON}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 -- A snapshot or restore is being written into this prefix: its superblock comes last.
 if redis.call('EXISTS', snap_lock_of(PFX)) == 1 then fail('EBUSY') end

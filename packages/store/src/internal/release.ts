@@ -7,7 +7,7 @@ import { decodeGcEntry, keysFor, type KeyLayout } from '@redisfs/schema';
 import type { RedisClient } from './connect.js';
 import type { ScriptRunner } from './scripts.js';
 import { SCAN_COUNT } from './admin-client.js';
-import { scanMatching, unlinkKeys } from './topology.js';
+import { sScanMembers, scanMatching, unlinkKeys } from './topology.js';
 
 /** Block keys deleted per step. */
 export const FREE_BATCH = 256;
@@ -165,4 +165,33 @@ export async function drainFreeBlocks(
     onBatch?.(total);
   }
   return total;
+}
+
+/** Orphans (`MP orph`) looked at per script: freeing one costs up to one batch of its block map. */
+const ORPHANS_PER_STEP = 16;
+
+/**
+ * Frees the inodes of `MP orph` (kept with link count 0 while a session holds them open) that no
+ * session holds any more: a session's end cut short by a crash, or a copy that brought them
+ * from a filesystem where they were held. SSCAN in batches, one short script (sweepOrphans) per
+ * few members, each re-checking in Redis. Returns the inodes freed, and whether any left work
+ * for the collector.
+ */
+export async function sweepOrphans(
+  client: RedisClient,
+  scripts: ScriptRunner,
+  layout: KeyLayout,
+  stop: () => boolean = () => false,
+): Promise<{ freed: number; work: boolean }> {
+  let freed = 0;
+  let work = false;
+  for await (const page of sScanMembers(client, layout.orphans, SCAN_COUNT)) {
+    for (let i = 0; i < page.length && !stop(); i += ORPHANS_PER_STEP) {
+      const [queued, n] = (await scripts.run('sweepOrphans', layout.metaPrefix, page.slice(i, i + ORPHANS_PER_STEP))) as [string, number];
+      freed += Number(n);
+      if (queued === '1') work = true;
+    }
+    if (stop()) break;
+  }
+  return { freed, work };
 }

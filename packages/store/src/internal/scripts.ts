@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import { SCRIPTS as FS_SCRIPTS } from './lua.js';
 import { SNAPSHOT_SCRIPTS } from './lua-snapshot.js';
 import { UPGRADE_SCRIPTS } from './lua-upgrade.js';
+import { LOCK_SCRIPTS } from './lua-locks.js';
+import { SESSION_SCRIPTS } from './lua-sessions.js';
 import type { BinaryClient, RedisClient, ScriptOptions } from './connect.js';
 import { commandCounterOf } from './stats.js';
 
@@ -13,7 +15,7 @@ type Arg = string | Buffer;
 /** What a script call needs of a client (the string or the Buffer view of one connection). */
 type ScriptClient = Pick<BinaryClient, 'evalSha' | 'evalShaRo' | 'eval' | 'evalRo'>;
 
-const SCRIPTS = { ...FS_SCRIPTS, ...SNAPSHOT_SCRIPTS, ...UPGRADE_SCRIPTS };
+const SCRIPTS = { ...FS_SCRIPTS, ...SNAPSHOT_SCRIPTS, ...UPGRADE_SCRIPTS, ...LOCK_SCRIPTS, ...SESSION_SCRIPTS };
 export type ScriptName = keyof typeof SCRIPTS;
 
 /**
