@@ -11,10 +11,12 @@
  * against nosync1-tcp, which is added before it when not asked for.
  *
  * Runs the eight workloads (workloads.ts) on every target (targets.ts) in one run, then the raw
- * Redis ceiling, Redis memory per file and per byte, and stat latency during a big write; on a
- * cluster of several masters it also counts the data blocks on each master before workload 8
- * deletes them. Prints a table of times and ratios to tmpfs, the targets of issue 4 and of the
- * cluster issue with their verdicts, and writes everything as JSON (bench/results/latest.json
+ * Redis ceiling, Redis memory per file and per byte, stat latency during a big write, what an
+ * open + close of an existing file costs (open-close.ts) and lock latency, across two mounts of
+ * one filesystem on redisfs (lock-latency.ts; issue 13); on a cluster of several masters it also
+ * counts the data blocks on each master before workload 8 deletes them. Prints a table of times
+ * and ratios to tmpfs, the targets of issue 4 and of the cluster issue with their verdicts, the
+ * open + close and lock figures, and writes everything as JSON (bench/results/latest.json
  * unless --json says otherwise). Everything it starts is stopped at the end, also when a step
  * fails or on Ctrl-C (teardown.ts).
  */
@@ -22,12 +24,17 @@ import { cpus, totalmem, release } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { REPO_ROOT } from '../../e2e/helpers/paths.js';
-import { headOfLine, memoryUse, rawCeiling, type Ceiling, type HeadOfLine, type MemoryUse } from './extras.js';
+import { collectorIdle, headOfLine, memoryUse, rawCeiling, type Ceiling, type HeadOfLine, type MemoryUse } from './extras.js';
 import { printCluster, summariseCluster } from './cluster-report.js';
 import { blockShare } from './cluster-stats.js';
+import { lockLatency } from './lock-latency.js';
+import { openClose } from './open-close.js';
 import { commandCountsOf, diffCounts, type CommandCounts } from './redis-stats.js';
+import { printSessions, summariseSessions } from './sessions-report.js';
 import { printReport, summarise, type TargetResult, type RunResult } from './report.js';
-import { ALL_TARGETS, BASELINE_TARGETS, CLUSTER_TARGETS, scratchDir, startBenchRedis, startTarget, type TargetName } from './targets.js';
+import {
+  ALL_TARGETS, BASELINE_TARGETS, CLUSTER_TARGETS, isRedisfsTarget, scratchDir, startBenchRedis, startTarget, type TargetName,
+} from './targets.js';
 import { atTeardown, isStopping, releaseGuardian, stopAll, stopAllOnSignals } from './teardown.js';
 import { FULL, QUICK, WORKLOADS, makeFixtures } from './workloads.js';
 
@@ -112,6 +119,18 @@ try {
       }
       await countBlocks();
       result.headOfLine = await headOfLine(target, fx);
+      // Blocks of the workloads and of the big write are freed in the background: not meanwhile.
+      if (target.redis && target.prefix) await collectorIdle(target.redis, target.prefix);
+      result.openClose = await openClose(target, scale.openClosePairs);
+      log(`${name}: open + close ${result.openClose.map((r) => `'${r.flags}' ${r.usPerPair.toFixed(1)} µs`).join(', ')}`);
+      result.locks = await lockLatency(target, { pairs: scale.lockPairs, rounds: scale.lockRounds });
+      if (result.locks?.error) {
+        log(`${name}: lock latency FAILED: ${result.locks.error}`);
+        // A --baseline build may predate locks across mounts: only this build's failure fails the run.
+        if (isRedisfsTarget(name)) failed = true;
+      } else if (result.locks) {
+        log(`${name}: lock hand-off p50 ${result.locks.kinds.map((k) => `${k.kind} ${k.handoff.latency.p50Us.toFixed(0)} µs`).join(', ')}`);
+      }
       if (target.redis) result.memory = await memoryUse(target, fx);
     } finally {
       await stopTarget();
@@ -142,13 +161,16 @@ const run: RunResult = {
 run.summary = summarise(run);
 const cluster = summariseCluster(run);
 if (cluster) run.summary.cluster = cluster;
+const sessions = summariseSessions(run);
+if (sessions) run.summary.sessions = sessions;
 mkdirSync(dirname(jsonPath), { recursive: true });
 writeFileSync(jsonPath, `${JSON.stringify(run, null, 2)}\n`);
 printReport(run);
 printCluster(run.summary.cluster);
+printSessions(run);
 log(`JSON written to ${jsonPath}`);
 if (failed) {
-  log('a workload failed verification');
+  log('a workload (or the lock measurement) failed verification');
   process.exitCode = 1;
 }
 

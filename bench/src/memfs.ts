@@ -12,7 +12,9 @@
  * Layout: directories are Map<name, Node> (O(1) lookup); file data is fixed 64 KiB chunks in a
  * Map<index, Buffer> (sparse: a missing chunk reads as zeros). Invariant: bytes of a chunk past
  * the file's size are zero, so growing a file (write past the end, truncate up) shows zeros.
- * Permissions are checked by the kernel (default_permissions), as in redisfs.
+ * Permissions are checked by the kernel (default_permissions), as in redisfs. Paths and names are
+ * the binding's byte strings (latin1, one char per byte): kept and answered as they came, so
+ * any bytes round-trip; a length in bytes is the string's length.
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { constants as osConstants, totalmem } from 'node:os';
@@ -136,7 +138,7 @@ export function memOps(
     const i = path.lastIndexOf('/');
     const name = path.slice(i + 1);
     if (name === '') return path === '/' ? EBUSY : ENOENT;
-    if (Buffer.byteLength(name) > NAME_MAX) return ENAMETOOLONG;
+    if (Buffer.byteLength(name, 'latin1') > NAME_MAX) return ENAMETOOLONG;
     const dir = i <= 0 ? root : resolve(path.slice(0, i));
     if (typeof dir === 'number') return dir;
     if (dir.entries === null) return ENOTDIR;
@@ -423,7 +425,7 @@ export function memOps(
       const node = makeNode(linkPath, S_IFLNK | 0o777);
       if (typeof node === 'number') return cb(node);
       node.target = target;
-      node.size = Buffer.byteLength(target);
+      node.size = Buffer.byteLength(target, 'latin1');
       cb(0);
     },
 

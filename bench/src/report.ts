@@ -2,6 +2,9 @@
 import type { ClusterSummary } from './cluster-report.js';
 import type { BlockShare } from './cluster-stats.js';
 import type { Ceiling, HeadOfLine, MemoryUse } from './extras.js';
+import type { LockLatency } from './lock-latency.js';
+import type { OpenCloseResult } from './open-close.js';
+import type { SessionsSummary } from './sessions-report.js';
 import { total, type CommandCounts } from './redis-stats.js';
 import { isRedisfsTarget, type TargetName } from './targets.js';
 import { isSubPhase, type Phase, type Scale } from './workloads.js';
@@ -32,6 +35,10 @@ export interface TargetResult {
   memory?: MemoryUse;
   /** Data blocks per master (a cluster of several masters), counted before workload 8 deletes them. */
   blockShare?: BlockShare;
+  /** open + close of an existing file, per open mode (open-close.ts). */
+  openClose?: OpenCloseResult[];
+  /** Lock latency, across two mounts on redisfs (lock-latency.ts); none on memfs. */
+  locks?: LockLatency;
 }
 
 export interface Check {
@@ -55,6 +62,8 @@ export interface RunResult {
     checks: Check[];
     /** The Redis Cluster issue's figures and verdicts (cluster-report.ts), when the run had cluster targets. */
     cluster?: ClusterSummary;
+    /** Issue 13: open + close and lock latency, as ratios to tmpfs and the baseline (sessions-report.ts). */
+    sessions?: SessionsSummary;
   };
 }
 

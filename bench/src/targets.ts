@@ -73,6 +73,12 @@ export interface Target {
    * call is one ("EVALSHA create"), unlike INFO commandstats, which also counts what runs inside.
    */
   redisCalls?(): Promise<Record<string, number>>;
+  /**
+   * Mounts the same filesystem (same prefix, same Redis) a second time, in a process of its own
+   * on a new directory, as a second host would (redisfs only): for locks across mounts. The
+   * second mount is stopped on its own; stopping it leaves this one and the servers running.
+   */
+  mountAgain?(): Promise<Target>;
   /** Its own process, mount and directory, for the guardian (teardown.ts); not the servers it stops. */
   readonly leftovers: Leftovers;
   stop(): Promise<void>;
@@ -283,8 +289,9 @@ interface RedisfsMount {
   servers?: { stop(): Promise<void> };
 }
 
-async function startRedisfsMount(m: RedisfsMount): Promise<Target> {
-  const dir = await newDir(tmpdir(), m.name);
+/** One redisfs process mounted on a new directory; `stop` unmounts it and nothing else. */
+async function spawnRedisfs(m: RedisfsMount, label: string): Promise<Target> {
+  const dir = await newDir(tmpdir(), label);
   let probe: StatsProbe | undefined;
   const child = await startFuseProcess(
     dir,
@@ -304,9 +311,18 @@ async function startRedisfsMount(m: RedisfsMount): Promise<Target> {
     leftovers: fuseLeftovers(child, dir),
     fuseCalls: async () => (await stats.request()).fuseCalls,
     redisCalls: async () => (await stats.request()).redisCommands,
+    stop: () => stopFuse(child, dir),
+  };
+}
+
+async function startRedisfsMount(m: RedisfsMount): Promise<Target> {
+  const first = await spawnRedisfs(m, m.name);
+  return {
+    ...first,
+    mountAgain: () => spawnRedisfs(m, `${m.name}-again`),
     async stop() {
       try {
-        await stopFuse(child, dir);
+        await first.stop();
       } finally {
         await m.servers?.stop();
       }

@@ -26,6 +26,11 @@ export interface Scale {
   bigDirBatch: number;
   emptyFilesForMemory: number;
   bytesForMemory: number;
+  /** open + close pairs of one existing file, per open mode (open-close.ts). */
+  openClosePairs: number;
+  /** Uncontended lock + unlock pairs, and hand-offs between two mounts, per lock kind (lock-latency.ts). */
+  lockPairs: number;
+  lockRounds: number;
 }
 
 const MiB = 2 ** 20;
@@ -37,6 +42,7 @@ export const FULL: Scale = {
   churnFiles: 5000,
   bigDirEntries: 100_000, bigDirLookups: 1000, bigDirBatch: 1000,
   emptyFilesForMemory: 10_000, bytesForMemory: 64 * MiB,
+  openClosePairs: 2000, lockPairs: 1000, lockRounds: 50,
 };
 
 export const QUICK: Scale = {
@@ -46,6 +52,7 @@ export const QUICK: Scale = {
   churnFiles: 1000,
   bigDirEntries: 5000, bigDirLookups: 300, bigDirBatch: 500,
   emptyFilesForMemory: 2000, bytesForMemory: 16 * MiB,
+  openClosePairs: 2000, lockPairs: 300, lockRounds: 50,
 };
 
 /** Source data shared by every target of a run, made once on tmpfs. */

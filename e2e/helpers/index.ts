@@ -11,3 +11,4 @@ export { REPO_ROOT, MOUNT_CLI, SNAPSHOT_CLI, requireBuilt } from './paths.js';
 export { expectFsckClean, runFsck } from './fsck.js';
 export { startWriter, sha256, type Writer } from './writer.js';
 export { startFsyncWriter, type FsyncWriter, type FsyncWriterOptions } from './fsync-writer.js';
+export { startLocker, requireLockTools, prefixKeys, sessionOf, type Locker, type LockerReply, type LockInfo, type LockKind } from './locker.js';

@@ -377,6 +377,27 @@ static fuse_thread_t *current_fuse (void) {
   return (fuse_thread_t *) fuse_get_context()->private_data;
 }
 
+// redisfs patch: paths and names are bytes (every byte but NUL; '/' separates names), not
+// UTF-8. JS sees each as a latin1 string, one char (U+0000..U+00FF) per byte, and gives them
+// back the same way (FUSE_LATIN1), so every name round-trips exactly, valid UTF-8 or not:
+// paths, readdir names, readlink/symlink targets, rename/link destinations, xattr names and the
+// attribute cache's keys. (napi_*_utf8 turned each invalid sequence into U+FFFD: distinct names
+// collapsed into one.) A char above U+00FF from JS would lose its high bits: JS must only
+// pass back the strings it got, or Buffer#toString('latin1') of bytes.
+static void byte_string_value (napi_env env, const char *s, napi_value *res) {
+  napi_create_string_latin1(env, s, NAPI_AUTO_LENGTH, res);
+}
+
+// A byte string from JS (see byte_string_value) into `char name[size]`, NUL-terminated (cut
+// at size - 1 bytes), like napi-macros' NAPI_UTF8.
+#define FUSE_LATIN1(name, size, val) \
+  char name[size]; \
+  size_t name##_len; \
+  if (napi_get_value_string_latin1(env, val, (char *) &name, size, &name##_len) != napi_ok) { \
+    napi_throw_error(env, "EINVAL", "Expected string"); \
+    return NULL; \
+  }
+
 // redisfs patch: with flag_nullpath_ok, libfuse calls the fd operations (read, write, flush,
 // fsync, release, fgetattr, ftruncate, readdir, releasedir, fsyncdir, lock, flock) with
 // path == NULL when the file has no name any more (removed while open, with hard_remove).
@@ -386,7 +407,7 @@ static void path_value (napi_env env, const char *path, napi_value *res) {
     napi_get_null(env, res);
     return;
   }
-  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, res);
+  byte_string_value(env, path, res);
 }
 
 // A lock owner (fi->lock_owner, uint64) as 16 lowercase hex digits.
@@ -717,7 +738,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
 
   if (names_length != stats_length) {
     NAPI_FOR_EACH(raw_names, raw_name) {
-      NAPI_UTF8(name, 1024, raw_name)
+      FUSE_LATIN1(name, 1024, raw_name)
       int err = l->readdir_filler((char *) l->buf, name, NULL, 0);
       if (err == 1) {
         break;
@@ -725,7 +746,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
     }
   } else {
     NAPI_FOR_EACH(raw_names, raw_name) {
-      NAPI_UTF8(name, 1024, raw_name)
+      FUSE_LATIN1(name, 1024, raw_name)
       napi_value raw_stat;
       napi_get_element(env, raw_stats, i, &raw_stat);
 
@@ -755,7 +776,7 @@ FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *val
   l->position = position;
 }, {
   path_value(env, l->path, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
+  byte_string_value(env, l->name, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->position, &(argv[5]));
   napi_create_uint32(env, l->flags, &(argv[6]));
@@ -771,7 +792,7 @@ FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, si
   l->position = position;
 }, {
   path_value(env, l->path, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
+  byte_string_value(env, l->name, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->position, &(argv[5]));
 }, {
@@ -788,7 +809,7 @@ FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *val
   l->flags = flags;
 }, {
   path_value(env, l->path, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
+  byte_string_value(env, l->name, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, 0, &(argv[5])); // normalize apis between mac and linux
   napi_create_uint32(env, l->flags, &(argv[6]));
@@ -804,7 +825,7 @@ FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, si
   l->size = size;
 }, {
   path_value(env, l->path, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
+  byte_string_value(env, l->name, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, 0, &(argv[5]));
 }, {
@@ -829,7 +850,7 @@ FUSE_METHOD_VOID(removexattr, 2, 0, (const char *path, const char *name), {
   l->name = name;
 }, {
   path_value(env, l->path, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
+  byte_string_value(env, l->name, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(flush, 2, 0, (const char *path, struct fuse_file_info *info), {
@@ -903,7 +924,7 @@ FUSE_METHOD(readlink, 1, 1, (const char *path, char *linkname, size_t len), {
 }, {
   path_value(env, l->path, &(argv[2]));
 }, {
-  NAPI_ARGV_UTF8(linkname, l->len, 2)
+  FUSE_LATIN1(linkname, l->len, argv[2])
   strncpy(l->linkname, linkname, l->len);
 })
 
@@ -946,7 +967,7 @@ FUSE_METHOD_VOID(rename, 2, 0, (const char *path, const char *dest), {
   l->dest = dest;
 }, {
   path_value(env, l->path, &(argv[2]));
-  napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
+  byte_string_value(env, l->dest, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(link, 2, 0, (const char *path, const char *dest), {
@@ -954,7 +975,7 @@ FUSE_METHOD_VOID(link, 2, 0, (const char *path, const char *dest), {
   l->dest = dest;
 }, {
   path_value(env, l->path, &(argv[2]));
-  napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
+  byte_string_value(env, l->dest, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(symlink, 2, 0, (const char *path, const char *dest), {
@@ -962,7 +983,7 @@ FUSE_METHOD_VOID(symlink, 2, 0, (const char *path, const char *dest), {
   l->dest = dest;
 }, {
   path_value(env, l->path, &(argv[2]));
-  napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
+  byte_string_value(env, l->dest, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(mkdir, 2, 0, (const char *path, mode_t mode), {
@@ -1153,6 +1174,8 @@ static void* start_fuse_thread (void *data) {
   return NULL;
 }
 
+// The mountpoint and the options stay UTF-8 (unlike the paths below it, see byte_string_value):
+// they come from the command line and the caller's options, which Node holds decoded.
 NAPI_METHOD(fuse_native_mount) {
   NAPI_ARGV(7)
 
@@ -1265,7 +1288,7 @@ NAPI_METHOD(fuse_native_attr_cache_set) {
   NAPI_ARGV(5)
   NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);
   size_t path_len;
-  napi_get_value_string_utf8(env, argv[1], NULL, 0, &path_len);
+  napi_get_value_string_latin1(env, argv[1], NULL, 0, &path_len);
   NAPI_ARGV_BUFFER_CAST(uint32_t *, ints, 2);
   double ttl_ms;
   napi_get_value_double(env, argv[3], &ttl_ms);
@@ -1275,7 +1298,7 @@ NAPI_METHOD(fuse_native_attr_cache_set) {
   if (c == NULL || ttl_ms <= 0) return NULL;
   attr_entry *e = malloc(sizeof(attr_entry) + path_len + 1);
   if (e == NULL) return NULL;
-  napi_get_value_string_utf8(env, argv[1], e->path, path_len + 1, NULL);
+  napi_get_value_string_latin1(env, argv[1], e->path, path_len + 1, NULL);
   memset(&e->st, 0, sizeof(struct stat));
   populate_stat(ints, &e->st);
   e->flags = flags;
@@ -1298,7 +1321,7 @@ NAPI_METHOD(fuse_native_attr_cache_delete) {
   attr_cache *c = ft->attr_cache;
   if (c == NULL || c->count == 0) return NULL;
   size_t len;
-  napi_get_value_string_utf8(env, argv[1], NULL, 0, &len);
+  napi_get_value_string_latin1(env, argv[1], NULL, 0, &len);
   char *path = malloc(len + 1);
   if (path == NULL) {
     // Cannot tell which entry to drop: drop them all rather than serve a stale one.
@@ -1307,7 +1330,7 @@ NAPI_METHOD(fuse_native_attr_cache_delete) {
     pthread_mutex_unlock(&c->lock);
     return NULL;
   }
-  napi_get_value_string_utf8(env, argv[1], path, len + 1, NULL);
+  napi_get_value_string_latin1(env, argv[1], path, len + 1, NULL);
   pthread_mutex_lock(&c->lock);
   attr_cache_remove_locked(c, path, path_hash(path));
   pthread_mutex_unlock(&c->lock);
@@ -1322,7 +1345,7 @@ NAPI_METHOD(fuse_native_attr_cache_stale) {
   attr_cache *c = ft->attr_cache;
   if (c == NULL || c->count == 0) return NULL;
   size_t len;
-  napi_get_value_string_utf8(env, argv[1], NULL, 0, &len);
+  napi_get_value_string_latin1(env, argv[1], NULL, 0, &len);
   char *path = malloc(len + 1);
   if (path == NULL) {
     pthread_mutex_lock(&c->lock);
@@ -1330,7 +1353,7 @@ NAPI_METHOD(fuse_native_attr_cache_stale) {
     pthread_mutex_unlock(&c->lock);
     return NULL;
   }
-  napi_get_value_string_utf8(env, argv[1], path, len + 1, NULL);
+  napi_get_value_string_latin1(env, argv[1], path, len + 1, NULL);
   uint64_t h = path_hash(path);
   pthread_mutex_lock(&c->lock);
   for (attr_entry *e = c->buckets[h & (ATTR_CACHE_BUCKETS - 1)]; e != NULL; e = e->next) {

@@ -152,6 +152,12 @@ function mayWait (name, args) {
 
 const LOCK_TYPES = new Set(['R', 'W', 'U'])
 
+// redisfs patch: paths are byte strings: latin1, one char per byte (U+0000..U+00FF), never
+// decoded as UTF-8, so names that are not valid UTF-8 stay distinct. Every path and name the
+// ops get (readdir's names, readlink's target, symlink's target, rename/link destinations,
+// xattr names) and every one they give back, cacheAttr/staleAttr/uncacheAttr's paths included,
+// is such a string: Buffer.from(path, 'latin1') is the bytes, bytes.toString('latin1') the
+// string. The mountpoint (`mnt`) and option values stay ordinary (UTF-8) strings.
 class Fuse extends Nanoresource {
   constructor (mnt, ops, opts = {}) {
     super()
@@ -577,22 +583,22 @@ class Fuse extends Nanoresource {
   _op_listxattr (signal, path, listBuf) {
     this.ops.listxattr(path, (err, list) => {
       if (list && !err) {
+        // redisfs patch: names are byte strings (latin1, one char per byte), as everywhere
         if (!listBuf.length) {
           let size = 0
-          for (const name of list) size += Buffer.byteLength(name) + 1
+          for (const name of list) size += Buffer.byteLength(name, 'latin1') + 1
           size += 128 // fuse yells if we do not signal room for some mac stuff also
           return signal(size, listBuf.buffer)
         }
 
         // redisfs patch: a too small buffer is ERANGE (libfuse would over-read)
         let needed = 0
-        for (const name of list) needed += Buffer.byteLength(name) + 1
+        for (const name of list) needed += Buffer.byteLength(name, 'latin1') + 1
         if (needed > listBuf.length) return signal(Fuse.ERANGE, listBuf.buffer)
 
         let ptr = 0
         for (const name of list) {
-          listBuf.write(name, ptr)
-          ptr += Buffer.byteLength(name)
+          ptr += listBuf.write(name, ptr, 'latin1')
           listBuf[ptr++] = 0
         }
 
@@ -732,7 +738,7 @@ class Fuse extends Nanoresource {
   }
 
   // redisfs patch: the attribute cache served in C by getattr/fgetattr (see fuse-native.c).
-  // cacheAttr(path, stat, ttlMs, noCapability): answer getattr(path) with stat for ttlMs,
+  // Its paths are byte strings, as the ops get them. cacheAttr(path, stat, ttlMs, noCapability): answer getattr(path) with stat for ttlMs,
   // without calling ops.getattr (and getxattr(path, 'security.capability') with ENODATA when
   // noCapability); uncacheAttr(path) and clearAttrCache() take effect before they return.
   cacheAttr (path, stat, ttlMs, noCapability) {

@@ -68,7 +68,14 @@ async function checkAndReport(config: FsckConfig, io: FsckOutput): Promise<numbe
     io.err(`redisfs fsck: ${messageOf(err)}`);
     return FSCK_EXIT_OPERATIONAL;
   }
-  if (config.json) io.out(JSON.stringify(report, null, 2));
+  // A name's exact bytes (FsckProblem.nameBytes) as hex, not Buffer's JSON (one number per line).
+  // (The replacer sees what toJSON made of a Buffer; the holder still has the Buffer.)
+  if (config.json) {
+    io.out(JSON.stringify(report, function (this: Record<string, unknown>, key: string, value: unknown) {
+      const raw = this[key];
+      return Buffer.isBuffer(raw) ? raw.toString('hex') : value;
+    }, 2));
+  }
   else for (const line of formatReport(report, { where: describeTarget(config), repair: config.repair })) io.out(line);
   return fsckExitCode(report);
 }

@@ -163,10 +163,11 @@ export async function mountFs(options: MountFsOptions): Promise<MountedFs> {
     subtype: 'redisfs',
     autoUnmount: false,
   });
-  // hard_remove: an unlink reaches the store even while the file is open (libfuse would rename it
-  // to .fuse_hidden…, which a crash leaves behind); the store keeps an open file's inode until its
-  // last close on any host (sessions), and the binding passes fd operations a null path.
-  appendFuseOptions(fuse, ['hard_remove', ...(options.mountFlags ?? [])]);
+  // No hard_remove: libfuse renames a file removed while open here to .fuse_hidden…, so that
+  // fstat(2) of it still has a path; the adapter turns that rename into the removal (the store
+  // keeps the inode while it is held open) and answers for the hidden name itself (FsState.hidden).
+  // Nothing is stored under that name, so a crash leaves nothing behind.
+  appendFuseOptions(fuse, options.mountFlags ?? []);
   await startFuse(fuse, mountpoint, options.allowOther === true);
   // getattr of what the attribute cache holds, and flush of clean handles, are then answered in
   // C (see FsState.publish and FsState.markClean).

@@ -17,7 +17,7 @@
  * | `MP ino`            | string | last inode number reserved (INCRBY, in batches; never reused)          |
  * | `MP st`             | hash   | usage counters: `inodes` (live inodes), `bytes` (sum of file sizes)    |
  * | `MP i:<ino>`        | hash   | inode: see {@link INODE_FIELDS}                                        |
- * | `MP d:<ino>`        | hash   | directory <ino>: field = entry name, value = type char + child ino     |
+ * | `MP d:<ino>`        | hash   | directory <ino>: field = entry name (its bytes), value = type char + child ino |
  * | `MP x:<ino>`        | hash   | extended attributes of <ino>: field = name, value = raw bytes          |
  * | `MP m:<ino>`        | zset   | block map of regular file <ino>: member = block id, score = index      |
  * | `MP gc`             | set    | inodes whose map has entries to release (file freed, or shrunk)        |
@@ -39,7 +39,9 @@
  * | `F:b:<id>`          | string | one data block: 1 codec byte + payload (see block.ts)                  |
  *
  * A directory's entries hash does not exist while the directory is empty (Redis drops empty
- * hashes). "." and ".." are not stored: ".." is the inode field `p` of a directory.
+ * hashes). "." and ".." are not stored: ".." is the inode field `p` of a directory. Entry names
+ * and symlink targets (inode field `l`) are bytes, stored exactly: any byte but '/' and NUL in a
+ * name, any but NUL in a target; they need not be valid UTF-8 (a reader must not decode them).
  */
 import { FAMILY_PATTERN, PREFIX_PATTERN } from './limits.js';
 

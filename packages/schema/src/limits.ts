@@ -3,7 +3,7 @@ export const LAYOUT_VERSION = 2;
 /** Layout versions `redisfs upgrade` converts from. */
 export const UPGRADABLE_LAYOUTS: readonly number[] = [1];
 
-/** POSIX NAME_MAX: longest directory entry name, in bytes (UTF-8). */
+/** POSIX NAME_MAX: longest directory entry name, in bytes (any byte but '/' and NUL). */
 export const NAME_MAX = 255;
 /** Linux PATH_MAX: the longest path one system call takes, in bytes (the store itself takes paths of any length). */
 export const PATH_MAX = 4096;

@@ -21,7 +21,7 @@ export const INODE_FIELDS = {
   atime: 'a',
   mtime: 't',
   ctime: 'c',
-  /** Symlink target (symlinks only). */
+  /** Symlink target (symlinks only): bytes, not necessarily UTF-8. */
   target: 'l',
   /** Generation number, 1 at creation (inode numbers are never reused, so it stays 1). */
   generation: 'v',

@@ -1,5 +1,5 @@
 /** The public interface of an open store. */
-import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, PendingWork, SessionInfo, StoreStats, XattrFlags } from './types.js';
+import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Name, Owner, PendingWork, SessionInfo, StoreStats, XattrFlags } from './types.js';
 import type { Locks } from './internal/locks.js';
 
 /**
@@ -14,10 +14,17 @@ export interface InodeApi {
   /** How long one operation waits for Redis before ETIMEDOUT (Infinity: as long as it takes). */
   readonly opTimeoutMs: number;
 
-  /** The entry `name` in directory `parent`, with its attributes (one round trip). */
-  lookup(parent: Ino, name: string): Promise<Attr>;
-  /** Walks an absolute path ('/a/b') without following symlinks; attributes of its last part. One round trip. */
-  resolve(path: string): Promise<Attr>;
+  /**
+   * The entry `name` in directory `parent`, with its attributes (one round trip). Every name
+   * below is a {@link Name}: a string stands for its UTF-8 bytes, a Buffer for its exact bytes
+   * (any byte but '/' and NUL; 1–255 of them; not '.' or '..').
+   */
+  lookup(parent: Ino, name: Name): Promise<Attr>;
+  /**
+   * Walks an absolute path ('/a/b') without following symlinks; attributes of its last part.
+   * One round trip. A Buffer path is split on the byte '/'.
+   */
+  resolve(path: Name): Promise<Attr>;
   getattr(ino: Ino): Promise<Attr>;
   /**
    * Calls `listener` with the new attributes of each directory a namespace change (create, link,
@@ -29,19 +36,26 @@ export interface InodeApi {
   /** chmod / chown / utimens / truncate, atomically; returns the new attributes. */
   setattr(ino: Ino, changes: AttrChanges): Promise<Attr>;
   /** Creates a regular file, device, fifo or socket; `mode` carries the type bits (0 type = regular). */
-  mknod(parent: Ino, name: string, mode: number, owner: Owner, rdev?: number): Promise<Attr>;
-  mkdir(parent: Ino, name: string, mode: number, owner: Owner): Promise<Attr>;
-  symlink(parent: Ino, name: string, target: string, owner: Owner): Promise<Attr>;
+  mknod(parent: Ino, name: Name, mode: number, owner: Owner, rdev?: number): Promise<Attr>;
+  mkdir(parent: Ino, name: Name, mode: number, owner: Owner): Promise<Attr>;
+  /** A symlink to `target` (1–4096 bytes, no NUL), kept byte for byte. */
+  symlink(parent: Ino, name: Name, target: Name, owner: Owner): Promise<Attr>;
+  /** A symlink's target decoded as UTF-8 (bytes that are not valid UTF-8 read as U+FFFD). */
   readlink(ino: Ino): Promise<string>;
+  /** A symlink's target, its exact bytes. */
+  readlinkBytes(ino: Ino): Promise<Buffer>;
   /** New hard link `newName` in `newParent` to `ino` (not a directory: EPERM). */
-  link(ino: Ino, newParent: Ino, newName: string): Promise<Attr>;
-  unlink(parent: Ino, name: string): Promise<void>;
-  rmdir(parent: Ino, name: string): Promise<void>;
+  link(ino: Ino, newParent: Ino, newName: Name): Promise<Attr>;
+  unlink(parent: Ino, name: Name): Promise<void>;
+  rmdir(parent: Ino, name: Name): Promise<void>;
   /** rename(2): replaces a compatible target; a directory into its own subtree is EINVAL. */
-  rename(srcParent: Ino, srcName: string, dstParent: Ino, dstName: string): Promise<void>;
-  /** One page of a directory (start with cursor '0'). Pages may repeat a name; readdir dedupes. */
+  rename(srcParent: Ino, srcName: Name, dstParent: Ino, dstName: Name): Promise<void>;
+  /**
+   * One page of a directory (start with cursor '0'). Pages may repeat a name; readdir dedupes.
+   * Each entry carries its exact bytes (`nameBytes`) and their UTF-8 decoding (`name`).
+   */
   readdirPage(ino: Ino, cursor: string, count?: number): Promise<DirPage>;
-  /** Every entry of a directory (all pages, deduplicated). */
+  /** Every entry of a directory (all pages, deduplicated by their bytes). */
   readdir(ino: Ino): Promise<DirEntry[]>;
   /** Reads up to `length` bytes at `offset`; shorter at end of file; holes read as zeros. */
   read(ino: Ino, offset: number, length: number): Promise<Buffer>;
@@ -83,13 +97,13 @@ export interface SessionApi {
    * Like resolve (fresh attributes, one script, one round trip); with a session, the same script
    * holds a regular file open: release it once per open.
    */
-  open(path: string): Promise<Attr>;
+  open(path: Name): Promise<Attr>;
   /**
    * Creates regular file `name` in `parent` (`mode`: permission bits; type bits 0 or S_IFREG) and
    * holds it, in one script. An existing name: EEXIST when `exclusive`; else a regular file is
    * opened (held, `created` false), a directory is EISDIR, anything else EEXIST.
    */
-  createOpen(parent: Ino, name: string, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }>;
+  createOpen(parent: Ino, name: Name, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }>;
   /**
    * Drops one hold of `ino` taken by open or createOpen; the last hold of a removed file, over
    * every session, frees it. A no-op without a session, or for an inode this store does not hold.

@@ -120,9 +120,14 @@ export interface FsckProblem {
   message: string;
   /** The inode the problem is about (for an entry problem: the inode it names, when known). */
   ino?: number;
-  /** For an entry problem: the directory holding the entry, and its name. */
+  /**
+   * For an entry problem: the directory holding the entry, and its name: readable (valid UTF-8
+   * as it is; other bytes, control characters and the backslash escaped: `\xff`, `\x0a`, `\\`)
+   * and exact.
+   */
   dir?: number;
   name?: string;
+  nameBytes?: Buffer;
   /** The Redis key involved. */
   key?: string;
   /** Whether `repair: true` fixes it. */

@@ -13,6 +13,7 @@ export type {
   FileType,
   FsStats,
   Ino,
+  Name,
   Owner,
   PendingWork,
   SessionInfo,

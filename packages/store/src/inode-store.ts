@@ -5,15 +5,16 @@
  */
 import {
   FILE_TYPE_CODES, FILE_TYPE_MODES, MAX_FILE_SIZE, NAME_MAX, ROOT_INO, S_IFMT, XATTR_NAME_MAX, XATTR_SIZE_MAX,
-  decodeDirEntry, fileTypeOfMode, statsSchema,
+  fileTypeOfMode, statsSchema,
 } from '@redisfs/schema';
 import type { InodeApi } from './api.js';
 import { FsError } from './errors.js';
-import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Owner, XattrFlags } from './types.js';
+import type { Attr, AttrChanges, DirEntry, DirPage, FsStats, Ino, Name, Owner, XattrFlags } from './types.js';
 import { nowNs, pairsToRecord, replyToAttr, toAttr } from './internal/attr.js';
 import { cleanTail, readData, writeData } from './internal/data.js';
+import { readDirPage, readLinkTarget } from './internal/dir-entries.js';
 import type { Collector } from './internal/collector.js';
-import { checkName, checkSymlinkTarget, splitPath } from './internal/names.js';
+import { byteKey, checkName, checkSymlinkTarget, isDotName, nameBytes, showName, splitPath } from './internal/names.js';
 import { toFsError } from './internal/redis-errors.js';
 import { withDeadline } from './internal/connect.js';
 import { retrying } from './internal/busy-wait.js';
@@ -169,15 +170,17 @@ export class InodeStore implements InodeApi {
     return this.nextIno++;
   }
 
-  lookup(parent: Ino, name: string): Promise<Attr> {
-    return this.op(`lookup ${name}`, async () => {
-      checkName(name);
-      return replyToAttr(missToError(await this.script('lookup', [String(parent), name]), name));
+  lookup(parent: Ino, name: Name): Promise<Attr> {
+    const shown = showName(name);
+    return this.op(`lookup ${shown}`, async () => {
+      const bytes = checkName(name);
+      return replyToAttr(missToError(await this.script('lookup', [String(parent), bytes]), shown));
     });
   }
 
-  resolve(path: string): Promise<Attr> {
-    return this.op(`resolve ${path}`, async () => replyToAttr(missToError(await this.script('resolve', splitPath(path)), path)));
+  resolve(path: Name): Promise<Attr> {
+    const shown = showName(path);
+    return this.op(`resolve ${shown}`, async () => replyToAttr(missToError(await this.script('resolve', splitPath(path)), shown)));
   }
 
   getattr(ino: Ino): Promise<Attr> {
@@ -237,24 +240,26 @@ export class InodeStore implements InodeApi {
     );
   }
 
-  private createNode(what: string, parent: Ino, name: string, type: keyof typeof FILE_TYPE_CODES, mode: number, owner: Owner, rdev = 0, target = ''): Promise<Attr> {
+  private createNode(
+    what: string, parent: Ino, name: Name, type: keyof typeof FILE_TYPE_CODES, mode: number, owner: Owner, rdev = 0, target: Buffer | '' = '',
+  ): Promise<Attr> {
     return this.op(
-      `${what} ${name}`,
+      `${what} ${showName(name)}`,
       async () => {
-        checkName(name);
+        const bytes = checkName(name);
         const ino = await this.allocIno();
         const fullMode = FILE_TYPE_MODES[type] | (mode & 0o7777);
         let reply: unknown;
         try {
           reply = await this.script('create', [
-            String(parent), name, String(ino), FILE_TYPE_CODES[type], String(fullMode),
+            String(parent), bytes, String(ino), FILE_TYPE_CODES[type], String(fullMode),
             String(owner.uid), String(owner.gid), String(rdev), nowNs(), target,
           ]);
         } catch (err) {
           // Through a failover, a create whose reply was lost is sent again and finds its own
           // entry: the inode number, reserved by this store alone, tells it apart from another's.
           if (toFsError(err, what).code !== 'EEXIST') throw err;
-          const existing = await this.lookup(parent, name).catch(() => undefined);
+          const existing = await this.lookup(parent, bytes).catch(() => undefined);
           if (existing?.ino === ino) return existing;
           throw err;
         }
@@ -265,40 +270,40 @@ export class InodeStore implements InodeApi {
     );
   }
 
-  mknod(parent: Ino, name: string, mode: number, owner: Owner, rdev = 0): Promise<Attr> {
+  mknod(parent: Ino, name: Name, mode: number, owner: Owner, rdev = 0): Promise<Attr> {
     const type = (mode & S_IFMT) === 0 ? 'file' : fileTypeOfMode(mode);
     if (!type || type === 'dir' || type === 'symlink') return Promise.reject(new FsError('EINVAL', `mknod: bad mode ${mode.toString(8)}`));
     return this.createNode('mknod', parent, name, type, mode, owner, type === 'chr' || type === 'blk' ? rdev : 0);
   }
 
-  mkdir(parent: Ino, name: string, mode: number, owner: Owner): Promise<Attr> {
+  mkdir(parent: Ino, name: Name, mode: number, owner: Owner): Promise<Attr> {
     return this.createNode('mkdir', parent, name, 'dir', mode, owner);
   }
 
-  symlink(parent: Ino, name: string, target: string, owner: Owner): Promise<Attr> {
+  symlink(parent: Ino, name: Name, target: Name, owner: Owner): Promise<Attr> {
+    let bytes: Buffer;
     try {
-      checkSymlinkTarget(target);
+      bytes = checkSymlinkTarget(target);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.createNode('symlink', parent, name, 'symlink', 0o777, owner, 0, target);
+    return this.createNode('symlink', parent, name, 'symlink', 0o777, owner, 0, bytes);
   }
 
-  readlink(ino: Ino): Promise<string> {
-    return this.op(`readlink ${ino}`, async () => {
-      const [mode, target] = await this.ctx.client.hmGet(this.ctx.keys.inode(ino), ['m', 'l']);
-      if (mode == null) throw new FsError('ENOENT', `inode ${ino}`);
-      if (fileTypeOfMode(Number(mode)) !== 'symlink' || target == null) throw new FsError('EINVAL', `inode ${ino} is not a symlink`);
-      return target;
-    });
+  async readlink(ino: Ino): Promise<string> {
+    return (await this.readlinkBytes(ino)).toString('utf8');
   }
 
-  link(ino: Ino, newParent: Ino, newName: string): Promise<Attr> {
+  readlinkBytes(ino: Ino): Promise<Buffer> {
+    return this.op(`readlink ${ino}`, () => readLinkTarget(this.ctx, ino));
+  }
+
+  link(ino: Ino, newParent: Ino, newName: Name): Promise<Attr> {
     return this.op(
-      `link ${newName}`,
+      `link ${showName(newName)}`,
       async () => {
-        checkName(newName);
-        const reply = await this.script('link', [String(ino), String(newParent), newName, nowNs()]);
+        const bytes = checkName(newName);
+        const reply = await this.script('link', [String(ino), String(newParent), bytes, nowNs()]);
         this.reportParents(reply, 2);
         return replyToAttr(reply);
       },
@@ -306,70 +311,54 @@ export class InodeStore implements InodeApi {
     );
   }
 
-  unlink(parent: Ino, name: string): Promise<void> {
+  unlink(parent: Ino, name: Name): Promise<void> {
     return this.op(
-      `unlink ${name}`,
+      `unlink ${showName(name)}`,
       async () => {
-        checkName(name);
-        this.reportParents(await this.script('unlink', [String(parent), name, nowNs()]), 1);
+        const bytes = checkName(name);
+        this.reportParents(await this.script('unlink', [String(parent), bytes, nowNs()]), 1);
       },
       true,
     );
   }
 
-  rmdir(parent: Ino, name: string): Promise<void> {
+  rmdir(parent: Ino, name: Name): Promise<void> {
     return this.op(
-      `rmdir ${name}`,
+      `rmdir ${showName(name)}`,
       async () => {
-        if (name === '.') throw new FsError('EINVAL', 'rmdir .');
-        if (name === '..') throw new FsError('ENOTEMPTY', 'rmdir ..');
-        checkName(name);
-        this.reportParents(await this.script('rmdir', [String(parent), name, nowNs()]), 1);
+        const dots = isDotName(nameBytes(name));
+        if (dots === '.') throw new FsError('EINVAL', 'rmdir .');
+        if (dots === '..') throw new FsError('ENOTEMPTY', 'rmdir ..');
+        const bytes = checkName(name);
+        this.reportParents(await this.script('rmdir', [String(parent), bytes, nowNs()]), 1);
       },
       true,
     );
   }
 
-  rename(srcParent: Ino, srcName: string, dstParent: Ino, dstName: string): Promise<void> {
+  rename(srcParent: Ino, srcName: Name, dstParent: Ino, dstName: Name): Promise<void> {
     return this.op(
-      `rename ${srcName} ${dstName}`,
+      `rename ${showName(srcName)} ${showName(dstName)}`,
       async () => {
-        checkName(srcName);
-        checkName(dstName);
-        this.reportParents(await this.script('rename', [String(srcParent), srcName, String(dstParent), dstName, nowNs()]), 1);
+        const src = checkName(srcName);
+        const dst = checkName(dstName);
+        this.reportParents(await this.script('rename', [String(srcParent), src, String(dstParent), dst, nowNs()]), 1);
       },
       true,
     );
   }
 
   readdirPage(ino: Ino, cursor: string, count = 1000): Promise<DirPage> {
-    return this.op(`readdir ${ino}`, async () => {
-      const reply = await this.ctx.client.hScan(this.ctx.keys.dir(ino), cursor, { COUNT: count });
-      const entries: DirEntry[] = [];
-      for (const { field, value } of reply.entries) {
-        try {
-          entries.push({ name: field, ...decodeDirEntry(value) });
-        } catch (err) {
-          this.ctx.warn(`directory ${ino}: skipping corrupt entry ${JSON.stringify(field)}`, err);
-        }
-      }
-      if (cursor === '0' && reply.cursor === '0' && entries.length === 0) await this.assertDir(ino);
-      return { entries, cursor: String(reply.cursor) };
-    });
-  }
-
-  private async assertDir(ino: Ino): Promise<void> {
-    const mode = await this.ctx.client.hGet(this.ctx.keys.inode(ino), 'm');
-    if (mode == null) throw new FsError('ENOENT', `inode ${ino}`);
-    if (fileTypeOfMode(Number(mode)) !== 'dir') throw new FsError('ENOTDIR', `inode ${ino}`);
+    return this.op(`readdir ${ino}`, () => readDirPage(this.ctx, ino, cursor, count));
   }
 
   async readdir(ino: Ino): Promise<DirEntry[]> {
+    // Keyed by the bytes: distinct names stay distinct.
     const seen = new Map<string, DirEntry>();
     let cursor = '0';
     do {
       const page = await this.readdirPage(ino, cursor);
-      for (const e of page.entries) seen.set(e.name, e);
+      for (const e of page.entries) seen.set(byteKey(e.nameBytes), e);
       cursor = page.cursor;
     } while (cursor !== '0');
     return [...seen.values()];

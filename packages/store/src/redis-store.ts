@@ -7,25 +7,28 @@ import type { Store } from './api.js';
 import { FsError, isFsError } from './errors.js';
 import type { Attr, DirEntry, Ino, Owner, PendingWork, StoreStats } from './types.js';
 import { commandCounterOf } from './internal/stats.js';
-import { splitParent, splitPath } from './internal/names.js';
+import { showName, splitParent, splitPath } from './internal/names.js';
 import { destroyClient } from './internal/topology.js';
 
 function defaultOwner(): Owner {
   return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 }
 
-function joinPath(parts: string[]): string {
-  return '/' + parts.join('/');
+const SLASH = Buffer.from('/');
+
+/** The absolute path of components, as bytes (resolve splits it again on '/'). */
+function joinPath(parts: Buffer[]): Buffer {
+  return parts.length === 0 ? SLASH : Buffer.concat(parts.flatMap((p) => [SLASH, p]));
 }
 
 export class RedisStore extends SessionStore implements Store {
   private closed = false;
 
   /** The directory holding `path`'s last component, and that component's name. */
-  private async parentOf(path: string): Promise<{ dir: Ino; name: string }> {
+  private async parentOf(path: string): Promise<{ dir: Ino; name: Buffer }> {
     const { parent, name } = splitParent(path);
     const attr = await this.resolve(joinPath(parent));
-    if (attr.type !== 'dir') throw new FsError('ENOTDIR', joinPath(parent));
+    if (attr.type !== 'dir') throw new FsError('ENOTDIR', showName(joinPath(parent)));
     return { dir: attr.ino, name };
   }
 
@@ -70,7 +73,7 @@ export class RedisStore extends SessionStore implements Store {
           attr = await this.lookup(dir, name); // created meanwhile by another client
         }
       }
-      if (attr.type !== 'dir') throw new FsError('ENOTDIR', name);
+      if (attr.type !== 'dir') throw new FsError('ENOTDIR', showName(name));
       dir = attr.ino;
     }
   }

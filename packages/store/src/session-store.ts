@@ -8,9 +8,9 @@ import { FILE_TYPE_MODES, S_IFMT } from '@redisfs/schema';
 import type { SessionApi } from './api.js';
 import { FsError } from './errors.js';
 import { InodeStore } from './inode-store.js';
-import type { Attr, Ino, Owner, SessionInfo } from './types.js';
+import type { Attr, Ino, Name, Owner, SessionInfo } from './types.js';
 import { nowNs, pairsToRecord, replyToAttr } from './internal/attr.js';
-import { checkName, splitPath } from './internal/names.js';
+import { checkName, showName, splitPath } from './internal/names.js';
 import { toFsError } from './internal/redis-errors.js';
 import type { Collector } from './internal/collector.js';
 import type { StoreContext } from './internal/context.js';
@@ -35,15 +35,16 @@ export class SessionStore extends InodeStore implements SessionApi {
     return this.ctx.session?.id;
   }
 
-  open(path: string): Promise<Attr> {
+  open(path: Name): Promise<Attr> {
     const session = this.ctx.session;
     // Without a session: exactly resolve (EVALSHA_RO).
     if (!session) return this.resolve(path);
+    const shown = showName(path);
     return this.op(
-      `open ${path}`,
+      `open ${shown}`,
       async () => {
         const sid = session.id;
-        const reply = missToError(await this.script('open', [sid, ...splitPath(path)]), path) as [string, unknown, string];
+        const reply = missToError(await this.script('open', [sid, ...splitPath(path)]), shown) as [string, unknown, string];
         const attr = replyToAttr(reply);
         session.opened(attr.ino, sid, reply[2]);
         return attr;
@@ -53,11 +54,11 @@ export class SessionStore extends InodeStore implements SessionApi {
     );
   }
 
-  createOpen(parent: Ino, name: string, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }> {
+  createOpen(parent: Ino, name: Name, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }> {
     return this.op(
-      `create ${name}`,
+      `create ${showName(name)}`,
       async () => {
-        checkName(name);
+        const bytes = checkName(name);
         if ((mode & S_IFMT) !== 0 && (mode & S_IFMT) !== FILE_TYPE_MODES.file) throw new FsError('EINVAL', `createOpen: bad mode ${mode.toString(8)}`);
         const session = this.ctx.session;
         const sid = session?.id ?? '';
@@ -65,14 +66,14 @@ export class SessionStore extends InodeStore implements SessionApi {
         let reply: [string, unknown, string, string, ...unknown[]];
         try {
           reply = (await this.script('createOpen', [
-            String(parent), name, String(ino), String(FILE_TYPE_MODES.file | (mode & 0o7777)),
+            String(parent), bytes, String(ino), String(FILE_TYPE_MODES.file | (mode & 0o7777)),
             String(owner.uid), String(owner.gid), nowNs(), options.exclusive ? '1' : '', sid,
           ])) as typeof reply;
         } catch (err) {
           // Through a failover, a create whose reply was lost is sent again and finds its own
           // entry: the inode number, reserved by this store alone, tells it apart from another's.
           if (toFsError(err, 'create').code !== 'EEXIST') throw err;
-          const existing = await this.lookup(parent, name).catch(() => undefined);
+          const existing = await this.lookup(parent, bytes).catch(() => undefined);
           if (existing?.ino !== ino) throw err;
           // Created (and held) by the first attempt: count its hold.
           if (session) session.opened(ino, sid, '1');

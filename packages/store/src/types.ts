@@ -30,9 +30,18 @@ export interface Attr {
   generation: number;
 }
 
+/**
+ * A directory entry name (also a path, or a symlink target): a string means its UTF-8 bytes, a
+ * Buffer the exact bytes. Names are bytes, as in POSIX: any byte but '/' and NUL, 1–255 of them.
+ */
+export type Name = string | Buffer;
+
 /** One directory entry (never "." or ".."). */
 export interface DirEntry {
+  /** The name decoded as UTF-8 (a byte sequence that is not valid UTF-8 reads as U+FFFD): for display. */
   name: string;
+  /** The name's exact bytes, as stored: what identifies the entry. */
+  nameBytes: Buffer;
   ino: Ino;
   type: FileType;
 }

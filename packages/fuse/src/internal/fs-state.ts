@@ -2,6 +2,9 @@
  * What every handler of one mount shares: the store, the attribute cache, the open-file table,
  * and the helpers that tie them together (path resolution through the cache, setattr that first
  * stores buffered writes, stat with the size of data not yet stored).
+ *
+ * Paths here are the binding's byte strings (latin1, one char per byte: byte-names.ts); they
+ * go to the store as bytes (toBytes).
  */
 import { constants as fsConstants } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
@@ -9,6 +12,7 @@ import { posix } from 'node:path';
 import type { Attr, AttrChanges, Ino, Owner, Store } from '@redisfs/store';
 import type Fuse from 'fuse-native';
 import { AttrCache } from './attr-cache.js';
+import { displayPath, toBytes } from './byte-names.js';
 import { FuseOpError } from './errno.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
 import { runOp, type Detail, type OpEnv, type Reply, type RunOptions } from './run-op.js';
@@ -92,6 +96,16 @@ export class FsState {
     return { uid: c?.uid ?? 0, gid: c?.gid ?? 0 };
   }
 
+  /**
+   * libfuse's hidden names (`.fuse_hidden…`) of files removed through this mount while open
+   * here, and their inodes. libfuse renames such a file instead of removing it, so that calls
+   * by path (fstat: the kernel's getattr carries no handle) still find it; the rename handler
+   * removes the name from the store instead (the store keeps the inode while it is held open),
+   * and calls by the hidden name are answered for the inode. libfuse removes the hidden name at
+   * the last close: that ends the alias. Nothing is stored under the name.
+   */
+  readonly hidden = new Map<string, Ino>();
+
   /** Refuses a change on a read-only mount before anything reaches the store. */
   assertWritable(what: string): void {
     if (this.readOnly) throw new FuseOpError('EROFS', `${what}: read-only mount`);
@@ -101,11 +115,13 @@ export class FsState {
   async resolve(path: string | null): Promise<Attr> {
     // libfuse has no path for a file removed while open (hard_remove): a call by path cannot reach it.
     if (path === null) throw new FuseOpError('ENOENT', 'the file was removed');
+    const alias = this.hidden.get(path);
+    if (alias !== undefined) return this.store.getattr(alias);
     const cached = this.cache.get(path);
     this.countCache(cached !== undefined);
     if (cached) return cached;
     const epoch = this.cache.epoch;
-    const attr = await this.store.resolve(path);
+    const attr = await this.store.resolve(toBytes(path));
     this.cache.set(path, attr, epoch);
     return attr;
   }
@@ -120,7 +136,11 @@ export class FsState {
   async openPath(path: string): Promise<Attr> {
     this.cache.invalidatePath(path);
     const epoch = this.cache.epoch;
-    const attr = await this.store.open(path);
+    // (A hidden name: another open of a removed file, through /proc/PID/fd. It is not held again:
+    // the data stays while the handle that hid it is open.)
+    const alias = this.hidden.get(path);
+    const attr = alias !== undefined ? await this.store.getattr(alias) : await this.store.open(toBytes(path));
+    if (alias !== undefined) return attr;
     this.cache.refresh(path, attr, epoch);
     if (attr.type === 'file') {
       if (this.pageBasis.size >= 10_000) this.pageBasis.clear();
@@ -152,10 +172,12 @@ export class FsState {
     if (path === null || this.mountpoint === undefined) return;
     try {
       // Reaches this mount's own open handler (another FUSE thread), which records the new basis.
-      const handle = await openFile(this.mountpoint + path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      // A Buffer path: the name's exact bytes (a string would be encoded as UTF-8).
+      const bytes = Buffer.concat([Buffer.from(this.mountpoint), toBytes(path)]);
+      const handle = await openFile(bytes, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
       await handle.close();
     } catch (err) {
-      this.env.log(`could not drop the kernel's cached pages of ${path}: ${String(err)}`, 'warn');
+      this.env.log(`could not drop the kernel's cached pages of ${displayPath(path)}: ${String(err)}`, 'warn');
     }
   }
 
@@ -191,10 +213,10 @@ export class FsState {
     return n;
   }
 
-  /** The directory that holds `path`, and the last component's name. */
-  async resolveParent(path: string): Promise<{ dirPath: string; dir: Attr; name: string }> {
+  /** The directory that holds `path`, and the last component's name as the store takes it (its bytes). */
+  async resolveParent(path: string): Promise<{ dirPath: string; dir: Attr; name: Buffer }> {
     const dirPath = posix.dirname(path);
-    const name = posix.basename(path);
+    const name = toBytes(posix.basename(path));
     const dir = await this.resolve(dirPath);
     if (dir.type !== 'dir') throw new FuseOpError('ENOTDIR', dirPath);
     return { dirPath, dir, name };
@@ -205,6 +227,7 @@ export class FsState {
    * and published, so that the lookup and getattr the kernel sends next for each name (`ls -l`,
    * `find -size`, `du`) are answered without a call into JS or Redis. Skipped for big
    * directories (the cache holds a bounded number of paths) and when nothing is cached.
+   * Names are byte strings, as the binding lists them.
    */
   async prefetchEntries(dirPath: string, entries: readonly { name: string; ino: Ino }[]): Promise<void> {
     if (this.cache.ttlMs <= 0 || entries.length === 0 || entries.length > PREFETCH_MAX_ENTRIES) return;
@@ -438,7 +461,7 @@ export class FsState {
         try {
           await file.buffer?.flush();
         } catch (err) {
-          this.env.log(`unmount: buffered writes to ${file.path} (inode ${file.ino}) were lost: ${String(err)}`, 'error');
+          this.env.log(`unmount: buffered writes to ${displayPath(file.path)} (inode ${file.ino}) were lost: ${String(err)}`, 'error');
         }
       }),
     );

@@ -5,6 +5,16 @@
  *
  * The binding sets libfuse's flag_nullpath_ok: an fd operation on an open file that has no name
  * any more (removed while open, with the `hardRemove` option) gets `path === null`.
+ *
+ * Paths are byte strings: latin1, one char per byte (U+0000..U+00FF), never decoded as UTF-8
+ * (patched; upstream decoded them, and every invalid sequence became U+FFFD, so distinct names
+ * collapsed into one). That holds for every path and name the ops get (paths, rename/link
+ * destinations, symlink targets, xattr names) and every one they give back (readdir's names,
+ * readlink's target, listxattr's names, the paths of cacheAttr/staleAttr/uncacheAttr): the bytes
+ * are `Buffer.from(path, 'latin1')`, and bytes become such a string with `toString('latin1')`.
+ * `/` is still `/`, so path arithmetic (posix.dirname, prefixes) works on them unchanged. A
+ * string given back with a char above U+00FF loses its high bits. The mountpoint and option
+ * values are ordinary (UTF-8) strings.
  */
 declare module 'fuse-native' {
   namespace Fuse {
@@ -91,6 +101,7 @@ declare module 'fuse-native' {
        * a removed directory itself (ENOENT), so answering -ENOENT for null is enough.
        */
       readdir?(path: string | null, cb: (err: number, names?: string[], stats?: Partial<Stat>[]) => void): void;
+      /** The target as a byte string (latin1), like every path. */
       truncate?(path: string, size: number, cb: Cb): void;
       ftruncate?(path: string | null, fd: number, size: number, cb: Cb): void;
       utimens?(path: string, atime: bigint | undefined, mtime: bigint | undefined, cb: Cb): void;
@@ -100,6 +111,7 @@ declare module 'fuse-native' {
       mknod?(path: string, mode: number, dev: number, cb: Cb): void;
       setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: Cb): void;
       getxattr?(path: string, name: string, position: number, cb: ValueCb<Buffer>): void;
+      /** Names as byte strings (latin1), like every name. */
       listxattr?(path: string, cb: ValueCb<string[]>): void;
       removexattr?(path: string, name: string, cb: Cb): void;
       open?(path: string, flags: number, cb: ValueCb<number>): void;
@@ -176,8 +188,9 @@ declare module 'fuse-native' {
     readonly context: Fuse.Caller | null;
     mount(cb: (err: Error | null) => void): void;
     /**
-     * Patched: getattr/fgetattr of `path` are answered in C with `stat` for `ttlMs`, without
-     * calling ops; with `noCapability`, getxattr(path, 'security.capability') too (ENODATA).
+     * Patched: getattr/fgetattr of `path` (a byte string, as the ops get it) are answered in C
+     * with `stat` for `ttlMs`, without calling ops; with `noCapability`,
+     * getxattr(path, 'security.capability') too (ENODATA).
      */
     cacheAttr(path: string, stat: Fuse.Stat, ttlMs: number, noCapability?: boolean): void;
     /** Patched: getattr of `path` goes to ops again; the noCapability answer stays (effective before it returns). */

@@ -1,8 +1,8 @@
 /**
  * The open-file table: the file handles (fh) this mount gave the kernel, each with its inode and,
  * when opened for writing, its write buffer. Operations on an fd use the inode, not the path, so
- * they keep working after a rename, and after an unlink on any host (libfuse then passes no path:
- * hard_remove), for as long as the store holds the inode open (Store.open / Store.release).
+ * they keep working after a rename, and after an unlink on any host, for as long as the store
+ * holds the inode open (Store.open / Store.release).
  */
 import type { Ino } from '@redisfs/store';
 import type { WriteBuffer } from './write-buffer.js';

@@ -37,11 +37,16 @@ export function attrOps(s: FsState): Fuse.Ops {
         try {
           return s.statOf(path, await s.resolve(path));
         } catch (err) {
+          if (!isFsError(err, 'ENOENT')) throw err;
           // A name this mount showed the kernel a moment ago, now gone (removed by another host):
           // the kernel's dentry is stale. ESTALE, once, makes it look the name up again and retry
           // (vfs_statx, do_filp_open, faccessat…), so open(O_CREAT) creates it instead of failing
           // in its permission check with ENOENT.
-          if (isFsError(err, 'ENOENT') && s.staleOnce(path)) throw new FuseOpError('ESTALE', `${path} was removed by another host`);
+          if (s.staleOnce(path)) throw new FuseOpError('ESTALE', `${path} was removed by another host`);
+          // (fstat(2) of a file another host removed, by a process that has it open, also lands
+          // here: the kernel asks by path, without the handle, so it answers ENOENT once the cache
+          // timeout has passed. Answering for the open file instead would make the name look
+          // present to that process's own open(O_CREAT) of it, which could then not create it.)
           throw err;
         }
       });

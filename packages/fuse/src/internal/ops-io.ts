@@ -47,7 +47,7 @@ export function ioOps(s: FsState): Fuse.Ops {
           if (isFsError(err, 'ENOENT')) throw new FuseOpError('ESTALE', `${path} was removed by another host`);
           throw err;
         }
-        const held = attr.type === 'file' && s.store.sessionId !== undefined;
+        const held = attr.type === 'file' && s.store.sessionId !== undefined && !s.hidden.has(path);
         try {
           s.publish(path, attr); // the getattr the kernel sends next is answered by the binding
           if (writable && attr.type === 'dir') throw new FuseOpError('EISDIR', path);

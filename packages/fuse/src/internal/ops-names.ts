@@ -2,9 +2,11 @@
  * Handlers for the namespace: readdir, readlink, mknod, mkdir, symlink, link, unlink, rmdir,
  * rename. Each change invalidates the cached paths it affects (the entry, its inode's other
  * names, its parent directory whose size/nlink/mtime changed, and for a directory, its subtree).
+ * Names and symlink targets are bytes: byte strings here, Buffers at the store (byte-names.ts).
  */
 import { posix } from 'node:path';
 import type Fuse from 'fuse-native';
+import { fromBytes, toBytes } from './byte-names.js';
 import { FuseOpError } from './errno.js';
 import type { FsState } from './fs-state.js';
 import { valueReply, voidReply } from './run-op.js';
@@ -14,6 +16,9 @@ interface Listing {
   names: string[];
   stats: Partial<Fuse.Stat>[];
 }
+
+/** The names libfuse 2 gives a file removed while open (lib/fuse.c, hidden_name). */
+const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 
 export function nameOps(s: FsState): Fuse.Ops {
   return {
@@ -33,18 +38,19 @@ export function nameOps(s: FsState): Fuse.Ops {
           ]);
           const names = ['.', '..'];
           const stats = [direntStat(dir.ino, 'dir'), direntStat(parent.ino, 'dir')];
-          for (const e of entries) {
-            names.push(e.name);
+          const listed = entries.map((e) => ({ name: fromBytes(e.nameBytes), ino: e.ino }));
+          entries.forEach((e, i) => {
+            names.push(listed[i]!.name);
             stats.push(direntStat(e.ino, e.type));
-          }
-          await s.prefetchEntries(path, entries);
+          });
+          await s.prefetchEntries(path, listed);
           return { names, stats };
         },
       );
     },
 
     readlink(path, cb) {
-      s.run('readlink', path, valueReply(cb), async () => s.store.readlink((await s.resolve(path)).ino));
+      s.run('readlink', path, valueReply(cb), async () => fromBytes(await s.store.readlinkBytes((await s.resolve(path)).ino)));
     },
 
     mknod(path, mode, dev, cb) {
@@ -77,7 +83,7 @@ export function nameOps(s: FsState): Fuse.Ops {
         s.assertWritable('symlink');
         const { dirPath, dir, name } = await s.resolveParent(linkPath);
         const { owner } = s.newEntry(dir, caller, 0o777, false);
-        const attr = await s.store.symlink(dir.ino, name, target, owner);
+        const attr = await s.store.symlink(dir.ino, name, toBytes(target), owner);
         s.settleParent(dirPath, dir.ino);
         s.cache.set(linkPath, attr);
       });
@@ -97,6 +103,8 @@ export function nameOps(s: FsState): Fuse.Ops {
     unlink(path, cb) {
       s.run('unlink', path, voidReply(cb), async () => {
         s.assertWritable('unlink');
+        // libfuse removing its hidden name at the last close: the store has no such name.
+        if (s.hidden.delete(path)) return;
         const { dirPath, dir, name } = await s.resolveParent(path);
         try {
           await s.store.unlink(dir.ino, name);
@@ -125,6 +133,20 @@ export function nameOps(s: FsState): Fuse.Ops {
     rename(src, dest, cb) {
       s.run('rename', () => `${src} ${dest}`, voidReply(cb), async () => {
         s.assertWritable('rename');
+        if (HIDDEN_NAME.test(posix.basename(dest)) && !s.hidden.has(src)) {
+          // libfuse hiding a file removed while open here (see FsState.hidden): the removal.
+          const { dirPath, dir, name } = await s.resolveParent(src);
+          const { ino } = await s.resolve(src);
+          try {
+            await s.store.unlink(dir.ino, name);
+          } finally {
+            s.forgetPositive(src);
+            s.cache.invalidatePath(src);
+            s.settleParent(dirPath, dir.ino);
+          }
+          s.hidden.set(dest, ino);
+          return;
+        }
         const [from, to] = await Promise.all([s.resolveParent(src), s.resolveParent(dest)]);
         try {
           await s.store.rename(from.dir.ino, from.name, to.dir.ino, to.name);

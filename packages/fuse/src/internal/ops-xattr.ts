@@ -1,6 +1,12 @@
-/** Handlers for extended attributes (Linux semantics: `position` is always 0 and ignored). */
+/**
+ * Handlers for extended attributes (Linux semantics: `position` is always 0 and ignored).
+ * Names arrive as byte strings (latin1) and are stored as UTF-8 strings, as they always were
+ * (xattrNameToStore): a name that is not valid UTF-8 is refused (setxattr: EINVAL) or cannot
+ * exist (getxattr, removexattr: ENODATA).
+ */
 import { isFsError, type XattrFlags } from '@redisfs/store';
 import type Fuse from 'fuse-native';
+import { xattrNameFromStore, xattrNameToStore } from './byte-names.js';
 import { FuseOpError } from './errno.js';
 import type { FsState } from './fs-state.js';
 import { valueReply, voidReply } from './run-op.js';
@@ -56,10 +62,12 @@ export function xattrOps(s: FsState): Fuse.Ops {
       s.run('setxattr', () => `${path} ${name}`, voidReply(cb), async () => {
         const copy = Buffer.from(value); // runs synchronously: value is detached once answered
         refuseUnsupported(name);
+        const stored = xattrNameToStore(name);
+        if (stored === undefined) throw new FuseOpError('EINVAL', 'xattr names must be valid UTF-8');
         s.assertWritable('setxattr');
         const { ino } = await s.resolve(path);
         try {
-          await s.store.setxattr(ino, name, copy, xattrFlags(flags));
+          await s.store.setxattr(ino, stored, copy, xattrFlags(flags));
         } finally {
           s.xattrMisses.forget(ino);
           s.cache.invalidateIno(ino); // ctime changed
@@ -70,15 +78,16 @@ export function xattrOps(s: FsState): Fuse.Ops {
     getxattr(path, name, _position, cb) {
       s.run('getxattr', () => `${path} ${name}`, valueReply(cb), async () => {
         refuseUnsupported(name);
+        const stored = xattrNameToStore(name);
         // The kernel asks for security.capability before each write(2): a file being written
         // has outdated cached attributes, but its name still leads to the same inode.
         const ino = s.cache.inoOf(path) ?? (await s.resolve(path)).ino;
-        if (s.xattrMisses.isMissing(ino, name)) throw new FuseOpError('ENODATA', name);
+        if (stored === undefined || s.xattrMisses.isMissing(ino, stored)) throw new FuseOpError('ENODATA', stored ?? 'not UTF-8');
         try {
-          return await s.store.getxattr(ino, name);
+          return await s.store.getxattr(ino, stored);
         } catch (err) {
           if (isFsError(err, 'ENODATA')) {
-            s.xattrMisses.noteMissing(ino, name);
+            s.xattrMisses.noteMissing(ino, stored);
             s.republish(path); // the binding may now answer this miss itself
           }
           throw err;
@@ -90,7 +99,7 @@ export function xattrOps(s: FsState): Fuse.Ops {
       s.run('listxattr', path, valueReply(cb), async () => {
         const { uid } = s.caller(); // before the first await: the request's context
         const names = await s.store.listxattr((await s.resolve(path)).ino);
-        return names.filter((n) => listable(n, uid));
+        return names.filter((n) => listable(n, uid)).map(xattrNameFromStore);
       });
     },
 
@@ -98,9 +107,11 @@ export function xattrOps(s: FsState): Fuse.Ops {
       s.run('removexattr', () => `${path} ${name}`, voidReply(cb), async () => {
         refuseUnsupported(name);
         s.assertWritable('removexattr');
+        const stored = xattrNameToStore(name);
         const { ino } = await s.resolve(path);
+        if (stored === undefined) throw new FuseOpError('ENODATA', 'not UTF-8');
         try {
-          await s.store.removexattr(ino, name);
+          await s.store.removexattr(ino, stored);
         } finally {
           s.xattrMisses.forget(ino);
           s.cache.invalidateIno(ino);

@@ -18,9 +18,18 @@ const CREATE_FLAGS = fsConstants.O_CREAT | fsConstants.O_WRONLY | fsConstants.O_
 interface Node {
   attr: Attr;
   data: Buffer;
+  /** By name: its bytes as a byte string (see key). */
   entries: Map<string, number>;
   xattrs: Map<string, Buffer>;
-  target: string;
+  target: Buffer;
+}
+
+/**
+ * A name or path as the store takes it (a Buffer: its exact bytes; a string: UTF-8), as a byte
+ * string (latin1, one char per byte): the fake's key and how its call log shows names.
+ */
+function key(name: string | Buffer): string {
+  return (Buffer.isBuffer(name) ? name : Buffer.from(name)).toString('latin1');
 }
 
 /** A Store member the handlers under test never call: fails the test loudly if one does. */
@@ -42,7 +51,6 @@ class FakeStore implements Store {
   readonly lookup = notFaked('lookup');
   readonly readdirPage = notFaked('readdirPage');
   readonly readlink = notFaked('readlink');
-  readonly symlink = notFaked('symlink');
   readonly rmdir = notFaked('rmdir');
   readonly stat = notFaked('stat');
   readonly readFile = notFaked('readFile');
@@ -78,7 +86,7 @@ class FakeStore implements Store {
     const node: Node = {
       attr: { ino, type, mode: bits | (mode & 0o7777), uid: owner.uid, gid: owner.gid, size: 0, nlink: type === 'dir' ? 2 : 1,
         rdev: 0, atimeNs: 1n, mtimeNs: 1n, ctimeNs: 1n, blocks: 0, generation: 0 },
-      data: Buffer.alloc(0), entries: new Map(), xattrs: new Map(), target: '',
+      data: Buffer.alloc(0), entries: new Map(), xattrs: new Map(), target: Buffer.alloc(0),
     };
     this.nodes.set(ino, node);
     return node;
@@ -104,9 +112,9 @@ class FakeStore implements Store {
     return this.snap(n);
   }
 
-  async resolve(path: string): Promise<Attr> {
-    this.calls.push(`resolve ${path}`);
-    return this.walk(path);
+  async resolve(path: string | Buffer): Promise<Attr> {
+    this.calls.push(`resolve ${key(path)}`);
+    return this.walk(key(path));
   }
   private walk(path: string): Attr {
     let n = this.node(1);
@@ -117,11 +125,12 @@ class FakeStore implements Store {
     }
     return this.snap(n);
   }
-  async open(path: string): Promise<Attr> {
-    this.calls.push(`open ${path}`);
-    return this.walk(path);
+  async open(path: string | Buffer): Promise<Attr> {
+    this.calls.push(`open ${key(path)}`);
+    return this.walk(key(path));
   }
-  async createOpen(parent: number, name: string, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }> {
+  async createOpen(parent: number, nameIn: string | Buffer, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }> {
+    const name = key(nameIn);
     this.calls.push(`createOpen ${name} ${mode.toString(8)} ${owner.uid}:${owner.gid}${options.exclusive ? ' excl' : ''}`);
     const existing = this.dir(parent).entries.get(name);
     if (existing !== undefined && !options.exclusive) {
@@ -155,22 +164,36 @@ class FakeStore implements Store {
     if (ch.atimeNs !== undefined) n.attr.atimeNs = ch.atimeNs;
     return this.snap(n);
   }
-  async mknod(parent: number, name: string, mode: number, owner: Owner): Promise<Attr> {
+  async mknod(parent: number, nameIn: string | Buffer, mode: number, owner: Owner): Promise<Attr> {
+    const name = key(nameIn);
     this.calls.push(`mknod ${name} ${mode.toString(8)} ${owner.uid}:${owner.gid}`);
     return this.create(parent, name, TYPE_OF[mode & 0o170000] ?? 'file', mode, owner);
   }
-  async mkdir(parent: number, name: string, mode: number, owner: Owner): Promise<Attr> {
+  async mkdir(parent: number, nameIn: string | Buffer, mode: number, owner: Owner): Promise<Attr> {
+    const name = key(nameIn);
     this.calls.push(`mkdir ${name} ${mode.toString(8)} ${owner.uid}:${owner.gid}`);
     return this.create(parent, name, 'dir', mode, owner);
   }
-  async rename(sp: number, sn: string, dp: number, dn: string): Promise<void> {
+  async symlink(parent: number, nameIn: string | Buffer, target: string | Buffer, owner: Owner): Promise<Attr> {
+    const name = key(nameIn);
+    this.calls.push(`symlink ${name} -> ${key(target)}`);
+    const attr = this.create(parent, name, 'symlink', 0o777, owner);
+    this.node(attr.ino).target = Buffer.from(key(target), 'latin1');
+    return attr;
+  }
+  async readlinkBytes(ino: number): Promise<Buffer> {
+    return this.node(ino).target;
+  }
+  async rename(sp: number, snIn: string | Buffer, dp: number, dnIn: string | Buffer): Promise<void> {
+    const [sn, dn] = [key(snIn), key(dnIn)];
     this.calls.push(`rename ${sn} ${dn}`);
     const ino = this.dir(sp).entries.get(sn);
     if (ino === undefined) throw new FsError('ENOENT', sn);
     this.dir(sp).entries.delete(sn);
     this.dir(dp).entries.set(dn, ino);
   }
-  async link(ino: number, parent: number, name: string): Promise<Attr> {
+  async link(ino: number, parent: number, nameIn: string | Buffer): Promise<Attr> {
+    const name = key(nameIn);
     this.calls.push(`link ${ino} ${name}`);
     const d = this.dir(parent);
     if (d.entries.has(name)) throw new FsError('EEXIST', name);
@@ -179,13 +202,17 @@ class FakeStore implements Store {
     n.attr.nlink++;
     return this.snap(n);
   }
-  async unlink(parent: number, name: string): Promise<void> {
+  async unlink(parent: number, nameIn: string | Buffer): Promise<void> {
+    const name = key(nameIn);
     this.calls.push(`unlink ${name}`);
     if (!this.dir(parent).entries.delete(name)) throw new FsError('ENOENT', name);
   }
   async readdir(ino: number): Promise<DirEntry[]> {
     this.calls.push(`readdir ${ino}`);
-    return [...this.dir(ino).entries].map(([name, i]) => ({ name, ino: i, type: this.node(i).attr.type }));
+    return [...this.dir(ino).entries].map(([name, i]) => {
+      const nameBytes = Buffer.from(name, 'latin1');
+      return { name: nameBytes.toString('utf8'), nameBytes, ino: i, type: this.node(i).attr.type };
+    });
   }
   async read(ino: number, offset: number, length: number): Promise<Buffer> {
     this.calls.push(`read ${ino} ${length}@${offset}`);
@@ -598,5 +625,59 @@ describe('extended attributes', () => {
     expect(await call(root.ops.listxattr, '/f')).toEqual([0, ['user.a', 'trusted.b', 'security.c']]);
     const user = setup({ store, uid: 1000 });
     expect(await call(user.ops.listxattr, '/f')).toEqual([0, ['user.a', 'security.c']]);
+  });
+});
+
+describe('names are bytes (issue 12)', () => {
+  /** What the binding passes for `bytes`: a byte string (latin1, one char per byte). */
+  const b = (...bytes: number[]): string => Buffer.from(bytes).toString('latin1');
+  const hex = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
+  /** Not valid UTF-8, but for U+FFFD itself and one valid name: distinct names, distinct entries. */
+  const NAMES = [b(0xff), b(0xfe), b(0xc3, 0x28), b(0x80), `report${b(0x80)}`, `report${b(0x81)}`, b(0xef, 0xbf, 0xbd), `caf${b(0xc3, 0xa9)}`];
+
+  it('paths reach the store as their exact bytes; readdir and readlink give the bytes back', async () => {
+    const { ops, fake } = setup({ cacheTimeoutMs: 0 }); // every lookup goes to the store
+    await call(ops.mkdir, '/d', 0o755);
+    for (const n of NAMES) {
+      const [err, fd] = await call(ops.create, `/d/${n}`, 0o100644, CREATE_FLAGS);
+      expect([hex(n), err]).toEqual([hex(n), 0]);
+      await call(ops.release, `/d/${n}`, fd, null);
+    }
+    // The fake logs names as the bytes it received: the string "ÿ" encoded as UTF-8 would be c3 bf.
+    expect(fake.calls.filter((c) => c.startsWith('createOpen')).map((c) => hex(c.split(' ')[1]!))).toEqual(NAMES.map(hex));
+    expect((await fake.readdir(2)).map((e) => e.nameBytes.toString('hex'))).toEqual(NAMES.map(hex));
+    const [err, listed] = (await call(ops.readdir, '/d')) as [number, string[]];
+    expect(err).toBe(0);
+    expect(listed.map(hex)).toEqual(['.', '..', ...NAMES].map(hex));
+
+    fake.calls.length = 0;
+    expect((await call(ops.getattr, `/d/${b(0xfe)}`))[0]).toBe(0);
+    expect(fake.calls).toEqual([`resolve /d/${b(0xfe)}`]);
+    expect((await call(ops.getattr, `/d/${b(0xfd)}`))[0]).toBe(-E.ENOENT);
+
+    expect(await call(ops.rename, `/d/report${b(0x80)}`, `/d/report${b(0x82)}`)).toEqual([0]);
+    expect(await call(ops.unlink, `/d/${b(0xff)}`)).toEqual([0]);
+    expect(await call(ops.symlink, `tgt${b(0xff, 0xfe)}`, `/d/${b(0xfc)}`)).toEqual([0]);
+    const [, target] = (await call(ops.readlink, `/d/${b(0xfc)}`)) as [number, string];
+    expect(hex(target)).toBe(Buffer.from('tgt\xff\xfe', 'latin1').toString('hex'));
+    const after = (await fake.readdir(2)).map((e) => e.nameBytes.toString('hex')).sort();
+    const expected = [...NAMES.filter((n) => n !== b(0xff) && n !== `report${b(0x80)}`), `report${b(0x82)}`, b(0xfc)];
+    expect(after).toEqual(expected.map(hex).sort());
+  });
+
+  it('xattr names are stored as UTF-8 strings, as before; one that is not UTF-8 cannot be set', async () => {
+    const { ops, fake } = setup();
+    await call(ops.create, '/f', 0o100644, CREATE_FLAGS);
+    const cafe = `user.caf${b(0xc3, 0xa9)}`; // "user.café" as the kernel passes it
+    expect(await call(ops.setxattr, '/f', cafe, Buffer.from('v'), 0, 0)).toEqual([0]);
+    expect(fake.calls).toContain('setxattr user.café {}');
+    expect(await call(ops.listxattr, '/f')).toEqual([0, [cafe]]);
+    expect((await call(ops.getxattr, '/f', cafe, 0))[0]).toBe(0);
+
+    const bad = `user.${b(0xff)}`;
+    expect(await call(ops.setxattr, '/f', bad, Buffer.from('v'), 0, 0)).toEqual([-E.EINVAL]);
+    expect(await call(ops.getxattr, '/f', bad, 0)).toEqual([-E.ENODATA]);
+    expect(await call(ops.removexattr, '/f', bad)).toEqual([-E.ENODATA]);
+    expect(fake.calls.filter((c) => /^(set|get|remove)xattr/.test(c))).toEqual(['setxattr user.café {}', 'getxattr user.café']);
   });
 });

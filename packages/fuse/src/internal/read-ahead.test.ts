@@ -168,11 +168,12 @@ describe('read handler with read-ahead', () => {
     /** No session: opens hold nothing, locks stay with the kernel. */
     readonly sessionId = undefined;
     readonly locks = undefined;
-    async resolve(path: string): Promise<Attr> {
-      if (path !== '/f') throw new FsError('ENOENT', path);
+    /** The adapter passes paths as their bytes (a Buffer). */
+    async resolve(path: string | Buffer): Promise<Attr> {
+      if (path.toString() !== '/f') throw new FsError('ENOENT', path.toString());
       return this.attr();
     }
-    open(path: string): Promise<Attr> {
+    open(path: string | Buffer): Promise<Attr> {
       return this.resolve(path);
     }
     async getattr(): Promise<Attr> {

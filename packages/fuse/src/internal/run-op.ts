@@ -8,6 +8,7 @@
  * Redis as long as it takes.
  */
 import { constants } from 'node:os';
+import { displayPath } from './byte-names.js';
 import { isExpectedError, toErrno } from './errno.js';
 
 /**
@@ -113,7 +114,8 @@ export type Detail = string | (() => string);
 
 function labelOf(name: string, detail: Detail): string {
   try {
-    const text = typeof detail === 'function' ? detail() : detail;
+    // Paths in a detail are the binding's byte strings: shown decoded as UTF-8 (lossy).
+    const text = displayPath(typeof detail === 'function' ? detail() : detail);
     return text ? `${name} ${text}` : name;
   } catch {
     return name;

@@ -127,11 +127,16 @@ function urlCredentials(url: string): { username?: string; password?: string; da
   };
 }
 
-/** The few commands the store runs with Buffer replies (data blocks, xattr values). */
+/**
+ * The few commands the store runs with Buffer replies (data blocks, xattr values, and what
+ * carries names or symlink targets, which are bytes and need not be valid UTF-8).
+ */
 export interface BinaryClient {
   get(key: string): Promise<Buffer | null>;
   set(key: string, value: Buffer): Promise<unknown>;
   hGet(key: string, field: string): Promise<Buffer | null>;
+  hmGet(key: string, fields: string[]): Promise<(Buffer | null)[]>;
+  hScan(key: string, cursor: string, options: { COUNT: number }): Promise<{ cursor: Buffer | string; entries: { field: Buffer; value: Buffer }[] }>;
   evalSha(sha: string, options: ScriptOptions): Promise<unknown>;
   evalShaRo(sha: string, options: ScriptOptions): Promise<unknown>;
   eval(script: string, options: ScriptOptions): Promise<unknown>;

@@ -20,11 +20,16 @@ import {
 } from '@redisfs/schema';
 import type { FsckCounts, FsckProblem, FsckProblemKind } from '../fsck.js';
 import type { InodeImage, MetaImage } from './fsck-scan.js';
+import { fromByteKey, showName } from './names.js';
 
-/** A change that fixes one problem; each is applied atomically by fsck-repair.ts. */
+/**
+ * A change that fixes one problem; each is applied atomically by fsck-repair.ts. An entry's
+ * `name` is its exact bytes (a string: its UTF-8 bytes) and `value` what it held, one char per
+ * byte (latin1).
+ */
 export type RepairAction =
-  | { op: 'remove-entry'; dir: number; name: string; value: string }
-  | { op: 'set-entry'; dir: number; name: string; value: string; newValue: string }
+  | { op: 'remove-entry'; dir: number; name: Buffer | string; value: string }
+  | { op: 'set-entry'; dir: number; name: Buffer | string; value: string; newValue: string }
   | { op: 'set-nlink'; ino: number; from: string; to: number }
   | { op: 'set-parent'; ino: number; from: string; to: number }
   /** Deletes an orphan inode; its block map (`blocks` entries) is released. */
@@ -58,7 +63,7 @@ export type SessionRepairAction =
   /** Drops the lock fields of sessions that are not alive on an inode. */
   | { op: 'drop-locks'; ino: number; sids: string[] }
   /** Unlinks a directory entry (as unlink(2) does), while it still holds `value`. */
-  | { op: 'unlink-entry'; dir: number; name: string; value: string };
+  | { op: 'unlink-entry'; dir: number; name: Buffer | string; value: string };
 
 /** A problem and, when fsck can fix it, how. */
 export interface Finding {
@@ -66,13 +71,30 @@ export interface Finding {
   action?: RepairAction | undefined;
 }
 
-type Refs = Partial<Pick<FsckProblem, 'ino' | 'dir' | 'name' | 'key'>>;
+type Refs = Partial<Pick<FsckProblem, 'ino' | 'dir' | 'name' | 'nameBytes' | 'key'>>;
 
 /** An entry naming an inode, in a reachable directory. */
 interface EntryRef {
   dir: number;
+  /** The name's bytes as a byteKey (see MetaImage.dirs). */
   name: string;
   value: string;
+}
+
+/** An entry's name for a message: readable, on one line (showName). */
+export function shownEntry(key: string): string {
+  return showName(fromByteKey(key));
+}
+
+/** The problem fields of an entry: its directory, its name readable and exact, its hash. */
+export function entryRefs(layout: KeyLayout, dir: number, key: string): Refs {
+  const bytes = fromByteKey(key);
+  return { dir, name: showName(bytes), nameBytes: bytes, key: layout.dir(dir) };
+}
+
+/** The action that removes an entry while it still holds what it held. */
+function removeEntry(ref: EntryRef): RepairAction {
+  return { op: 'remove-entry', dir: ref.dir, name: fromByteKey(ref.name), value: ref.value };
 }
 
 const TYPE_OF_CODE = new Map<string, FileType>(Object.entries(FILE_TYPE_CODES).map(([t, c]) => [c, t as FileType]));
@@ -204,26 +226,27 @@ export class ImageCheck {
       const dir = queue[q]!;
       const entries = dirs.get(dir);
       if (!entries) continue;
+      // Byte order (the keys hold one char per byte).
       for (const name of [...entries.keys()].sort()) {
         const ref: EntryRef = { dir, name, value: entries.get(name)! };
         const ino = entryIno(ref.value);
-        const at = { dir, name, key: this.layout.dir(dir) };
+        const entry = () => `entry '${shownEntry(name)}' of directory ${dir}`; // only for a finding
         if (ino === undefined) {
-          this.add('entry-corrupt', `entry '${name}' of directory ${dir} holds ${JSON.stringify(ref.value)}, not a type and an inode number`, at, { op: 'remove-entry', ...ref });
+          this.add('entry-corrupt', `${entry()} holds ${JSON.stringify(ref.value)}, not a type and an inode number`, entryRefs(this.layout, dir, name), removeEntry(ref));
           continue;
         }
         const target = inodes.get(ino);
         if (!target) {
-          this.add('entry-dangling', `entry '${name}' of directory ${dir} names inode ${ino}, which does not exist`, { ino, ...at }, { op: 'remove-entry', ...ref });
+          this.add('entry-dangling', `${entry()} names inode ${ino}, which does not exist`, { ino, ...entryRefs(this.layout, dir, name) }, removeEntry(ref));
           continue;
         }
         if (target.readable && target.type && ref.value.charAt(0) !== FILE_TYPE_CODES[target.type]) {
           const says = TYPE_OF_CODE.get(ref.value.charAt(0)) ?? `an unknown type '${ref.value.charAt(0)}'`;
           this.add(
             'entry-type-mismatch',
-            `entry '${name}' of directory ${dir} says ${says}, but inode ${ino} is a ${target.type}`,
-            { ino, ...at },
-            { op: 'set-entry', ...ref, newValue: encodeDirEntry(target.type, ino) },
+            `${entry()} says ${says}, but inode ${ino} is a ${target.type}`,
+            { ino, ...entryRefs(this.layout, dir, name) },
+            { op: 'set-entry', dir, name: fromByteKey(name), value: ref.value, newValue: encodeDirEntry(target.type, ino) },
           );
         }
         const named = names.get(ino);
@@ -260,12 +283,12 @@ export class ImageCheck {
         for (const ref of refs.filter((r) => r !== kept)) {
           this.add(
             'dir-multiple-names',
-            `directory ${ino} is also named '${ref.name}' in directory ${ref.dir} (its name is '${kept.name}' in directory ${kept.dir})`,
-            { ino, dir: ref.dir, name: ref.name, key: this.layout.dir(ref.dir) },
-            { op: 'remove-entry', ...ref },
+            `directory ${ino} is also named '${shownEntry(ref.name)}' in directory ${ref.dir} (its name is '${shownEntry(kept.name)}' in directory ${kept.dir})`,
+            { ino, ...entryRefs(this.layout, ref.dir, ref.name) },
+            removeEntry(ref),
           );
         }
-        this.checkParent(node, kept.dir, `is named '${kept.name}' in directory ${kept.dir}`);
+        this.checkParent(node, kept.dir, `is named '${shownEntry(kept.name)}' in directory ${kept.dir}`);
         expected = 2 + (subdirs.get(ino) ?? 0);
         why = `it has ${expected - 2} subdirector${expected === 3 ? 'y' : 'ies'}`;
       }
@@ -284,9 +307,9 @@ export class ImageCheck {
     for (const ref of names) {
       this.add(
         'dir-multiple-names',
-        `the root directory is named '${ref.name}' in directory ${ref.dir}`,
-        { ino: ROOT_INO, dir: ref.dir, name: ref.name, key: this.layout.dir(ref.dir) },
-        { op: 'remove-entry', ...ref },
+        `the root directory is named '${shownEntry(ref.name)}' in directory ${ref.dir}`,
+        { ino: ROOT_INO, ...entryRefs(this.layout, ref.dir, ref.name) },
+        removeEntry(ref),
       );
     }
     if (!root?.readable) return;

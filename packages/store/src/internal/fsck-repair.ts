@@ -26,6 +26,7 @@ import type { RedisClient } from './connect.js';
 import { ScriptRunner } from './scripts.js';
 import { releaseKey, releaseMapWork } from './release.js';
 import { applySessionRepair } from './fsck-sessions.js';
+import { nameBytes, showName } from './names.js';
 
 const F = INODE_FIELDS;
 const S_IFMT = 61440;
@@ -180,8 +181,10 @@ export async function applyRepair(
 ): Promise<FsckRepair | undefined> {
   const action = found.action;
   if (!action) return undefined;
-  const call = async (script: string, keys: string[], args: string[]) => Number(await client.eval(script, { keys, arguments: args }));
-  const run = async (script: string, keys: string[], args: string[]) => (await call(script, keys, args)) === 1;
+  const call = async (script: string, keys: string[], args: (string | Buffer)[]) => Number(await client.eval(script, { keys, arguments: args }));
+  const run = async (script: string, keys: string[], args: (string | Buffer)[]) => (await call(script, keys, args)) === 1;
+  // An entry's exact bytes, and what it held (one char per byte): HGET compares bytes.
+  const entry = (a: { name: Buffer | string; value: string }) => ({ name: nameBytes(a.name), value: Buffer.from(a.value, 'latin1') });
   const collect = (ino: number) => releaseMapWork(scripts, layout, ino, blockSize);
   const done = (message: string): FsckRepair => ({
     kind: found.problem.kind,
@@ -190,14 +193,18 @@ export async function applyRepair(
     ...(found.problem.key === undefined ? {} : { key: found.problem.key }),
   });
   switch (action.op) {
-    case 'remove-entry':
-      return (await run(SET_ENTRY, [layout.dir(action.dir)], [action.name, action.value, '']))
-        ? done(`removed entry '${action.name}' (${action.value}) of directory ${action.dir}`)
+    case 'remove-entry': {
+      const { name, value } = entry(action);
+      return (await run(SET_ENTRY, [layout.dir(action.dir)], [name, value, '']))
+        ? done(`removed entry '${showName(name)}' (${showName(value)}) of directory ${action.dir}`)
         : undefined;
-    case 'set-entry':
-      return (await run(SET_ENTRY, [layout.dir(action.dir)], [action.name, action.value, action.newValue]))
-        ? done(`set entry '${action.name}' of directory ${action.dir} to ${action.newValue} (was ${action.value})`)
+    }
+    case 'set-entry': {
+      const { name, value } = entry(action);
+      return (await run(SET_ENTRY, [layout.dir(action.dir)], [name, value, action.newValue]))
+        ? done(`set entry '${showName(name)}' of directory ${action.dir} to ${action.newValue} (was ${showName(value)})`)
         : undefined;
+    }
     case 'set-nlink':
       return (await run(SET_FIELD, [layout.inode(action.ino)], [F.nlink, action.from, String(action.to)]))
         ? done(`set nlink of inode ${action.ino} to ${action.to} (was ${action.from || 'unset'})`)

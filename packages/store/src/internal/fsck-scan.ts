@@ -20,7 +20,8 @@ import {
   type KeyLayout,
 } from '@redisfs/schema';
 import type { RedisClient } from './connect.js';
-import { hScanEntries, scanMatching, sScanMembers, zScanMembers } from './topology.js';
+import { hGetAllBinary, hScanBinary, hScanEntries, scanMatching, sScanMembers, zScanMembers } from './topology.js';
+import { byteKey } from './names.js';
 import { SessionKeys, type SessionImage } from './fsck-session-scan.js';
 
 /** Keys per SCAN call (a hint to Redis) and reads per pipelined batch. */
@@ -62,7 +63,11 @@ export interface MetaImage {
   /** Inodes that have a block map key (their entries are read by {@link scanMaps}). */
   maps: Set<number>;
   inodes: Map<number, InodeImage>;
-  /** Directory hashes: dir inode → (entry name → stored value). */
+  /**
+   * Directory hashes: dir inode → (entry name → stored value). Names are bytes, read exactly
+   * (never decoded as UTF-8) and keyed by {@link byteKey} (one char per byte: fromByteKey gives
+   * the bytes back, showName a readable form).
+   */
   dirs: Map<number, Map<string, string>>;
   /** Inodes that have an xattr hash. */
   xattrs: Set<number>;
@@ -353,16 +358,18 @@ async function readDirs(client: RedisClient, layout: KeyLayout, inos: number[], 
     } else if (reply.value > BIG_DIR) big.push(ino);
     else if (reply.value > 0) small.push(ino);
   });
-  const hashes = await Promise.allSettled(small.map((ino) => client.hGetAll(layout.dir(ino))));
+  // Names through the Buffer replies: a UTF-8 decoding would merge the names it cannot decode.
+  const entry = ({ field, value }: { field: Buffer; value: Buffer }): [string, string] => [byteKey(field), value.toString('latin1')];
+  const hashes = await Promise.allSettled(small.map((ino) => hGetAllBinary(client, layout.dir(ino))));
   hashes.forEach((reply, i) => {
     if (reply.status === 'rejected') rethrowUnlessWrongType(reply.reason);
-    else if (Object.keys(reply.value).length > 0) image.dirs.set(small[i]!, new Map(Object.entries(reply.value)));
+    else if (reply.value.length > 0) image.dirs.set(small[i]!, new Map(reply.value.map(entry)));
   });
   for (const ino of big) {
     // HSCAN may repeat a field: the map keeps one.
     const entries = new Map<string, string>();
-    for await (const page of hScanEntries(client, layout.dir(ino), SCAN_COUNT)) {
-      for (const { field, value } of page) entries.set(field, value);
+    for await (const page of hScanBinary(client, layout.dir(ino), SCAN_COUNT)) {
+      for (const e of page) entries.set(...entry(e));
     }
     if (entries.size > 0) image.dirs.set(ino, entries);
   }

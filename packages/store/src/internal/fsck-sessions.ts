@@ -17,14 +17,18 @@
  */
 import type { KeyLayout } from '@redisfs/schema';
 import type { FsckRepair } from '../fsck.js';
-import { finding, type Finding, type SessionRepairAction } from './fsck-check.js';
+import { entryRefs, finding, shownEntry, type Finding, type SessionRepairAction } from './fsck-check.js';
 import type { InodeImage, MetaImage } from './fsck-scan.js';
 import { nowNs } from './attr.js';
+import { nameBytes, showName } from './names.js';
 import { releaseGcWork } from './release.js';
 import type { ScriptName, ScriptRunner } from './scripts.js';
 import type { RedisClient } from './connect.js';
 
-/** How libfuse names a file it hides instead of removing it while open (without hard_remove). */
+/**
+ * How libfuse names a file it hides instead of removing it while open (without hard_remove);
+ * tested against an entry's byteKey (one char per byte), so it matches those bytes exactly.
+ */
 export const FUSE_HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 const SID_FIELD = /^([0-9a-f]{16}):/;
 
@@ -170,12 +174,13 @@ export function checkSessions(image: MetaImage, layout: KeyLayout, removed: Read
   for (const [dir, entries] of [...image.dirs].sort((a, b) => a[0] - b[0])) {
     for (const [name, value] of entries) {
       if (!FUSE_HIDDEN_NAME.test(name)) continue;
+      const refs = entryRefs(layout, dir, name);
       out.push(
         finding(
           'fuse-hidden-entry',
-          `entry '${name}' of directory ${dir} is a file libfuse hid while it was open after removal, left by a mount of an earlier redisfs that ended before the last close`,
-          { dir, name, key: layout.dir(dir) },
-          { op: 'unlink-entry', dir, name, value },
+          `entry '${shownEntry(name)}' of directory ${dir} is a file libfuse hid while it was open after removal, left by a mount of an earlier redisfs that ended before the last close`,
+          refs,
+          { op: 'unlink-entry', dir, name: refs.nameBytes!, value },
         ),
       );
     }
@@ -196,7 +201,7 @@ export async function applySessionRepair(
   scripts: ScriptRunner,
   done: (message: string) => FsckRepair,
 ): Promise<FsckRepair | undefined> {
-  const run = (name: ScriptName, args: string[]) => scripts.run(name, layout.metaPrefix, args);
+  const run = (name: ScriptName, args: (string | Buffer)[]) => scripts.run(name, layout.metaPrefix, args);
   // Work a repair left for the collector (a freed file's map) is done here, as fsck does for orphans.
   const collect = async (queued: unknown) => {
     if (queued === '1') await releaseGcWork(client, scripts, layout, blockSize);
@@ -238,9 +243,10 @@ export async function applySessionRepair(
       return n > 0 ? done(`dropped ${n} lock(s) of session(s) ${action.sids.join(', ')} on inode ${action.ino}`) : undefined;
     }
     case 'unlink-entry': {
-      const [queued, unlinked] = (await run('fsckUnlink', [String(action.dir), action.name, action.value, nowNs()])) as [string, string];
+      const name = nameBytes(action.name);
+      const [queued, unlinked] = (await run('fsckUnlink', [String(action.dir), name, Buffer.from(action.value, 'latin1'), nowNs()])) as [string, string];
       await collect(queued);
-      return unlinked === '1' ? done(`unlinked '${action.name}' of directory ${action.dir}`) : undefined;
+      return unlinked === '1' ? done(`unlinked '${showName(name)}' of directory ${action.dir}`) : undefined;
     }
   }
 }

@@ -16,7 +16,7 @@
  * inode number only this store reserved) succeeds; an unlink, rmdir or rename that ran answers
  * ENOENT the second time.
  */
-import { createClient, createCluster, createSentinel, type RedisClusterType, type RedisSentinelType } from '@redis/client';
+import { createClient, createCluster, createSentinel, RESP_TYPES, type RedisClusterType, type RedisSentinelType } from '@redis/client';
 import { countCommands, commandCounterOf, hookClientInto, type CommandCounter } from './stats.js';
 import type { ParsedRedisUrl } from './redis-url.js';
 import { withDeadline, type ConnectOptions } from './connect.js';
@@ -214,15 +214,20 @@ async function masters(client: RedisClient): Promise<RedisClient[]> {
   return Promise.all(t.cluster.masters.map((m) => t.cluster.nodeClient(m) as unknown as Promise<RedisClient>));
 }
 
+/** Command options under which bulk strings in a reply are Buffers (names are bytes). */
+const BINARY_REPLY = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } };
+
 /**
  * Runs a raw command on the node that serves `routingKey` (in a cluster; elsewhere the one
  * server or the current master): INFO, CLIENT LIST, or the key's own HSCAN/SSCAN/ZSCAN.
+ * `binary`: bulk strings of the reply come as Buffers, not decoded as UTF-8.
  */
-export async function commandAt(client: RedisClient, routingKey: string, args: string[], readOnly = false): Promise<unknown> {
+export async function commandAt(client: RedisClient, routingKey: string, args: string[], readOnly = false, binary = false): Promise<unknown> {
+  const options = binary ? BINARY_REPLY : undefined;
   const t = topologyOf(client);
-  if (t.kind === 'sentinel') return t.sentinel.sendCommand(readOnly, args);
-  if (t.kind === 'cluster') return t.cluster.sendCommand(routingKey, readOnly, args);
-  return client.sendCommand(args);
+  if (t.kind === 'sentinel') return t.sentinel.sendCommand(readOnly, args, options);
+  if (t.kind === 'cluster') return t.cluster.sendCommand(routingKey, readOnly, args, options);
+  return client.sendCommand(args, options);
 }
 
 /** INFO `section` of the node serving `routingKey`. */
@@ -315,11 +320,16 @@ export { commandCounterOf };
  * `routingKey`, from cursor 0 until the server says 0 again.
  */
 async function* pages(client: RedisClient, routingKey: string, command: (cursor: string) => string[]): AsyncGenerator<string[]> {
+  for await (const page of rawPages(client, routingKey, command, false)) yield page.map(String);
+}
+
+/** The same, the reply's elements as they come (Buffers when `binary`). */
+async function* rawPages(client: RedisClient, routingKey: string, command: (cursor: string) => string[], binary: boolean): AsyncGenerator<unknown[]> {
   let cursor = '0';
   do {
-    const reply = (await commandAt(client, routingKey, command(cursor), true)) as [unknown, unknown[]];
+    const reply = (await commandAt(client, routingKey, command(cursor), true, binary)) as [unknown, unknown[]];
     cursor = String(reply[0]);
-    yield reply[1].map(String);
+    yield reply[1];
   } while (cursor !== '0');
 }
 
@@ -334,6 +344,30 @@ export async function* hScanEntries(client: RedisClient, key: string, count: num
     for (let i = 0; i + 1 < flat.length; i += 2) page.push({ field: flat[i]!, value: flat[i + 1]! });
     yield page;
   }
+}
+
+/**
+ * The fields and values of a hash, in HSCAN pages (any topology), as Buffers: for hashes whose
+ * fields are bytes (directory entries: names need not be valid UTF-8).
+ */
+export async function* hScanBinary(client: RedisClient, key: string, count: number): AsyncGenerator<{ field: Buffer; value: Buffer }[]> {
+  for await (const flat of rawPages(client, key, (cursor) => ['HSCAN', key, cursor, 'COUNT', String(count)], true)) {
+    const page: { field: Buffer; value: Buffer }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) page.push({ field: asBuffer(flat[i]), value: asBuffer(flat[i + 1]) });
+    yield page;
+  }
+}
+
+/** A hash's fields and values in one HGETALL (any topology), as Buffers (see hScanBinary). */
+export async function hGetAllBinary(client: RedisClient, key: string): Promise<{ field: Buffer; value: Buffer }[]> {
+  const flat = (await commandAt(client, key, ['HGETALL', key], true, true)) as unknown[];
+  const out: { field: Buffer; value: Buffer }[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push({ field: asBuffer(flat[i]), value: asBuffer(flat[i + 1]) });
+  return out;
+}
+
+function asBuffer(v: unknown): Buffer {
+  return Buffer.isBuffer(v) ? v : Buffer.from(String(v));
 }
 
 /** The members of a set, in SSCAN pages (any topology). */
