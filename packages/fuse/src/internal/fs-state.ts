@@ -113,7 +113,7 @@ export class FsState {
 
   /** Attributes of `path` (symlinks not followed): cached, else one store round trip. */
   async resolve(path: string | null): Promise<Attr> {
-    // libfuse has no path for a file removed while open (hard_remove): a call by path cannot reach it.
+    // libfuse gives no path for a file it cannot name (flag_nullpath_ok): a call by path cannot reach it.
     if (path === null) throw new FuseOpError('ENOENT', 'the file was removed');
     const alias = this.hidden.get(path);
     if (alias !== undefined) return this.store.getattr(alias);
