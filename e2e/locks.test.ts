@@ -7,12 +7,10 @@
  * its POSIX locks at once, a killed mount's locks go after its lease (--session-timeout); and
  * SQLite, which relies on all of this, keeps one database intact when written from both hosts.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { keysFor } from '@redisfs/schema';
 import { expect, it } from 'vitest';
 import {
-  OutputTail,
   describeWithRedis,
   exists,
   exited,
@@ -23,9 +21,9 @@ import {
   requireLockTools,
   run,
   runOk,
+  runTogether,
   sessionOf,
   startLocker,
-  stopChild,
   uniquePrefix,
   waitFor,
   type Locker,
@@ -51,41 +49,6 @@ async function blocked(locker: Locker, what: string): Promise<void> {
 }
 
 const REFUSED = ['EAGAIN', 'EACCES'];
-
-interface ScriptResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs python3 scripts side by side; each prints "ready", then waits for a line on stdin, written once all are ready. */
-async function runPythonTogether<const J extends readonly { script: string; args: string[] }[]>(jobs: J): Promise<{ [K in keyof J]: ScriptResult }> {
-  const children: ChildProcess[] = jobs.map(({ script, args }) =>
-    own(spawn('python3', ['-u', '-c', script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })),
-  );
-  try {
-    const outs = children.map((c) => new OutputTail(1 << 20).follow(c.stdout));
-    const errs = children.map((c) => new OutputTail().follow(c.stderr));
-    const ends = children.map((c) => exited(c));
-    await waitFor(() => outs.every((o) => o.toString().startsWith('ready\n')), {
-      timeoutMs: 30_000,
-      what: 'the scripts to be ready',
-      bail: () => {
-        const i = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
-        return i < 0 ? undefined : new Error(`script ${i} ended before starting: ${errs[i]}`);
-      },
-    });
-    for (const c of children) c.stdin!.end('go\n');
-    const results: ScriptResult[] = [];
-    for (const [i, end] of ends.entries()) {
-      const { code } = await end;
-      results.push({ code, stdout: outs[i]!.toString().replace(/^ready\n/, ''), stderr: errs[i]!.toString() });
-    }
-    return results as { [K in keyof J]: ScriptResult };
-  } finally {
-    for (const c of children) await stopChild(c, 'SIGKILL', 0);
-  }
-}
 
 /** argv: database, host tag, count. One transaction per insert, waiting up to 60 s for the lock. */
 const SQLITE_WRITER = `
@@ -308,9 +271,9 @@ db.commit(); db.close()`,
     await seenOn(b, 'db');
 
     const t0 = performance.now();
-    const [ra, rb] = await runPythonTogether([
-      { script: SQLITE_WRITER, args: [a.path('db'), 'a', String(EACH)] },
-      { script: SQLITE_WRITER, args: [b.path('db'), 'b', String(EACH)] },
+    const [ra, rb] = await runTogether([
+      { command: 'python3', args: ['-u', '-c', SQLITE_WRITER, a.path('db'), 'a', String(EACH)] },
+      { command: 'python3', args: ['-u', '-c', SQLITE_WRITER, b.path('db'), 'b', String(EACH)] },
     ]);
     console.log(`SQLite: ${2 * EACH} transactions from two hosts in ${((performance.now() - t0) / 1000).toFixed(1)} s; A ${ra.stdout.trim()}, B ${rb.stdout.trim()}`);
     expect(ra.code, `the writer on A:\n${ra.stderr}`).toBe(0);

@@ -7,17 +7,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, stat, statfs, unlink, writeFile } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import {
-  OutputTail,
   describeWithRedis,
   exited,
   expectFsckClean,
   mountRedisfs,
   run,
   runOk,
+  runTogether,
   uniquePrefix,
   waitFor,
   type RunResult,
@@ -36,41 +35,6 @@ function text(size: number): string {
   return randomBytes(Math.ceil((size * 3) / 4) + 3)
     .toString('base64')
     .slice(0, size);
-}
-
-/**
- * Runs node scripts (CommonJS, `process.argv.slice(1)` = args) side by side and starts them
- * together: each prints "ready" and waits for a line on stdin, which goes to all of them once
- * all are ready. Resolves with each one's exit and output (stdout without the "ready" line).
- */
-async function runTogether<const J extends readonly { script: string; args: string[] }[]>(
-  jobs: J,
-): Promise<{ [K in keyof J]: RunResult }> {
-  const children = jobs.map(({ script, args }) =>
-    spawn(process.execPath, ['-e', `${BARRIER}\n${script}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }),
-  );
-  try {
-    const outs = children.map((c) => new OutputTail(1 << 20).follow(c.stdout));
-    const errs = children.map((c) => new OutputTail().follow(c.stderr));
-    const ends = children.map((c) => exited(c));
-    await waitFor(() => outs.every((o) => o.toString().startsWith('ready\n')), {
-      timeoutMs: 30_000,
-      what: 'the scripts to be ready',
-      bail: () => {
-        const i = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
-        return i < 0 ? undefined : new Error(`script ${i} ended before starting: ${errs[i]}`);
-      },
-    });
-    for (const c of children) c.stdin.end('go\n');
-    const results: RunResult[] = [];
-    for (const [i, end] of ends.entries()) {
-      const { code, signal } = await end;
-      results.push({ code, signal, stdout: outs[i]!.toString().replace(/^ready\n/, ''), stderr: errs[i]!.toString() });
-    }
-    return results as { [K in keyof J]: RunResult };
-  } finally {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  }
 }
 
 /** Prepended to every script of runTogether: `start(fn)` runs fn once the parent says go. */
@@ -341,8 +305,8 @@ await describeWithRedis('several hosts on one Redis', { fuse: true }, (redis) =>
     const baseline = await inodesInUse(a);
 
     const [ra, rb] = await runTogether([
-      { script: CREATE_SCRIPT, args: [a.path('d'), 'a', '1000'] },
-      { script: CREATE_SCRIPT, args: [b.path('d'), 'b', '1000'] },
+      { command: process.execPath, args: ['-e', `${BARRIER}\n${CREATE_SCRIPT}`, a.path('d'), 'a', '1000'] },
+      { command: process.execPath, args: ['-e', `${BARRIER}\n${CREATE_SCRIPT}`, b.path('d'), 'b', '1000'] },
     ]);
     expectExit0(ra, 'the creator on A');
     expectExit0(rb, 'the creator on B');
@@ -381,8 +345,8 @@ await describeWithRedis('several hosts on one Redis', { fuse: true }, (redis) =>
     await writeFile(a.path('shared'), Buffer.alloc(COUNT * 1024));
     await waitFor(() => exists(b.path('shared')), { timeoutMs: CACHE_TIMEOUT_MS + MARGIN_MS, what: 'B to see the file' });
     const [ra, rb] = await runTogether([
-      { script: PIECES_SCRIPT, args: [a.path('shared'), '0', String(COUNT)] },
-      { script: PIECES_SCRIPT, args: [b.path('shared'), '1', String(COUNT)] },
+      { command: process.execPath, args: ['-e', `${BARRIER}\n${PIECES_SCRIPT}`, a.path('shared'), '0', String(COUNT)] },
+      { command: process.execPath, args: ['-e', `${BARRIER}\n${PIECES_SCRIPT}`, b.path('shared'), '1', String(COUNT)] },
     ]);
     expectExit0(ra, 'the writer on A');
     expectExit0(rb, 'the writer on B');
@@ -411,8 +375,8 @@ await describeWithRedis('several hosts on one Redis', { fuse: true }, (redis) =>
     });
 
     const [ra, rb] = await runTogether([
-      { script: RACE_SCRIPT, args: [a.path('race'), '1', '1500'] },
-      { script: RACE_SCRIPT, args: [b.path('race'), '2', '1500'] },
+      { command: process.execPath, args: ['-e', `${BARRIER}\n${RACE_SCRIPT}`, a.path('race'), '1', '1500'] },
+      { command: process.execPath, args: ['-e', `${BARRIER}\n${RACE_SCRIPT}`, b.path('race'), '2', '1500'] },
     ]);
     expectExit0(ra, 'the racer on A');
     expectExit0(rb, 'the racer on B');

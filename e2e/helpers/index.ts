@@ -12,3 +12,4 @@ export { expectFsckClean, runFsck } from './fsck.js';
 export { startWriter, sha256, type Writer } from './writer.js';
 export { startFsyncWriter, type FsyncWriter, type FsyncWriterOptions } from './fsync-writer.js';
 export { startLocker, requireLockTools, prefixKeys, sessionOf, type Locker, type LockerReply, type LockInfo, type LockKind } from './locker.js';
+export { runTogether, type TogetherJob } from './together.js';

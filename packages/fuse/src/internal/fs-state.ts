@@ -265,7 +265,7 @@ export class FsState {
    */
   publish(path: string | null, attr: Attr, stat: Fuse.Stat = this.stat(attr)): void {
     if (!this.native || path === null || this.cache.get(path) !== attr) return;
-    this.notePositive(path);
+    this.notePositive(path, attr);
     const ttl = this.cache.remainingMs(path);
     // security.capability, asked before every write(2), is answered in C too while it is known
     // missing, and only that long.
@@ -283,7 +283,7 @@ export class FsState {
   /** The stat getattr answers for `path`, published so the binding answers the next ones. */
   statOf(path: string | null, attr: Attr): Fuse.Stat {
     const stat = this.stat(attr);
-    if (path !== null) this.notePositive(path);
+    if (path !== null) this.notePositive(path, attr);
     this.publish(path, attr, stat);
     return stat;
   }
@@ -336,8 +336,13 @@ export class FsState {
   /** Paths the kernel may hold a positive dentry for (answered found), until when (ms, monotonic). */
   private readonly positive = new Map<string, number>();
 
-  /** Notes that the kernel was told `path` exists: it may cache that name for the entry timeout. */
-  private notePositive(path: string): void {
+  /**
+   * Notes that the kernel was told `path` exists: it may cache that name for the entry timeout.
+   * Files only: a stale directory fails the calls below it with ENOENT anyway, and an ESTALE for
+   * it in the kernel's retry of a call (which looks every name up again) would reach the caller.
+   */
+  private notePositive(path: string, attr: Attr): void {
+    if (attr.type === 'dir') return;
     if (this.positive.size >= 10_000) this.positive.clear();
     this.positive.set(path, performance.now() + this.cache.ttlMs);
   }
@@ -362,6 +367,8 @@ export class FsState {
     this.positive.delete(path);
     return until !== undefined && until > performance.now();
   }
+
+
 
   /** Connects the binding's attribute cache (see publish). */
   attachNative(native: NativeAttrCache): void {

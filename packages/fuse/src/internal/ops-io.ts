@@ -44,7 +44,10 @@ export function ioOps(s: FsState): Fuse.Ops {
           // the entry timeout) is gone here. ESTALE makes the kernel look the name up again and
           // retry once (do_filp_open): the caller then gets ENOENT, or with O_CREAT a new file,
           // as if its cache had been fresh (SQLite recreating its journal from two hosts).
-          if (isFsError(err, 'ENOENT')) throw new FuseOpError('ESTALE', `${path} was removed by another host`);
+          if (isFsError(err, 'ENOENT')) {
+            s.forgetPositive(path); // so that the kernel's lookup in its retry is answered ENOENT
+            throw new FuseOpError('ESTALE', `${path} was removed by another host`);
+          }
           throw err;
         }
         const held = attr.type === 'file' && s.store.sessionId !== undefined && !s.hidden.has(path);

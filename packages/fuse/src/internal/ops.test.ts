@@ -420,10 +420,29 @@ describe('sharing one store with other clients', () => {
     await fake.unlink(1, 'f');
     // ESTALE: the kernel looks the name up again and answers the caller ENOENT (do_filp_open).
     expect((await call(ops.open, '/f', fsConstants.O_RDONLY))[0]).toBe(-E.ESTALE);
-    // The kernel was told /f exists a moment ago (its dentry may be stale): ESTALE once, so that
-    // it looks the name up again (open(O_CREAT) then creates it); its retry gets ENOENT.
-    expect((await call(ops.getattr, '/f'))[0]).toBe(-E.ESTALE);
+    // The kernel's retry looks the name up again (getattr): ENOENT, so the caller gets ENOENT
+    // (and open(O_CREAT) creates the file).
     expect((await call(ops.getattr, '/f'))[0]).toBe(-E.ENOENT);
+  });
+
+  it('a file name the kernel was shown, then removed elsewhere, answers ESTALE once (not a directory)', async () => {
+    const { ops, fake, state } = setup();
+    await call(ops.mkdir, '/d', 0o755);
+    const [, wfd] = await call(ops.create, '/d/f', 0o100644, CREATE_FLAGS);
+    await call(ops.release, '/d/f', wfd, null);
+    await call(ops.mkdir, '/e', 0o755);
+    expect((await call(ops.getattr, '/d/f'))[0]).toBe(0);
+    expect((await call(ops.getattr, '/e'))[0]).toBe(0);
+    // Another host removes the file and moves the directory away; this mount's cache forgets
+    // them (as when its timeout passes), the kernel may still hold their names.
+    await fake.unlink(2, 'f');
+    await fake.rename(1, 'e', 1, 'moved');
+    state.cache.clear();
+    // A stale dentry of a file: ESTALE, once, so that the kernel looks it up again.
+    expect((await call(ops.getattr, '/d/f'))[0]).toBe(-E.ESTALE);
+    expect((await call(ops.getattr, '/d/f'))[0]).toBe(-E.ENOENT);
+    // A directory: ENOENT at once (an ESTALE in the kernel's retry of a call would reach the caller).
+    expect((await call(ops.getattr, '/e'))[0]).toBe(-E.ENOENT);
   });
 
   it('with a cache timeout of 0, every getattr asks the store', async () => {

@@ -16,6 +16,7 @@
  * What an expired session's end will do anyway (its holds, its listed locks) is not reported twice.
  */
 import type { KeyLayout } from '@redisfs/schema';
+import type { SessionInfo } from '../types.js';
 import type { FsckRepair } from '../fsck.js';
 import { entryRefs, finding, shownEntry, type Finding, type SessionRepairAction } from './fsck-check.js';
 import type { InodeImage, MetaImage } from './fsck-scan.js';
@@ -33,21 +34,9 @@ export const FUSE_HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 const SID_FIELD = /^([0-9a-f]{16}):/;
 
 /** One session, as fsck reports it. */
-export interface FsckSession {
-  id: string;
-  host: string;
-  pid: number;
-  mountpoint: string;
-  version: string;
-  /** When it registered (ms since the epoch, Redis time; 0 when unknown) and how long ago. */
-  startedMs: number;
+export interface FsckSession extends Omit<SessionInfo, 'this'> {
+  /** How long ago it registered (Redis time); `expiresMs` is 0 once declared dead and being ended. */
   ageMs: number;
-  /** When its lease runs out (0: declared dead and being ended). */
-  expiresMs: number;
-  alive: boolean;
-  /** Inodes it holds open, inodes on which it holds locks. */
-  openFiles: number;
-  locks: number;
 }
 
 /** A file removed while open, kept for the live sessions that hold it: not a problem. */

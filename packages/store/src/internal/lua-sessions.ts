@@ -125,15 +125,8 @@ return out
  */
 const OPEN = `${SESSION_COMMON}
 local sid = ARGV[2]
-local ino = '1'
-local t = 'd'
-for i = 3, #ARGV do
-  if t ~= 'd' then return 'ENOTDIR' end
-  local v = redis.call('HGET', dkey(ino), ARGV[i])
-  if not v then return 'ENOENT' end
-  t = string.sub(v, 1, 1)
-  ino = string.sub(v, 2)
-end
+local ino, t = walk(3)
+if not ino then return t end
 local h = attrs(ino)
 if #h == 0 then return 'ENOENT' end
 return { ino, h, try_hold(sid, ino, t) }

@@ -164,21 +164,27 @@ local function tail_dirty(ino, s, z, bsize)
   local t = math.floor(s / bsize)
   return redis.call('ZCOUNT', mkey(ino), t, t) > 0
 end
+-- Walks the names ARGV[from], ARGV[from + 1], … down from the root: the last one's inode and type
+-- character ('1', 'd' for none), or nil and 'ENOENT' or 'ENOTDIR' (a reply, cheaper than an error).
+local function walk(from)
+  local ino, t = '1', 'd'
+  for i = from, #ARGV do
+    if t ~= 'd' then return nil, 'ENOTDIR' end
+    local v = redis.call('HGET', dkey(ino), ARGV[i])
+    if not v then return nil, 'ENOENT' end
+    t = string.sub(v, 1, 1)
+    ino = string.sub(v, 2)
+  end
+  return ino, t
+end
 -- What namespace scripts return first: '1' when they left work for the collector.
 local function work() return queued and '1' or '' end
 `;
 
 /** ARGV: MP, name1, name2, … → {ino, HGETALL} of the last component ('/' when none). */
 const RESOLVE = `${LUA_COMMON}
-local ino = '1'
-local t = 'd'
-for i = 2, #ARGV do
-  if t ~= 'd' then return 'ENOTDIR' end
-  local v = redis.call('HGET', dkey(ino), ARGV[i])
-  if not v then return 'ENOENT' end
-  t = string.sub(v, 1, 1)
-  ino = string.sub(v, 2)
-end
+local ino, t = walk(2)
+if not ino then return t end
 local h = attrs(ino)
 if #h == 0 then return 'ENOENT' end
 return { ino, h }
