@@ -8,7 +8,7 @@
  * still show (from /proc/self/mountinfo): the checks look at this test's mountpoints only.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -57,6 +57,8 @@ interface StatusEntry {
   operations: number | null;
   errors: number | null;
   uptimeSeconds: number | null;
+  session: string | null;
+  openFiles: number | null;
 }
 
 await describeWithRedis('mount statistics', { fuse: true }, (redis) => {
@@ -108,7 +110,7 @@ await describeWithRedis('mount statistics', { fuse: true }, (redis) => {
     expect(moved('redisfs_fuse_operations_total', { op: 'read' })).toBeGreaterThanOrEqual(1);
     expect(moved('redisfs_bytes_written_total')).toBe(data.length + 'hello'.length);
     expect(moved('redisfs_bytes_read_total')).toBeGreaterThanOrEqual(data.length);
-    expect(moved('redisfs_redis_commands_total', { command: 'EVALSHA create' })).toBeGreaterThanOrEqual(2);
+    expect(moved('redisfs_redis_commands_total', { command: 'EVALSHA createOpen' })).toBeGreaterThanOrEqual(2);
     expect(moved('redisfs_fuse_operation_duration_seconds_count', { op: 'create' })).toBe(2);
     expect(moved('redisfs_fuse_operation_duration_seconds_bucket', { op: 'create', le: '+Inf' })).toBe(2);
     // The lookup of a missing name (libfuse 2 asks getattr) answered ENOENT.
@@ -147,7 +149,7 @@ await describeWithRedis('mount statistics', { fuse: true }, (redis) => {
 
     // The human table: a header, then one row per mount with its prefix and pid.
     const table = (await status()).stdout.split('\n');
-    expect(table[0]).toMatch(/^MOUNTPOINT\s+PREFIX\s+SERVER\s+PID\s+UPTIME\s+OPS\s+ERRORS\s+CACHE HITS\s+PENDING\s+STATE$/);
+    expect(table[0]).toMatch(/^MOUNTPOINT\s+PREFIX\s+SERVER\s+PID\s+SESSION\s+UPTIME\s+OPS\s+ERRORS\s+CACHE HITS\s+OPEN\s+PENDING\s+STATE$/);
     const rowOf = (dir: string) => table.find((line) => line.startsWith(`${dir} `));
     expect(rowOf(a.dir)).toMatch(new RegExp(`^${a.dir}\\s+${pa}\\s+redis://127\\.0\\.0\\.1:${redis.port}\\s+${a.process.pid}\\s.*running$`));
     expect(rowOf(b.dir)).toMatch(new RegExp(`^${b.dir}\\s+${pb}\\s+\\S+\\s+${b.process.pid}\\s.*running$`));
@@ -158,6 +160,15 @@ await describeWithRedis('mount statistics', { fuse: true }, (redis) => {
     expect(entryA!.operations).toBeGreaterThan(0);
     expect(entryA!.errors).toBeGreaterThanOrEqual(1); // the ENOENT
     expect(listed.find((m) => m.mountpoint === b.dir)).toMatchObject({ prefix: pb, pid: b.process.pid, state: 'running' });
+    // Each read-write mount has its session in Redis; a file held open counts.
+    expect(entryA!.session).toMatch(/^[0-9a-f]{16}$/);
+    {
+      await using held = await open(a.path('f'), 'r');
+      const entry = (await statusJson()).find((m) => m.mountpoint === a.dir);
+      expect(entry!.openFiles).toBe(1);
+      expect(entry!.session).toBe(entryA!.session);
+      expect(held.fd).toBeGreaterThan(0);
+    }
 
     // Unmounted: gone from the list and from the registry.
     const { exit } = await a.unmount();
