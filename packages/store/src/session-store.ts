@@ -13,6 +13,7 @@ import { nowNs, pairsToRecord, replyToAttr } from './internal/attr.js';
 import { checkName, showName, splitPath } from './internal/names.js';
 import { toFsError } from './internal/redis-errors.js';
 import type { Collector } from './internal/collector.js';
+import { withDeadline } from './internal/connect.js';
 import type { StoreContext } from './internal/context.js';
 import { Locks } from './internal/locks.js';
 
@@ -42,13 +43,14 @@ export class SessionStore extends InodeStore implements SessionApi {
     const shown = showName(path);
     return this.op(
       `open ${shown}`,
-      async () => {
-        const sid = session.id;
-        const reply = missToError(await this.script('open', [sid, ...splitPath(path)]), shown) as [string, unknown, string];
-        const attr = replyToAttr(reply);
-        session.opened(attr.ino, sid, reply[2]);
-        return attr;
-      },
+      () =>
+        session.opening(async () => {
+          const sid = session.id;
+          const reply = missToError(await this.script('open', [sid, ...splitPath(path)]), shown) as [string, unknown, string];
+          const attr = replyToAttr(reply);
+          session.opened(attr.ino, sid, reply[2]);
+          return attr;
+        }),
       // A script that writes (the hold), though it changes no file: a read-only store has no session anyway.
       false,
     );
@@ -57,54 +59,59 @@ export class SessionStore extends InodeStore implements SessionApi {
   createOpen(parent: Ino, name: Name, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }> {
     return this.op(
       `create ${showName(name)}`,
-      async () => {
-        const bytes = checkName(name);
-        if ((mode & S_IFMT) !== 0 && (mode & S_IFMT) !== FILE_TYPE_MODES.file) throw new FsError('EINVAL', `createOpen: bad mode ${mode.toString(8)}`);
-        const session = this.ctx.session;
-        const sid = session?.id ?? '';
-        const ino = await this.allocIno();
-        let reply: [string, unknown, string, string, ...unknown[]];
-        try {
-          reply = (await this.script('createOpen', [
-            String(parent), bytes, String(ino), String(FILE_TYPE_MODES.file | (mode & 0o7777)),
-            String(owner.uid), String(owner.gid), nowNs(), options.exclusive ? '1' : '', sid,
-          ])) as typeof reply;
-        } catch (err) {
-          // Through a failover, a create whose reply was lost is sent again and finds its own
-          // entry: the inode number, reserved by this store alone, tells it apart from another's.
-          if (toFsError(err, 'create').code !== 'EEXIST') throw err;
-          const existing = await this.lookup(parent, bytes).catch(() => undefined);
-          if (existing?.ino !== ino) throw err;
-          // Created (and held) by the first attempt: count its hold.
-          if (session) session.opened(ino, sid, '1');
-          return { attr: existing, created: true };
-        }
-        this.reportParents(reply, 4);
-        const attr = replyToAttr(reply);
-        const held = session ? session.opened(attr.ino, sid, reply[3]) : false;
-        if (reply[2] !== '1' && attr.ino === ino) {
-          // Our own file, created by an attempt whose reply was lost, now held twice: drop one.
-          if (held) await this.release(attr.ino);
-          return { attr, created: true };
-        }
-        return { attr, created: reply[2] === '1' };
+      () => {
+        const create = () => this.createAndHold(parent, name, mode, owner, options);
+        return this.ctx.session ? this.ctx.session.opening(create) : create();
       },
       true,
     );
+  }
+
+  private async createAndHold(parent: Ino, name: Name, mode: number, owner: Owner, options: { exclusive: boolean }): Promise<{ attr: Attr; created: boolean }> {
+    const bytes = checkName(name);
+    if ((mode & S_IFMT) !== 0 && (mode & S_IFMT) !== FILE_TYPE_MODES.file) throw new FsError('EINVAL', `createOpen: bad mode ${mode.toString(8)}`);
+    const session = this.ctx.session;
+    const sid = session?.id ?? '';
+    const ino = await this.allocIno();
+    let reply: [string, unknown, string, string, ...unknown[]];
+    try {
+      reply = (await this.script('createOpen', [
+        String(parent), bytes, String(ino), String(FILE_TYPE_MODES.file | (mode & 0o7777)),
+        String(owner.uid), String(owner.gid), nowNs(), options.exclusive ? '1' : '', sid,
+      ])) as typeof reply;
+    } catch (err) {
+      // Through a failover, a create whose reply was lost is sent again and finds its own
+      // entry: the inode number, reserved by this store alone, tells it apart from another's.
+      if (toFsError(err, 'create').code !== 'EEXIST') throw err;
+      const existing = await this.lookup(parent, bytes).catch(() => undefined);
+      if (existing?.ino !== ino) throw err;
+      // Created (and held) by the first attempt: count its hold.
+      if (session) session.opened(ino, sid, '1');
+      return { attr: existing, created: true };
+    }
+    this.reportParents(reply, 4);
+    const attr = replyToAttr(reply);
+    const held = session ? session.opened(attr.ino, sid, reply[3]) : false;
+    if (reply[2] !== '1' && attr.ino === ino) {
+      // Our own file, created by an attempt whose reply was lost, now held twice: drop one.
+      if (held) await this.release(attr.ino);
+      return { attr, created: true };
+    }
+    return { attr, created: reply[2] === '1' };
   }
 
   release(ino: Ino): Promise<void> {
     const session = this.ctx.session;
     const sid = session?.releasing(ino);
     if (sid === undefined) return Promise.resolve();
-    return this.op(
-      `release ${ino}`,
-      async () => {
-        const reply = (await this.script('release', [sid, String(ino), '1'])) as [string, string];
-        if (reply[0] === '1') this.ctx.collect();
-      },
-      true,
-    );
+    // Not through op(): a failure here is no error of the caller's (the close(2) it follows
+    // returned long ago), and it may or may not have run (a lost connection): the session sets
+    // the inode's holds to what it knows at a later beat.
+    const release = async (): Promise<void> => {
+      const reply = (await this.script('release', [sid, String(ino), '1'])) as [string, string];
+      if (reply[0] === '1') this.ctx.collect();
+    };
+    return withDeadline(release(), this.opTimeoutMs, `release ${ino}`).catch(() => session?.owe(ino));
   }
 
   sessions(): Promise<SessionInfo[]> {

@@ -180,6 +180,29 @@ return n
 `;
 
 /**
+ * Sets the holds of session sid on each ino to the count its store knows (absolute, so it can be
+ * sent again safely: for releases whose reply was lost); 0 drops them, and frees an inode whose
+ * last link is gone and that no session holds any more. ARGV: MP, sid, ino1, count1, …
+ * → 'LOST' when the session no longer exists, else {'1' when work was left for the collector}.
+ */
+const SET_HOLDS = `${SESSION_COMMON}
+local sid = ARGV[2]
+if redis.call('EXISTS', skey(sid)) == 0 then return 'LOST' end
+for i = 3, #ARGV, 2 do
+  local ino, count = ARGV[i], tonumber(ARGV[i + 1])
+  if count > 0 then
+    if redis.call('EXISTS', ikey(ino)) == 1 then
+      redis.call('HSET', sokey(sid), ino, count)
+      redis.call('SADD', okey(ino), sid)
+    end
+  elseif unhold(sid, ino, nil) then
+    free_if_unheld(ino)
+  end
+end
+return { work() }
+`;
+
+/**
  * Drops count holds of session sid on ino; when no session holds it any more and its last link
  * is gone, frees it. ARGV: MP, sid, ino, count → {'1' when work was left for the collector
  * else '', '1' when the inode was freed else ''}.
@@ -363,6 +386,7 @@ export const SESSION_SCRIPTS = {
   open: OPEN,
   createOpen: CREATE_OPEN,
   holdMany: HOLD_MANY,
+  setHolds: SET_HOLDS,
   release: RELEASE,
   endSession: END_SESSION,
   sweepOrphans: SWEEP_ORPHANS,

@@ -154,6 +154,40 @@ export class Session {
     return this.sid;
   }
 
+  /** Opens (open, createOpen) sent and not answered yet: their holds are not counted yet. */
+  private inflight = 0;
+  /** Inodes whose release failed: Redis may hold them once more than `held` says. */
+  private readonly owed = new Set<Ino>();
+
+  /** Runs an open's script, counted as in flight until `fn` (which records its hold) returns. */
+  async opening<T>(fn: () => Promise<T>): Promise<T> {
+    this.inflight++;
+    try {
+      return await fn();
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  /**
+   * A release of `ino` that failed (a lost connection: it may or may not have run). Its holds
+   * are set to what this store knows at a later beat, when no open is in flight (so that the
+   * count sent is exact: commands of one connection run in the order they are sent).
+   */
+  owe(ino: Ino): void {
+    this.owed.add(ino);
+  }
+
+  private async settleOwed(): Promise<void> {
+    if (this.owed.size === 0 || this.inflight > 0) return;
+    const inos = [...this.owed].slice(0, HOLD_BATCH);
+    const reply = await this.run('setHolds', [this.sid, ...inos.flatMap((ino) => [String(ino), String(this.held.get(ino) ?? 0)])]);
+    if (reply === 'LOST') return; // registered anew at the next beat, which holds what is open
+    for (const ino of inos) this.owed.delete(ino);
+    if ((reply as string[])[0] === '1') this.ctx.collect();
+    if (this.owed.size > 0) this.again = true;
+  }
+
   /** Asks for a beat now (in the background); one runs at a time. */
   private kick(): void {
     if (this.ending) return;
@@ -181,6 +215,7 @@ export class Session {
     this.failing = false;
     if (reply[0] !== 'OK' || this.lost) await this.registerAgain(reply[0] !== 'OK');
     else await this.holdMissing();
+    await this.settleOwed();
     await this.endExpired(reply.slice(1));
   }
 
@@ -195,6 +230,7 @@ export class Session {
       await this.registerAs(sid);
       this.sid = sid;
       this.held.clear();
+      this.owed.clear(); // the old id's holds went with it
     }
     this.lost = false;
     await this.holdMissing();
