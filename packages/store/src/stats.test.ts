@@ -71,7 +71,9 @@ describe('Store.stats', () => {
       const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
       await s.write(f.ino, 0, Buffer.from('hello'));
       await s.collected();
-      expect(await countsOf(s, () => s.read(f.ino, 0, 5))).toEqual({ HMGET: 1, ZRANGEBYSCORE: 1, GET: 1 });
+      // (The second HMGET goes with the GETs: the ctime read after them, so that a write landing
+      // between the map and the blocks is seen. Two round trips.)
+      expect(await countsOf(s, () => s.read(f.ino, 0, 5))).toEqual({ HMGET: 2, ZRANGEBYSCORE: 1, GET: 1 });
       // Read again, the file unchanged: the ids the first read learned serve (one round trip).
       expect(await countsOf(s, () => s.read(f.ino, 0, 5))).toEqual({ HMGET: 1, GET: 1 });
     }
@@ -90,7 +92,7 @@ describe('Store.stats', () => {
     expect(await countsOf(s, () => s.write(f.ino, 0, randomBytes(64 * 4096)))).toEqual({ 'EVALSHA writeBlocks': 1 });
     // A read: the map (for this window and ahead), then the blocks; the next window of the
     // same file needs no map read while the file is unchanged.
-    expect(await countsOf(s, () => s.read(f.ino, 0, 32 * 4096))).toEqual({ HMGET: 1, ZRANGEBYSCORE: 1, GET: 32 });
+    expect(await countsOf(s, () => s.read(f.ino, 0, 32 * 4096))).toEqual({ HMGET: 2, ZRANGEBYSCORE: 1, GET: 32 });
     expect(await countsOf(s, () => s.read(f.ino, 32 * 4096, 32 * 4096))).toEqual({ HMGET: 1, GET: 32 });
     // A partial write into a raw block no other map shares: written in place, one script.
     expect(await countsOf(s, () => s.write(f.ino, 100, randomBytes(1000)))).toEqual({ 'EVALSHA writeBlocks': 1 });

@@ -107,7 +107,7 @@ async function checkContents(redis: Layout1Redis, prefix: string): Promise<void>
     }
     const before = await getCalls(redis);
     const counts = await countsOf(store, () => store.read(attr.ino, 0, 64 * 1024 * 1024));
-    expect(counts).toEqual({ HMGET: 1, ZRANGEBYSCORE: 1, GET: 1 });
+    expect(counts).toEqual({ HMGET: 2, ZRANGEBYSCORE: 1, GET: 1 });
     expect((await getCalls(redis)) - before).toBe(1);
   } finally {
     await store.close();

@@ -116,6 +116,9 @@ function idSpansOf(ctx: StoreContext): Map<Ino, IdSpan> {
  * trip always, but Lua copies every byte twice on the way: sequential reads ran 40% slower.)
  * A block that is gone by the time it is read was replaced meanwhile: the map is read again.
  */
+/** Tries of a window read that raced with writes before it reads what it got (see readWindow). */
+const MAX_READ_ATTEMPTS = 8;
+
 async function readWindow(ctx: StoreContext, ino: Ino, first: number, last: number): Promise<{ size: number; blocks: StoredBlock[] }> {
   const spans = idSpansOf(ctx);
   const inode = ctx.keys.inode(ino);
@@ -123,10 +126,11 @@ async function readWindow(ctx: StoreContext, ino: Ino, first: number, last: numb
     const span = spans.get(ino);
     if (span && span.from <= first && last <= span.to) {
       const ids = [...span.ids].filter(([index]) => index >= first && index <= last);
-      const [h, ...stored] = await Promise.all([
-        ctx.client.hmGet(inode, ['s', 'c']),
-        ...ids.map(([, id]) => ctx.bin.get(ctx.keys.block(id))),
-      ]);
+      // The inode is read AFTER the blocks (one connection runs commands in the order they are
+      // sent): an unchanged ctime then says no write landed before the blocks were read, even one
+      // that patched a block in place under the same id.
+      const gets = ids.map(([, id]) => ctx.bin.get(ctx.keys.block(id)));
+      const [h, stored] = await Promise.all([ctx.client.hmGet(inode, ['s', 'c']), Promise.all(gets)]);
       if (h[0] == null) throw new FsError('ENOENT', `inode ${ino}`);
       if (h[1] === span.ctime && stored.every((b) => b != null)) {
         return { size: Number(h[0]), blocks: ids.map(([index, id], k) => ({ index, id, stored: stored[k]! })) };
@@ -140,9 +144,14 @@ async function readWindow(ctx: StoreContext, ino: Ino, first: number, last: numb
     ]);
     if (h[0] == null) throw new FsError('ENOENT', `inode ${ino}`);
     const entries = map.filter((e) => e.score <= last);
-    const stored = await Promise.all(entries.map((e) => ctx.bin.get(ctx.keys.block(String(e.value)))));
+    const gets = entries.map((e) => ctx.bin.get(ctx.keys.block(String(e.value))));
+    // The ctime again, sent after the block reads: a write that landed between the map and the
+    // blocks (it may patch a block in place, or replace others whose old copies still exist)
+    // would give a read the file never held; it changes the ctime, so the window is read again.
+    const [after, stored] = await Promise.all([ctx.client.hmGet(inode, ['c']), Promise.all(gets)]);
+    if (after[0] !== h[1] && attempt < MAX_READ_ATTEMPTS) continue;
     // A block gone meanwhile was replaced (and collected) under this read: read the map again.
-    if (stored.some((b) => b == null) && attempt < 3) continue;
+    if (stored.some((b) => b == null) && attempt < MAX_READ_ATTEMPTS) continue;
     if (spans.size >= MAX_ID_SPANS) spans.delete(spans.keys().next().value!);
     spans.set(ino, { ctime: String(h[1]), from: first, to, ids: new Map(map.map((e) => [e.score, String(e.value)])) });
     return {

@@ -10,8 +10,10 @@
  *
  * Nodes are kept by id, directories map names to ids (a hard link is two names of one id). A
  * file with no name left stays while a client holds it open (open / createOpen, until release),
- * readable and writable by id, as a store with a session keeps it.
+ * readable and writable by id, as a store with a session keeps it. A read answers its length
+ * and a digest of its bytes, compared like any outcome.
  */
+import { createHash } from 'node:crypto';
 
 export const BLOCK = 4096;
 export const NAMES = ['a', 'b', 'c'];
@@ -40,6 +42,11 @@ export function bytesOf(seed: number, length: number): Buffer {
   return out;
 }
 
+/** What a read answers: its length and a digest of its bytes. */
+export function readOutcome(data: Buffer): string {
+  return `ok ${data.length} bytes ${createHash('sha1').update(data).digest('hex').slice(0, 8)}`;
+}
+
 /** The value setxattr stores for `seed`. */
 export const xattrValue = (seed: number): Buffer => bytesOf(seed, 1 + (seed % 40));
 
@@ -55,6 +62,7 @@ export type Op =
   | (At & { kind: 'create' | 'mkdir' | 'unlink' | 'rmdir' | 'open' })
   | (At & { kind: 'createOpen'; exclusive: boolean })
   | (At & { kind: 'write'; offset: number; length: number; seed: number; via?: number })
+  | (At & { kind: 'read'; offset: number; length: number; via?: number })
   | (At & { kind: 'truncate'; size: number; via?: number })
   | (At & { kind: 'chmod'; mode: number })
   | (At & { kind: 'utimens'; sec: number; nsec: number })
@@ -70,7 +78,7 @@ export type Step = Op[];
 export const mtimeOf = (op: { sec: number; nsec: number }): bigint => BigInt(op.sec) * 1_000_000_000n + BigInt(op.nsec);
 
 /** Kinds that act on the inode a name leads to (resolved before the call). */
-const ON_INODE = new Set<Op['kind']>(['write', 'truncate', 'chmod', 'utimens', 'setxattr', 'removexattr', 'link']);
+const ON_INODE = new Set<Op['kind']>(['write', 'read', 'truncate', 'chmod', 'utimens', 'setxattr', 'removexattr', 'link']);
 
 /** How an operation's paths are walked before its call: what prepare does on either side. */
 export type Plan =
@@ -80,8 +88,9 @@ export type Plan =
 
 export function planOf(op: Op, held: number): Plan {
   if (op.kind === 'release' || op.kind === 'open') return { walk: 'none' };
-  if ((op.kind === 'write' || op.kind === 'truncate') && op.via !== undefined && held > 0) return { walk: 'held', index: op.via % held };
-  return { walk: 'paths', dir2: op.kind === 'rename' || op.kind === 'link', target: ON_INODE.has(op.kind), noDirTarget: op.kind === 'write' };
+  if ('via' in op && op.via !== undefined && held > 0) return { walk: 'held', index: op.via % held };
+  const data = op.kind === 'write' || op.kind === 'read';
+  return { walk: 'paths', dir2: op.kind === 'rename' || op.kind === 'link', target: ON_INODE.has(op.kind), noDirTarget: data };
 }
 
 /** The outcome of prepare: an errno, or what the call acts on (ids or inode numbers). */
@@ -95,6 +104,7 @@ export interface Resolved<T> {
 /** The absolute path of `name` in `dir`. */
 export const pathOf = (dir: string, name: string): string => `${dir === '/' ? '' : dir}/${name}`;
 
+/** A random operation from `client`; `near`: the other operation of its pair. */
 export function randomOp(rand: () => number, client: number, near?: Op): Op {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   let dir = pick(DIRS);
@@ -106,25 +116,34 @@ export function randomOp(rand: () => number, client: number, near?: Op): Op {
     name = second ? near.name2 : near.name;
   }
   const via = () => (rand() < 0.3 ? Math.floor(rand() * 4) : undefined);
-  const r = rand();
-  if (r < 0.1) return { kind: 'create', client, dir, name };
-  if (r < 0.14) return { kind: 'createOpen', client, dir, name, exclusive: rand() < 0.5 };
-  if (r < 0.23) return { kind: 'mkdir', client, dir, name };
-  if (r < 0.4) {
-    const offset = rand() < 0.3 ? 0 : Math.floor(rand() * 3 * BLOCK);
-    return { kind: 'write', client, dir, name, offset, length: 1 + Math.floor(rand() * 2 * BLOCK), seed: Math.floor(rand() * 1e9), via: via() };
+  const seed = () => Math.floor(rand() * 1e9);
+  const offset = (p0: number) => (rand() < p0 ? 0 : Math.floor(rand() * 3 * BLOCK));
+  // Weights, and how each kind is made (only the one picked draws from rand).
+  const make: Record<Op['kind'], [number, () => Op]> = {
+    create: [10, () => ({ kind: 'create', client, dir, name })],
+    createOpen: [4, () => ({ kind: 'createOpen', client, dir, name, exclusive: rand() < 0.5 })],
+    mkdir: [8, () => ({ kind: 'mkdir', client, dir, name })],
+    write: [15, () => ({ kind: 'write', client, dir, name, offset: offset(0.3), length: 1 + Math.floor(rand() * 2 * BLOCK), seed: seed(), via: via() })],
+    read: [8, () => ({ kind: 'read', client, dir, name, offset: offset(0.5), length: 1 + Math.floor(rand() * 4 * BLOCK), via: via() })],
+    truncate: [7, () => ({ kind: 'truncate', client, dir, name, size: Math.floor(rand() * 4 * BLOCK), via: via() })],
+    chmod: [3, () => ({ kind: 'chmod', client, dir, name, mode: pick([0o600, 0o644, 0o755]) })],
+    utimens: [3, () => ({ kind: 'utimens', client, dir, name, sec: 1e9 + Math.floor(rand() * 3e8), nsec: Math.floor(rand() * 1e9) })],
+    rename: [10, () => ({ kind: 'rename', client, dir, name, dir2: pick(DIRS), name2: pick(NAMES) })],
+    link: [5, () => ({ kind: 'link', client, dir, name, dir2: pick(DIRS), name2: pick(NAMES) })],
+    unlink: [8, () => ({ kind: 'unlink', client, dir, name })],
+    rmdir: [4, () => ({ kind: 'rmdir', client, dir, name })],
+    open: [5, () => ({ kind: 'open', client, dir, name })],
+    release: [4, () => ({ kind: 'release', client, slot: Math.floor(rand() * 4) })],
+    setxattr: [4, () => ({ kind: 'setxattr', client, dir, name, xname: pick(XATTRS), seed: seed() })],
+    removexattr: [2, () => ({ kind: 'removexattr', client, dir, name, xname: pick(XATTRS) })],
+  };
+  const total = Object.values(make).reduce((n, [w]) => n + w, 0);
+  let r = rand() * total;
+  for (const [w, f] of Object.values(make)) {
+    if (r < w) return f();
+    r -= w;
   }
-  if (r < 0.47) return { kind: 'truncate', client, dir, name, size: Math.floor(rand() * 4 * BLOCK), via: via() };
-  if (r < 0.5) return { kind: 'chmod', client, dir, name, mode: pick([0o600, 0o644, 0o755]) };
-  if (r < 0.53) return { kind: 'utimens', client, dir, name, sec: 1e9 + Math.floor(rand() * 3e8), nsec: Math.floor(rand() * 1e9) };
-  if (r < 0.64) return { kind: 'rename', client, dir, name, dir2: pick(DIRS), name2: pick(NAMES) };
-  if (r < 0.7) return { kind: 'link', client, dir, name, dir2: pick(DIRS), name2: pick(NAMES) };
-  if (r < 0.79) return { kind: 'unlink', client, dir, name };
-  if (r < 0.84) return { kind: 'rmdir', client, dir, name };
-  if (r < 0.9) return { kind: 'open', client, dir, name };
-  if (r < 0.94) return { kind: 'release', client, slot: Math.floor(rand() * 4) };
-  if (r < 0.98) return { kind: 'setxattr', client, dir, name, xname: pick(XATTRS), seed: Math.floor(rand() * 1e9) };
-  return { kind: 'removexattr', client, dir, name, xname: pick(XATTRS) };
+  return make.removexattr[1]();
 }
 
 /**
@@ -141,12 +160,14 @@ export function preludeSteps(): Step[] {
   for (const dir of DIRS) {
     for (const name of NAMES) if (!dirs.has(pathOf(dir, name))) ops.push({ kind: 'create', client: 0, dir, name });
   }
-  // Two at once, unless the second is made in the directory the first makes.
+  // Two at once, unless the second is made in the directory the first makes (DIRS lists
+  // parents first).
   const steps: Step[] = [];
   for (let i = 0; i < ops.length; i++) {
     const [a, b] = [ops[i]!, ops[i + 1]];
-    if (b && 'dir' in a && 'dir' in b && b.dir !== pathOf(a.dir, a.name)) steps.push([a, { ...b, client: 1 }]), i++;
-    else steps.push([a]);
+    const together = b && 'dir' in a && 'dir' in b && b.dir !== pathOf(a.dir, a.name);
+    steps.push(together ? [a, { ...b, client: 1 }] : [a]);
+    if (together) i++;
   }
   return steps;
 }
@@ -261,6 +282,8 @@ export class Model {
         target!.mtime = null;
         return 'ok';
       }
+      case 'read':
+        return readOutcome(target!.data.subarray(op.offset, op.offset + op.length));
       case 'truncate': {
         if (target!.type === 'dir') return 'EISDIR';
         const resized = Buffer.alloc(op.size);
