@@ -26,6 +26,7 @@ export const FS_ERROR_CODES = [
   'EACCES',
   'EBUSY',
   'ESTALE',
+  'ENOLCK',
 ] as const;
 export type FsErrorCode = (typeof FS_ERROR_CODES)[number];
 

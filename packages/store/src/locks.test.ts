@@ -203,7 +203,7 @@ describe('limits', () => {
       expect(await a.setLock(ino, 'o', 'R', { start: 2 * i, end: 2 * i + 1 }, 1)).toBe(true);
     }
     const before = await t.raw.hGet(keysFor(s.prefix).posixLocks(ino), `${SID_A}:o`);
-    await expect(a.setLock(ino, 'o', 'R', { start: 5000, end: 5001 }, 1)).rejects.toMatchObject({ code: 'ENOSPC' });
+    await expect(a.setLock(ino, 'o', 'R', { start: 5000, end: 5001 }, 1)).rejects.toMatchObject({ code: 'ENOLCK' });
     expect(await t.raw.hGet(keysFor(s.prefix).posixLocks(ino), `${SID_A}:o`)).toBe(before);
     // Filling a gap merges three ranges into one: allowed.
     expect(await a.setLock(ino, 'o', 'R', { start: 1, end: 2 }, 1)).toBe(true);

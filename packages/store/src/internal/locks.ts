@@ -93,8 +93,7 @@ export class Locks {
     if (!Number.isSafeInteger(pid) || pid < 0) throw new FsError('EINVAL', `setlk ${ino}: invalid pid ${pid}`);
     const reply = await this.run(`setlk ${ino}`, 'setLock', ino, owner, [type, ...rangeArgs(range), String(pid)]);
     if (reply === 'ENOLCK') {
-      // ENOLCK is not among the store's codes: the nearest is "no room".
-      throw new FsError('ENOSPC', `setlk ${ino}: owner would hold more than ${MAX_LOCK_RANGES} lock ranges (ENOLCK)`);
+      throw new FsError('ENOLCK', `setlk ${ino}: owner would hold more than ${MAX_LOCK_RANGES} lock ranges`);
     }
     return reply === 1;
   }
