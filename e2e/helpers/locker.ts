@@ -20,12 +20,11 @@ import { keysFor } from '@redisfs/schema';
 import {
   type ChildExit,
   OutputTail,
-  PrerequisiteError,
   disposeWhenTestEnds,
   exited,
   findExecutable,
-  isCi,
   isRunning,
+  missingPrerequisite,
   own,
   redisCommand,
   stopChild,
@@ -38,17 +37,11 @@ import type { StartedMount } from './mount.js';
  * Otherwise throws under CI=true, else warns and returns false so that the suite can skip.
  */
 export function requireLockTools(): boolean {
-  const missing = (what: string, hint: string): false => {
-    const message = `${what} is missing: ${hint}`;
-    if (isCi()) throw new PrerequisiteError(`${message} (CI=true: the e2e suite does not skip in CI)`);
-    console.warn(`[e2e] skipping: ${message}`);
-    return false;
-  };
-  if (!findExecutable('flock')) return missing('flock', 'install util-linux (`sudo apt-get install util-linux`)');
-  if (!findExecutable('python3')) return missing('python3', 'install it with `sudo apt-get install python3`');
+  if (!findExecutable('flock')) return missingPrerequisite('flock', 'install util-linux (`sudo apt-get install util-linux`)');
+  if (!findExecutable('python3')) return missingPrerequisite('python3', 'install it with `sudo apt-get install python3`');
   const probe = spawnSync('python3', ['-c', 'import fcntl, ctypes, sqlite3'], { encoding: 'utf8' });
   if (probe.status !== 0) {
-    return missing('python3 modules fcntl, ctypes or sqlite3', `\`python3 -c "import fcntl, ctypes, sqlite3"\` failed: ${probe.stderr.trim()}`);
+    return missingPrerequisite('python3 modules fcntl, ctypes or sqlite3', `\`python3 -c "import fcntl, ctypes, sqlite3"\` failed: ${probe.stderr.trim()}`);
   }
   return true;
 }

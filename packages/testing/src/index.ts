@@ -14,6 +14,7 @@ export {
   findFusermount,
   containerRuntimeAnswers,
   PrerequisiteError,
+  missingPrerequisite,
 } from './prerequisites.js';
 export {
   describeWithRedis,

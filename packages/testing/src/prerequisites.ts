@@ -96,7 +96,11 @@ export function containerRuntimeAnswers(): Promise<boolean> {
   return runtimeAnswer;
 }
 
-function missing(what: string, hint: string): false {
+/**
+ * Says that `what` is missing and how to get it (`hint`): throws a PrerequisiteError under
+ * CI=true, else warns that the tests are skipped and returns false.
+ */
+export function missingPrerequisite(what: string, hint: string): false {
   const message = `${what} is missing: ${hint}`;
   if (isCi()) throw new PrerequisiteError(`${message} (CI=true: the e2e suite does not skip in CI)`);
   console.warn(`[e2e] skipping: ${message}`);
@@ -110,7 +114,7 @@ function missing(what: string, hint: string): false {
 export async function requireRedis(): Promise<boolean> {
   if (await containerRuntimeAnswers()) return true;
   if (findExecutable('redis-server')) return true;
-  return missing(
+  return missingPrerequisite(
     'redis-server',
     'no container runtime answers and redis-server is not on PATH; install it with `sudo apt-get install redis-server` (or run `bash scripts/bootstrap.sh`)',
   );
@@ -122,7 +126,7 @@ export async function requireRedis(): Promise<boolean> {
  */
 export function requireRedisTools(): boolean {
   if (findExecutable('redis-server') && findExecutable('redis-cli')) return true;
-  return missing('redis-server or redis-cli', 'cluster and sentinel tests start local servers; install them with `sudo apt-get install redis-server`');
+  return missingPrerequisite('redis-server or redis-cli', 'cluster and sentinel tests start local servers; install them with `sudo apt-get install redis-server`');
 }
 
 /**
@@ -131,12 +135,12 @@ export function requireRedisTools(): boolean {
  */
 export function requireFuse(): boolean {
   const hint = 'install it with `sudo apt-get install fuse libfuse2 libfuse-dev` (or run `bash scripts/bootstrap.sh`)';
-  if (!findFusermount()) return missing('fusermount', hint);
-  if (!existsSync('/dev/fuse')) return missing('/dev/fuse', 'load the module with `sudo modprobe fuse`; in a container, run it with --device /dev/fuse --cap-add SYS_ADMIN');
+  if (!findFusermount()) return missingPrerequisite('fusermount', hint);
+  if (!existsSync('/dev/fuse')) return missingPrerequisite('/dev/fuse', 'load the module with `sudo modprobe fuse`; in a container, run it with --device /dev/fuse --cap-add SYS_ADMIN');
   try {
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch {
-    return missing('access to /dev/fuse', 'this user cannot open /dev/fuse; add it to the `fuse` group or run as root');
+    return missingPrerequisite('access to /dev/fuse', 'this user cannot open /dev/fuse; add it to the `fuse` group or run as root');
   }
   return true;
 }

@@ -7,10 +7,11 @@
  * hard_remove an unlinked open file is read with a null path.
  */
 import { spawn, execFile } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { findExecutable, missingPrerequisite, requireFuse, waitFor, type RunResult } from '@redisfs/testing';
 import Fuse from 'fuse-native';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
@@ -19,58 +20,8 @@ const O = fsConstants;
 /** F_RDLCK / F_UNLCK as Linux defines them (node's os.constants has no fcntl lock types). */
 const LOCK = { F_RDLCK: 0, F_WRLCK: 1, F_UNLCK: 2 } as const;
 
-function onPath(name: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, name), fsConstants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Whether this machine can run the test; under CI=true a missing piece fails instead. */
-function prerequisitesMet(): boolean {
-  const missing: string[] = [];
-  if (!existsSync('/dev/fuse')) {
-    missing.push('/dev/fuse (`modprobe fuse`; in a container: --device /dev/fuse --cap-add SYS_ADMIN)');
-  } else {
-    try {
-      accessSync('/dev/fuse', fsConstants.R_OK | fsConstants.W_OK);
-    } catch {
-      missing.push('access to /dev/fuse (run as root or join the fuse group)');
-    }
-  }
-  if (!onPath('fusermount')) missing.push('fusermount (`apt-get install fuse`)');
-  if (!onPath('python3')) missing.push('python3 (`apt-get install python3`)');
-  if (missing.length === 0) return true;
-  const message = `binding-locks.test.ts needs ${missing.join(', ')}`;
-  if (process.env.CI === 'true') throw new Error(`${message} (CI=true: this test does not skip)`);
-  console.warn(`skipping: ${message}`);
-  return false;
-}
-
-/** Polls `probe` every 10 ms until it returns a truthy value; fails after `timeoutMs`. */
-async function waitFor<T>(probe: () => T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a python3 script asynchronously (this process serves the mount: never block it). */
-function python(script: string, args: string[], onSpawn?: (pid: number, kill: (sig: NodeJS.Signals) => void) => void): Promise<Run> {
+function python(script: string, args: string[], onSpawn?: (pid: number, kill: (sig: NodeJS.Signals) => void) => void): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -120,7 +71,11 @@ type Call =
   | { op: 'flock'; path: string | null; fd: number; type: Fuse.LockType; wait: boolean; owner: string }
   | { op: 'lock'; path: string | null; fd: number; cmd: Fuse.LockCmd; lock: Fuse.LockRequest; owner: string };
 
-const ready = prerequisitesMet();
+/** Whether this machine can run the test; under CI=true a missing piece fails instead. */
+const ready = requireFuse() && (findExecutable('python3') !== undefined || missingPrerequisite('python3', 'install it with `sudo apt-get install python3`'));
+
+/** Polls `probe` every 10 ms until it returns a truthy value (10 s at most). */
+const until = <T>(probe: () => T, what: string) => waitFor(probe, { timeoutMs: 10_000, intervalMs: 10, what });
 
 describe.skipIf(!ready)('fuse-native lock, flock, create flags, release and null paths (real mount)', () => {
   const files = new Map<string, Node>();
@@ -267,7 +222,7 @@ os.close(os.open(sys.argv[2], os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644))`,
     expect(trunc!.flags & O.O_EXCL).toBe(0);
     expect(trunc!.flags & 3).toBe(O.O_WRONLY);
     // A close of a file without flock locks: release says there is nothing to drop.
-    const release = await waitFor(() => callsOf('release', '/excl')[0], 'release of /excl');
+    const release = await until(() => callsOf('release', '/excl')[0], 'release of /excl');
     expect(release.flockOwner).toBeNull();
   });
 
@@ -341,7 +296,7 @@ os.close(fd)`,
       ['R', true],
     ]);
     expect(flocks[0]!.owner).toMatch(/^[0-9a-f]{16}$/);
-    const release = await waitFor(() => callsOf('release', '/flock')[0], 'release of /flock');
+    const release = await until(() => callsOf('release', '/flock')[0], 'release of /flock');
     expect(release.flockOwner).toBe(flocks[0]!.owner);
   });
 
@@ -351,12 +306,12 @@ os.close(fd)`,
 os.close(os.open(sys.argv[1], os.O_RDWR))`;
     await python(openClose, [join(mnt, 'held')]);
     // Release comes after the flush whose unlock would have reached ops.lock.
-    await waitFor(() => callsOf('release', '/held').length === 1, 'first release of /held');
+    await until(() => callsOf('release', '/held').length === 1, 'first release of /held');
     expect(callsOf('lock', '/held')).toEqual([]);
 
     fuse!.setPosixLocksHeld(true);
     await python(openClose, [join(mnt, 'held')]);
-    await waitFor(() => callsOf('release', '/held').length === 2, 'second release of /held');
+    await until(() => callsOf('release', '/held').length === 2, 'second release of /held');
     const unlocks = callsOf('lock', '/held');
     expect(unlocks.map((c) => [c.cmd, c.lock.type, c.lock.start, c.lock.len])).toEqual([['setlk', 'U', 0, 0]]);
     expect(unlocks[0]!.owner).toMatch(/^[0-9a-f]{16}$/);
@@ -390,7 +345,7 @@ print(r, errno.errorcode.get(err, err))`,
       [join(mnt, 'wait')],
       (_pid, k) => (kill = k),
     );
-    const seen = await waitFor(() => waiting, 'the F_SETLKW call to reach ops.lock');
+    const seen = await until(() => waiting, 'the F_SETLKW call to reach ops.lock');
     expect(seen.before).toBe(false);
     expect(seen.call.lock).toMatchObject({ type: 'W', start: 0, len: 0 });
     kill!('SIGUSR1');
@@ -416,7 +371,7 @@ os.close(fd)`,
     expect(run.stdout.trim()).toBe('False hello');
     expect(callsOf('read', null).length).toBeGreaterThan(0);
     expect(callsOf('read', '/gone')).toEqual([]);
-    const release = await waitFor(() => callsOf('release', null)[0], 'release of the unlinked file');
+    const release = await until(() => callsOf('release', null)[0], 'release of the unlinked file');
     expect(release.flockOwner).toBeNull();
   });
 });

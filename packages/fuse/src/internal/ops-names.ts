@@ -21,6 +21,18 @@ interface Listing {
 const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 
 export function nameOps(s: FsState): Fuse.Ops {
+  /** Removes the name `path` from the store (unlink, and libfuse's hiding rename). */
+  async function removeName(path: string): Promise<void> {
+    const { dirPath, dir, name } = await s.resolveParent(path);
+    try {
+      await s.store.unlink(dir.ino, name);
+    } finally {
+      s.forgetPositive(path);
+      s.cache.invalidatePath(path);
+      s.settleParent(dirPath, dir.ino);
+    }
+  }
+
   return {
     readdir(path, cb) {
       // No offsets: libfuse 2's high-level API takes the whole listing in one call.
@@ -105,14 +117,7 @@ export function nameOps(s: FsState): Fuse.Ops {
         s.assertWritable('unlink');
         // libfuse removing its hidden name at the last close: the store has no such name.
         if (s.hidden.delete(path)) return;
-        const { dirPath, dir, name } = await s.resolveParent(path);
-        try {
-          await s.store.unlink(dir.ino, name);
-        } finally {
-          s.forgetPositive(path);
-          s.cache.invalidatePath(path);
-          s.settleParent(dirPath, dir.ino);
-        }
+        await removeName(path);
       });
     },
 
@@ -135,15 +140,8 @@ export function nameOps(s: FsState): Fuse.Ops {
         s.assertWritable('rename');
         if (HIDDEN_NAME.test(posix.basename(dest)) && !s.hidden.has(src)) {
           // libfuse hiding a file removed while open here (see FsState.hidden): the removal.
-          const { dirPath, dir, name } = await s.resolveParent(src);
           const { ino } = await s.resolve(src);
-          try {
-            await s.store.unlink(dir.ino, name);
-          } finally {
-            s.forgetPositive(src);
-            s.cache.invalidatePath(src);
-            s.settleParent(dirPath, dir.ino);
-          }
+          await removeName(src);
           s.hidden.set(dest, ino);
           return;
         }
