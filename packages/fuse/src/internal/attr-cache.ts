@@ -104,6 +104,18 @@ export class AttrCache {
     return entry ? Math.max(0, entry.expires - this.now()) : 0;
   }
 
+  /** The cached names in directory `dir` that are not directories, with their entries' expiry (ms). */
+  filesIn(dir: string): { path: string; remainingMs: number }[] {
+    const prefix = dir === '/' ? '/' : `${dir}/`;
+    const now = this.now();
+    const found: { path: string; remainingMs: number }[] = [];
+    for (const [path, entry] of this.byPath) {
+      if (!path.startsWith(prefix) || path.includes('/', prefix.length) || path === prefix) continue;
+      if (entry.attr.type !== 'dir' && entry.expires > now) found.push({ path, remainingMs: entry.expires - now });
+    }
+    return found;
+  }
+
   /** The cached paths of inode `ino`. */
   pathsOf(ino: Ino): readonly string[] {
     return [...(this.byIno.get(ino) ?? [])];

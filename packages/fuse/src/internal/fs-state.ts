@@ -156,7 +156,9 @@ export class FsState {
    * hosts:
    * - the names of the file's directory are forgotten (the cache of the binding too): a journal
    *   another host created or removed next to a database shows at once, not within the cache
-   *   timeout (the kernel asks for attributes at every access: attr_timeout is 0);
+   *   timeout (the kernel asks for attributes at every access: attr_timeout is 0). The kernel
+   *   may still hold those it was shown as dentries: one found gone answers ESTALE once
+   *   (staleOnce), so that open(O_CREAT) of a journal another host removed creates it;
    * - if the file changed since the kernel's page cache of it was filled (another host wrote it),
    *   those pages are dropped. libfuse 2 cannot tell the kernel to drop an inode's pages, but the
    *   kernel drops them at every open of the file (no keep_cache), so the mount opens and closes
@@ -164,10 +166,15 @@ export class FsState {
    *   are kept (only its holders can still write it).
    */
   async revalidatePages(ino: Ino, path: string | null): Promise<void> {
-    if (path !== null) this.cache.invalidateTree(posix.dirname(path));
-    const attr = await this.store.getattr(ino);
+    if (path !== null) {
+      const dir = posix.dirname(path);
+      const now = performance.now();
+      if (this.positive.size >= 10_000) this.positive.clear();
+      for (const f of this.cache.filesIn(dir)) this.positive.set(f.path, now + f.remainingMs);
+      this.cache.invalidateTree(dir);
+    }
     const basis = this.pageBasis.get(ino);
-    if (basis === undefined || basis === basisOf(attr)) return;
+    if (basis === undefined || basis === basisOf(await this.store.getattr(ino))) return;
     this.cache.invalidateIno(ino); // also moves the epoch: read-ahead windows are fetched again
     if (path === null || this.mountpoint === undefined) return;
     try {
@@ -265,7 +272,6 @@ export class FsState {
    */
   publish(path: string | null, attr: Attr, stat: Fuse.Stat = this.stat(attr)): void {
     if (!this.native || path === null || this.cache.get(path) !== attr) return;
-    this.notePositive(path, attr);
     const ttl = this.cache.remainingMs(path);
     // security.capability, asked before every write(2), is answered in C too while it is known
     // missing, and only that long.
@@ -283,7 +289,6 @@ export class FsState {
   /** The stat getattr answers for `path`, published so the binding answers the next ones. */
   statOf(path: string | null, attr: Attr): Fuse.Stat {
     const stat = this.stat(attr);
-    if (path !== null) this.notePositive(path, attr);
     this.publish(path, attr, stat);
     return stat;
   }
@@ -333,19 +338,12 @@ export class FsState {
     if (fresh) this.remember(dirPath, fresh);
   }
 
-  /** Paths the kernel may hold a positive dentry for (answered found), until when (ms, monotonic). */
-  private readonly positive = new Map<string, number>();
-
   /**
-   * Notes that the kernel was told `path` exists: it may cache that name for the entry timeout.
-   * Files only: a stale directory fails the calls below it with ENOENT anyway, and an ESTALE for
-   * it in the kernel's retry of a call (which looks every name up again) would reach the caller.
+   * Names a lock holder may find stale in the kernel's dentry cache, until when (ms, monotonic):
+   * the files this mount had shown in the directory of a file when a lock on it was granted
+   * (revalidatePages). See staleOnce.
    */
-  private notePositive(path: string, attr: Attr): void {
-    if (attr.type === 'dir') return;
-    if (this.positive.size >= 10_000) this.positive.clear();
-    this.positive.set(path, performance.now() + this.cache.ttlMs);
-  }
+  private readonly positive = new Map<string, number>();
 
   /**
    * Forgets that the kernel may cache `path` (and with `tree`, every path below it): a change
@@ -359,8 +357,12 @@ export class FsState {
   }
 
   /**
-   * Whether the kernel may still hold a positive dentry for `path`, which the store says is gone;
-   * true once per such answer (the caller answers ESTALE so that the kernel looks it up again).
+   * Whether the kernel may still hold a positive dentry for `path`, which the store says is gone:
+   * a file name this mount had shown in a directory where a lock was just granted. True once per
+   * name (the caller answers ESTALE, so that the kernel looks the name up again and retries the
+   * call). Only there: the kernel's retry of a call looks every one of its names up again, and an
+   * ESTALE for a second name of the same call would reach the caller (a link(2) racing removals
+   * on another host), so names are not marked in general, and directories never.
    */
   staleOnce(path: string): boolean {
     const until = this.positive.get(path);

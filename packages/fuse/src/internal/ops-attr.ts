@@ -38,10 +38,10 @@ export function attrOps(s: FsState): Fuse.Ops {
           return s.statOf(path, await s.resolve(path));
         } catch (err) {
           if (!isFsError(err, 'ENOENT')) throw err;
-          // A name this mount showed the kernel a moment ago, now gone (removed by another host):
-          // the kernel's dentry is stale. ESTALE, once, makes it look the name up again and retry
-          // (vfs_statx, do_filp_open, faccessat…), so open(O_CREAT) creates it instead of failing
-          // in its permission check with ENOENT.
+          // A name the kernel may hold as a stale dentry (a file next to one a lock was just
+          // granted on, since removed by another host: FsState.staleOnce). ESTALE, once, makes it
+          // look the name up again and retry (vfs_statx, do_filp_open, faccessat…), so
+          // open(O_CREAT) creates it instead of failing in its permission check with ENOENT.
           if (s.staleOnce(path)) throw new FuseOpError('ESTALE', `${path} was removed by another host`);
           // (fstat(2) of a file another host removed, by a process that has it open, also lands
           // here: the kernel asks by path, without the handle, so it answers ENOENT once the cache

@@ -425,24 +425,29 @@ describe('sharing one store with other clients', () => {
     expect((await call(ops.getattr, '/f'))[0]).toBe(-E.ENOENT);
   });
 
-  it('a file name the kernel was shown, then removed elsewhere, answers ESTALE once (not a directory)', async () => {
+  it('after a lock is granted, a file of its directory the kernel was shown, removed elsewhere since, answers ESTALE once', async () => {
     const { ops, fake, state } = setup();
     await call(ops.mkdir, '/d', 0o755);
-    const [, wfd] = await call(ops.create, '/d/f', 0o100644, CREATE_FLAGS);
-    await call(ops.release, '/d/f', wfd, null);
-    await call(ops.mkdir, '/e', 0o755);
-    expect((await call(ops.getattr, '/d/f'))[0]).toBe(0);
-    expect((await call(ops.getattr, '/e'))[0]).toBe(0);
-    // Another host removes the file and moves the directory away; this mount's cache forgets
-    // them (as when its timeout passes), the kernel may still hold their names.
-    await fake.unlink(2, 'f');
-    await fake.rename(1, 'e', 1, 'moved');
-    state.cache.clear();
-    // A stale dentry of a file: ESTALE, once, so that the kernel looks it up again.
+    await call(ops.mkdir, '/d/e', 0o755);
+    for (const path of ['/d/lock', '/d/f', '/g']) {
+      const [, fd] = await call(ops.create, path, 0o100644, CREATE_FLAGS);
+      await call(ops.release, path, fd, null);
+    }
+    for (const path of ['/d/f', '/d/e', '/g']) expect((await call(ops.getattr, path))[0]).toBe(0);
+    // A lock granted on /d/lock (lockOps calls this), then another host removes the others.
+    await state.revalidatePages((await fake.resolve('/d/lock')).ino, '/d/lock');
+    const d = (await fake.resolve('/d')).ino;
+    await fake.unlink(d, 'f');
+    await fake.rename(d, 'e', 1, 'moved');
+    await fake.unlink(1, 'g');
+    state.cache.clear(); // as when the cache timeout has passed: the kernel may still hold the names
+    // A file next to the lock: ESTALE, once, so that the kernel looks it up again.
     expect((await call(ops.getattr, '/d/f'))[0]).toBe(-E.ESTALE);
     expect((await call(ops.getattr, '/d/f'))[0]).toBe(-E.ENOENT);
-    // A directory: ENOENT at once (an ESTALE in the kernel's retry of a call would reach the caller).
-    expect((await call(ops.getattr, '/e'))[0]).toBe(-E.ENOENT);
+    // A directory, or a file elsewhere: ENOENT (an ESTALE for a second name of one call, in the
+    // kernel's retry, would reach the caller).
+    expect((await call(ops.getattr, '/d/e'))[0]).toBe(-E.ENOENT);
+    expect((await call(ops.getattr, '/g'))[0]).toBe(-E.ENOENT);
   });
 
   it('with a cache timeout of 0, every getattr asks the store', async () => {
