@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir, stat, statfs, unlink, writeFile } from 'node:fs/promises';
-import { setTimeout as pause } from 'node:timers/promises';
 import { keysFor } from '@redisfs/schema';
 import { expect, it } from 'vitest';
 import {
@@ -85,13 +84,14 @@ function watchForHiddenFiles(mounts: StartedMount[]): { stop(): Promise<string[]
       for (const name of await readdir(m.dir).catch(() => [] as string[])) if (name.startsWith('.fuse_hidden')) seen.add(m.path(name));
     }
   };
-  const loop = (async () => {
-    while (!stopped) {
+  // Sampled every 20 ms until the test stops the watch (the deadline only bounds a forgotten one).
+  const loop = waitFor(
+    async () => {
       await look();
-      await pause(20); // a sampling period, not a wait for state
-    }
-    await look();
-  })();
+      return stopped;
+    },
+    { timeoutMs: 10 * 60_000, intervalMs: 20, what: 'the test to stop watching for hidden files' },
+  );
   return {
     async stop() {
       stopped = true;
