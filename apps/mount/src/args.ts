@@ -90,6 +90,20 @@ const MOUNT_FLAG_LIST = 'suid, nosuid, dev, nodev, exec, noexec, noatime, sync, 
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
+/**
+ * A number of seconds from a string flag (decimals allowed; `within` checks its bounds), in ms.
+ * A string, as the parser gives it (yargs would turn 'abc' into NaN and '' into 0); no parser
+ * default, or a bare `--cache-timeout` would silently mean the default.
+ */
+function secondsInMs(flag: string, message: string, within: (seconds: number) => boolean) {
+  return z
+    .string({ error: stringFlagError(flag) })
+    .regex(/^\d+(\.\d+)?$|^\.\d+$/, message)
+    .transform(Number)
+    .refine(within, message)
+    .transform((s) => Math.round(s * 1000));
+}
+
 const argsSchema = z.object({
   prefix: prefixSchema('--prefix'),
   ...redisTargetShape,
@@ -98,30 +112,12 @@ const argsSchema = z.object({
   debug: z.boolean(),
   daemon: z.boolean(),
   allowOther: z.boolean(),
-  // A string, as the parser gives it (yargs would turn 'abc' into NaN and '' into 0); no parser
-  // default, or a bare `--cache-timeout` would silently mean the default.
-  timeout: z
-    .string({ error: stringFlagError('--timeout') })
-    .regex(/^\d+(\.\d+)?$|^\.\d+$/, TIMEOUT_MESSAGE)
-    .transform(Number)
-    .refine((s) => s >= MIN_TIMEOUT_S && s <= MAX_TIMEOUT_S, TIMEOUT_MESSAGE)
-    .transform((s) => Math.round(s * 1000))
-    .optional(),
+  timeout: secondsInMs('--timeout', TIMEOUT_MESSAGE, (s) => s >= MIN_TIMEOUT_S && s <= MAX_TIMEOUT_S).optional(),
   hard: z.boolean(),
-  sessionTimeout: z
-    .string({ error: stringFlagError('--session-timeout') })
-    .regex(/^\d+(\.\d+)?$|^\.\d+$/, SESSION_TIMEOUT_MESSAGE)
-    .transform(Number)
-    .refine((s) => s >= MIN_SESSION_TIMEOUT_S && s <= MAX_SESSION_TIMEOUT_S, SESSION_TIMEOUT_MESSAGE)
-    .transform((s) => Math.round(s * 1000))
-    .default(DEFAULT_SESSION_TIMEOUT_S * 1000),
-  cacheTimeout: z
-    .string({ error: stringFlagError('--cache-timeout') })
-    .regex(/^\d+(\.\d+)?$|^\.\d+$/, CACHE_TIMEOUT_MESSAGE)
-    .transform(Number)
-    .refine((s) => s <= MAX_CACHE_TIMEOUT_S, CACHE_TIMEOUT_MESSAGE)
-    .transform((s) => Math.round(s * 1000))
-    .default(DEFAULT_CACHE_TIMEOUT_S * 1000),
+  sessionTimeout: secondsInMs('--session-timeout', SESSION_TIMEOUT_MESSAGE, (s) => s >= MIN_SESSION_TIMEOUT_S && s <= MAX_SESSION_TIMEOUT_S).default(
+    DEFAULT_SESSION_TIMEOUT_S * 1000,
+  ),
+  cacheTimeout: secondsInMs('--cache-timeout', CACHE_TIMEOUT_MESSAGE, (s) => s <= MAX_CACHE_TIMEOUT_S).default(DEFAULT_CACHE_TIMEOUT_S * 1000),
   logFile: z
     .string({ error: stringFlagError('--log-file') })
     .min(1)
