@@ -22,7 +22,7 @@ export {
   RELEASE_BATCH,
 } from './limits.js';
 export {
-  keysFor, assertPrefix, familyOf, sameFamily, parseBlockKey, parseLayout1BlockKey, parseInodeKey, parseFamilyMapKey, BLOCK_ID_PATTERN, LUA_KEY_FUNCTIONS,
+  keysFor, assertPrefix, familyOf, sameFamily, parseBlockKey, parseLayout1BlockKey, parseInodeKey, parseBucketKey, parseFamilyMapKey, BLOCK_ID_PATTERN, LUA_KEY_FUNCTIONS,
   SESSION_ID_PATTERN, isSessionKey, parseSessionKey,
   type KeyLayout, type SessionKey, type InodeKeyKind,
 } from './layout.js';
@@ -49,4 +49,12 @@ export {
   type BlockCodec,
   type Superblock,
 } from './records.js';
+export {
+  INODES_PER_BUCKET,
+  INODE_RECORD_HEAD,
+  LUA_INODE_CODEC,
+  inodeBucket,
+  encodeInodeRecord,
+  decodeInodeRecord,
+} from './inode-record.js';
 export { splitBlock, joinBlock, blockIndex, blockCount } from './block.js';

@@ -1,5 +1,5 @@
 /**
- * The Redis key layout of one redisfs filesystem (layout version 2).
+ * The Redis key layout of one redisfs filesystem (layout version 3).
  *
  * A prefix P names a filesystem: a family name F (`skx`), or a member of F's family (`skx@mon`:
  * a snapshot or a clone of it). Every metadata key of P, and every family-wide key, carries the
@@ -16,7 +16,8 @@
  * | `MP sb`             | hash   | superblock: `version`, `bsize`, `codec`, `created` (ns), `maxsize`; on a snapshot also `snapof` (source prefix) and `snapat` (ns) |
  * | `MP ino`            | string | last inode number reserved (INCRBY, in batches; never reused)          |
  * | `MP st`             | hash   | usage counters: `inodes` (live inodes), `bytes` (sum of file sizes)    |
- * | `MP i:<ino>`        | hash   | inode: see {@link INODE_FIELDS}                                        |
+ * | `MP in:<b>`         | hash   | inodes <b>×64 … <b>×64+63: field = ino, value = packed record (inode-record.ts) |
+ * | `MP l:<ino>`        | string | symlink <ino>'s target (its bytes)                                    |
  * | `MP d:<ino>`        | hash   | directory <ino>: field = entry name (its bytes), value = type char + child ino |
  * | `MP x:<ino>`        | hash   | extended attributes of <ino>: field = name, value = raw bytes          |
  * | `MP m:<ino>`        | zset   | block map of regular file <ino>: member = block id, score = index      |
@@ -40,9 +41,10 @@
  *
  * A directory's entries hash does not exist while the directory is empty (Redis drops empty
  * hashes). "." and ".." are not stored: ".." is the inode field `p` of a directory. Entry names
- * and symlink targets (inode field `l`) are bytes, stored exactly: any byte but '/' and NUL in a
+ * and symlink targets (`MP l:<ino>`) are bytes, stored exactly: any byte but '/' and NUL in a
  * name, any but NUL in a target; they need not be valid UTF-8 (a reader must not decode them).
  */
+import { INODES_PER_BUCKET, inodeBucket } from './inode-record.js';
 import { FAMILY_PATTERN, PREFIX_PATTERN } from './limits.js';
 
 /** Builds every key of one filesystem. Create with {@link keysFor}. */
@@ -90,7 +92,12 @@ export interface KeyLayout {
   flocks(ino: number): string;
   /** fcntl(2) byte-range locks on `ino` (hash: `<sid>:<owner>` → ranges). */
   posixLocks(ino: number): string;
-  inode(ino: number): string;
+  /** The bucket hash holding inode `ino` (field = `ino`, value = its packed record: inode-record.ts). */
+  inodes(ino: number): string;
+  /** A symlink's target (string: its bytes). */
+  target(ino: number): string;
+  /** Layout 2's inode hash (read only by the upgrade, and by fsck to find leftovers). */
+  layout2Inode(ino: number): string;
   dir(ino: number): string;
   xattr(ino: number): string;
   /** Block map of a regular file (zset: member = block id, score = block index). */
@@ -174,7 +181,9 @@ export function keysFor(prefix: string): KeyLayout {
     openBy: (ino) => `${meta}o:${ino}`,
     flocks: (ino) => `${meta}lf:${ino}`,
     posixLocks: (ino) => `${meta}lp:${ino}`,
-    inode: (ino) => `${meta}i:${ino}`,
+    inodes: (ino) => `${meta}in:${inodeBucket(ino)}`,
+    target: (ino) => `${meta}l:${ino}`,
+    layout2Inode: (ino) => `${meta}i:${ino}`,
     dir: (ino) => `${meta}d:${ino}`,
     xattr: (ino) => `${meta}x:${ino}`,
     map: (ino) => `${meta}m:${ino}`,
@@ -270,22 +279,35 @@ export function parseSessionKey(layout: KeyLayout, key: string): SessionKey | un
   return Number.isSafeInteger(ino) ? { kind, ino } : undefined;
 }
 
-/** The per-inode metadata keys: `{P}:i:<ino>` (inode), `{P}:d:<ino>` (entries), `{P}:x:<ino>` (xattrs). */
-export type InodeKeyKind = 'inode' | 'dir' | 'xattr' | 'map';
+/**
+ * The per-inode metadata keys: `{P}:d:<ino>` (entries), `{P}:x:<ino>` (xattrs), `{P}:m:<ino>`
+ * (block map), `{P}:l:<ino>` (symlink target), and layout 2's inode hash `{P}:i:<ino>`
+ * (`inode2`: only before an upgrade). Inodes themselves live in buckets: {@link parseBucketKey}.
+ */
+export type InodeKeyKind = 'inode2' | 'dir' | 'xattr' | 'map' | 'target';
 
-const INODE_KEY_KINDS: Readonly<Record<string, InodeKeyKind>> = { i: 'inode', d: 'dir', x: 'xattr', m: 'map' };
+const INODE_KEY_KINDS: Readonly<Record<string, InodeKeyKind>> = { i: 'inode2', d: 'dir', x: 'xattr', m: 'map', l: 'target' };
 
 /**
- * Parses an inode, directory, xattr or block map key of this layout back into its kind and inode number;
- * undefined if it is none of them, or not in the canonical form its builder makes (`i:07`).
+ * Parses a directory, xattr, block map, symlink target or layout-2 inode key of this layout back
+ * into its kind and inode number; undefined if it is none of them, or not in the canonical form
+ * its builder makes (`d:07`).
  */
 export function parseInodeKey(layout: KeyLayout, key: string): { kind: InodeKeyKind; ino: number } | undefined {
   if (!key.startsWith(layout.metaPrefix)) return undefined;
-  const m = /^([idxm]):([1-9]\d{0,15})$/.exec(key.slice(layout.metaPrefix.length));
+  const m = /^([idxml]):([1-9]\d{0,15})$/.exec(key.slice(layout.metaPrefix.length));
   const kind = m ? INODE_KEY_KINDS[m[1] ?? ''] : undefined;
   const ino = Number(m?.[2]);
   if (!kind || !Number.isSafeInteger(ino)) return undefined;
   return { kind, ino };
+}
+
+/** The bucket number of an inode bucket key `{P}:in:<bucket>` of this layout; undefined for any other key. */
+export function parseBucketKey(layout: KeyLayout, key: string): number | undefined {
+  if (!key.startsWith(layout.metaPrefix)) return undefined;
+  const m = /^in:(0|[1-9]\d{0,14})$/.exec(key.slice(layout.metaPrefix.length));
+  const bucket = Number(m?.[1]);
+  return m && Number.isSafeInteger(bucket) ? bucket : undefined;
 }
 
 /**
@@ -297,7 +319,10 @@ local MP = ARGV[1]
 local FAM = string.match(MP, '^{(.-)}')
 local PFX = FAM .. string.sub(MP, #FAM + 3, -2)
 local FP = '{' .. FAM .. '}#'
-local function ikey(ino) return MP .. 'i:' .. ino end
+-- Inode ino is field ino of its bucket hash (inodes per bucket: INODES_PER_BUCKET).
+local function ibkey(ino) return MP .. 'in:' .. string.format('%d', math.floor(tonumber(ino) / ${INODES_PER_BUCKET})) end
+local function lkey(ino) return MP .. 'l:' .. ino end
+local function i2key(ino) return MP .. 'i:' .. ino end
 local function dkey(ino) return MP .. 'd:' .. ino end
 local function xkey(ino) return MP .. 'x:' .. ino end
 local function mkey(ino) return MP .. 'm:' .. ino end

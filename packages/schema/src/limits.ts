@@ -1,7 +1,7 @@
 /** Layout version written in the superblock. Bump on any change to the key layout or encodings. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 /** Layout versions `redisfs upgrade` converts from. */
-export const UPGRADABLE_LAYOUTS: readonly number[] = [1];
+export const UPGRADABLE_LAYOUTS: readonly number[] = [1, 2];
 
 /** POSIX NAME_MAX: longest directory entry name, in bytes (any byte but '/' and NUL). */
 export const NAME_MAX = 255;

@@ -6,8 +6,9 @@ import { z } from 'zod';
 import { LAYOUT_VERSION, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from './limits.js';
 
 /**
- * Fields of the inode hash `{P}:i:<ino>`. Short names keep an empty file's inode small.
- * Times are nanoseconds since the Unix epoch, as decimal strings.
+ * Fields of an inode, as scripts read and write them (Lua tables of decimal strings), as their
+ * replies list them, and as layout 2 stored them (the hash `{P}:i:<ino>`). Layout 3 packs them
+ * into one binary record per inode (inode-record.ts). Times are nanoseconds since the Unix epoch.
  */
 export const INODE_FIELDS = {
   /** st_mode: file type bits and permission bits, decimal. */
@@ -84,6 +85,7 @@ export const inodeRecordSchema = z.object({
   [INODE_FIELDS.target]: z.string().optional(),
   [INODE_FIELDS.generation]: intField.optional(),
   [INODE_FIELDS.parent]: intField.optional(),
+  [INODE_FIELDS.tailDirty]: z.literal('1').optional(),
 });
 
 /** An inode as the rest of the code sees it. */
@@ -100,6 +102,8 @@ export interface InodeRecord {
   target: string | undefined;
   generation: number;
   parent: number | undefined;
+  /** Field `z`: the last block may hold bytes past the size (see INODE_FIELDS.tailDirty). */
+  tailDirty?: boolean;
 }
 
 /** Decodes an inode hash; throws a ZodError when it is corrupt. */
@@ -118,6 +122,7 @@ export function decodeInode(hash: Record<string, string>): InodeRecord {
     target: r.l,
     generation: r.v ?? 1,
     parent: r.p,
+    tailDirty: r.z === '1',
   };
 }
 
@@ -137,6 +142,7 @@ export function encodeInode(rec: InodeRecord): Record<string, string> {
   if (rec.rdev) out.r = String(rec.rdev);
   if (rec.target !== undefined) out.l = rec.target;
   if (rec.parent !== undefined) out.p = String(rec.parent);
+  if (rec.tailDirty) out.z = '1';
   return out;
 }
 

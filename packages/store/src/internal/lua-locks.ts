@@ -31,7 +31,7 @@ local ME = SID .. ':' .. OWNER
 local INF = math.huge
 local MAX_RANGES = ${MAX_LOCK_RANGES}
 local function must_exist()
-  if redis.call('EXISTS', ikey(INO)) == 0 then fail('ENOENT') end
+  if redis.call('HEXISTS', ibkey(INO), INO) == 0 then fail('ENOENT') end
 end
 local function num(s) if s == 'inf' then return INF end return tonumber(s) end
 local function str(n) if n == INF then return 'inf' end return string.format('%.0f', n) end

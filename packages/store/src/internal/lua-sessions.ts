@@ -56,7 +56,7 @@ end
 -- Frees ino when its last link is gone and no session holds it any more. True when freed.
 local function free_if_unheld(ino)
   if redis.call('EXISTS', okey(ino)) == 1 then return false end
-  local h = redis.call('HMGET', ikey(ino), 'm', 'n')
+  local h = imget(ino, 'm', 'n')
   local m, n = tonumber(h[1]), tonumber(h[2])
   if not m then
     if redis.call('SISMEMBER', ORPHANS, ino) == 1 then redis.call('SREM', w(ORPHANS), ino) end
@@ -153,8 +153,8 @@ if v then
   if #h == 0 then fail('ENOENT') end
   return { old, h, '', try_hold(sid, old, tc) }
 end
-redis.call('HSET', w(ikey(ino)), 'm', ARGV[5], 'u', ARGV[6], 'g', ARGV[7], 's', '0', 'n', '1',
-  'a', now, 't', now, 'c', now, 'v', '1')
+iset(ino, 'm', ARGV[5], 'u', ARGV[6], 'g', ARGV[7], 's', '0', 'n', '1',
+  'a', now, 't', now, 'c', now)
 redis.call('HSET', w(dkey(parent)), name, 'f' .. ino)
 touch(parent, now)
 redis.call('HINCRBY', w(STATS), 'inodes', 1)
@@ -171,7 +171,7 @@ local sid = ARGV[2]
 if redis.call('EXISTS', skey(sid)) == 0 then return 'LOST' end
 local n = 0
 for i = 3, #ARGV, 2 do
-  if redis.call('EXISTS', ikey(ARGV[i])) == 1 then
+  if iexists(ARGV[i]) == 1 then
     hold(sid, ARGV[i], tonumber(ARGV[i + 1]))
     n = n + 1
   end
@@ -191,7 +191,7 @@ if redis.call('EXISTS', skey(sid)) == 0 then return 'LOST' end
 for i = 3, #ARGV, 2 do
   local ino, count = ARGV[i], tonumber(ARGV[i + 1])
   if count > 0 then
-    if redis.call('EXISTS', ikey(ino)) == 1 then
+    if iexists(ino) == 1 then
       redis.call('HSET', sokey(sid), ino, count)
       redis.call('SADD', okey(ino), sid)
     end
@@ -307,7 +307,7 @@ return out
  */
 const FSCK_FREE_REMOVED = `${SESSION_COMMON}
 local ino = ARGV[2]
-local h = redis.call('HMGET', ikey(ino), 'n', 'c')
+local h = imget(ino, 'n', 'c')
 if h[1] ~= ARGV[3] or h[2] ~= ARGV[4] then return { '', '' } end
 local now = redis_ms()
 for _, sid in ipairs(redis.call('SMEMBERS', okey(ino))) do
@@ -327,7 +327,7 @@ const FSCK_DROP_HOLD = `${SESSION_COMMON}
 local ino, sid, what = ARGV[2], ARGV[3], ARGV[4]
 local changed = 0
 if what == 'inode' then
-  if redis.call('EXISTS', ikey(ino)) == 1 then return 0 end
+  if iexists(ino) == 1 then return 0 end
   local sids = sid ~= '' and { sid } or redis.call('SMEMBERS', okey(ino))
   for _, s in ipairs(sids) do
     changed = changed + redis.call('HDEL', sokey(s), ino) + redis.call('SREM', okey(ino), s)
@@ -376,7 +376,7 @@ if v ~= ARGV[4] or string.sub(v, 1, 1) == 'd' then return { '', '' } end
 redis.call('HDEL', w(dkey(parent)), name)
 touch(parent, now)
 local ino = string.sub(v, 2)
-if redis.call('EXISTS', ikey(ino)) == 1 then drop_link(ino, string.sub(v, 1, 1), now) end
+if iexists(ino) == 1 then drop_link(ino, string.sub(v, 1, 1), now) end
 return { work(), '1' }
 `;
 

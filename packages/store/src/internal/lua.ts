@@ -8,7 +8,8 @@
  * Inode field names are those of INODE_FIELDS: m mode, u uid, g gid, s size, n nlink, r rdev,
  * a/t/c atime/mtime/ctime (ns), l symlink target, v generation, p parent (directories).
  */
-import { BLOCK_CODECS, LINK_MAX, LUA_KEY_FUNCTIONS, RELEASE_BATCH } from '@redisfs/schema';
+import { BLOCK_CODECS, LINK_MAX, LUA_INODE_CODEC, LUA_KEY_FUNCTIONS, RELEASE_BATCH } from '@redisfs/schema';
+import { LUA_INODES } from './lua-inodes.js';
 
 /**
  * Sharing blocks (lua.ts and lua-snapshot.ts): rc_inc counts one more reference to a block (RC
@@ -29,7 +30,7 @@ end
 `;
 
 /** What every filesystem script starts with (lua-sessions.ts builds on it too). */
-export const LUA_COMMON = `${LUA_KEY_FUNCTIONS}
+export const LUA_COMMON = `${LUA_KEY_FUNCTIONS}${LUA_INODE_CODEC}
 local S_IFMT = 61440
 local S_IFDIR = 16384
 local S_IFREG = 32768
@@ -72,28 +73,26 @@ local function w(key)
   end
   return key
 end
+${LUA_INODES}
 local function fmt(mode) return bit.band(tonumber(mode), S_IFMT) end
 local function typechar(mode) return TYPE_CHARS[fmt(mode)] or 'f' end
 local function must_dir(ino)
-  local m = redis.call('HGET', ikey(ino), 'm')
+  local m = iget(ino, 'm')
   if not m then fail('ENOENT') end
   if fmt(m) ~= S_IFDIR then fail('ENOTDIR') end
 end
-local function touch(ino, now) redis.call('HSET', w(ikey(ino)), 't', now, 'c', now) end
+local function touch(ino, now) iset(ino, 't', now, 'c', now) end
 local function blocks_of(size, bsize) return math.ceil(tonumber(size) / bsize) end
 local bsize_cache = nil
 local function fs_bsize()
   if not bsize_cache then bsize_cache = tonumber(redis.call('HGET', SB, 'bsize')) or 65536 end
   return bsize_cache
 end
--- An inode's HGETALL; for a regular file with field k added: 512-byte sectors its stored blocks
--- hold (holes are not counted), never more than its size rounded up. k is computed, not stored.
+-- An inode's fields (iall); for a regular file with field k added: 512-byte sectors its stored
+-- blocks hold (holes are not counted), never more than its size rounded up. k is computed, not stored.
 local function attrs(ino)
-  local h = redis.call('HGETALL', ikey(ino))
-  local m, s
-  for i = 1, #h, 2 do
-    if h[i] == 'm' then m = h[i + 1] elseif h[i] == 's' then s = h[i + 1] end
-  end
+  local h = iall(ino)
+  local m, s = iget(ino, 'm'), iget(ino, 's')
   -- (A corrupt record is left as it is: the caller reports it.)
   if tonumber(m) and fmt(m) == S_IFREG and tonumber(s) then
     -- Entries past the size (a shrink's, still being collected) hold no file data.
@@ -132,9 +131,9 @@ end
 -- Frees an inode whose hash exists: its hashes, what it counted in STATS, its block map (a
 -- regular file: reg), its lock hashes, and its place in ORPHANS.
 local function free_inode(ino, reg)
-  local k = ikey(ino)
-  local size = tonumber(redis.call('HGET', k, 's') or '0') or 0
-  redis.call('DEL', w(k), w(xkey(ino)))
+  local size = tonumber(iget(ino, 's') or '0') or 0
+  idelete(ino)
+  redis.call('DEL', w(xkey(ino)))
   redis.call('HINCRBY', w(STATS), 'inodes', -1)
   if reg then
     redis.call('HINCRBY', w(STATS), 'bytes', int(0 - size))
@@ -147,10 +146,9 @@ end
 -- open (o:<ino> exists): then it is kept, in no directory, listed in ORPHANS, until its last
 -- holder releases it (lua-sessions.ts); its usage stays counted meanwhile, as on a local disk.
 local function drop_link(ino, tc, now)
-  local k = ikey(ino)
-  local n = redis.call('HINCRBY', w(k), 'n', -1)
+  local n = iincr(ino, 'n', -1)
   if n > 0 or redis.call('EXISTS', okey(ino)) == 1 then
-    redis.call('HSET', w(k), 'c', now)
+    iset(ino, 'c', now)
     if n <= 0 then redis.call('SADD', w(ORPHANS), ino) end
     return
   end
@@ -195,7 +193,7 @@ const LOOKUP = `${LUA_COMMON}
 local v = redis.call('HGET', dkey(ARGV[2]), ARGV[3])
 if not v then
   -- A miss in a parent that is not a directory is ENOTDIR, as the kernel answers.
-  local m = redis.call('HGET', ikey(ARGV[2]), 'm')
+  local m = iget(ARGV[2], 'm')
   if m and fmt(m) ~= S_IFDIR then return 'ENOTDIR' end
   return 'ENOENT'
 end
@@ -217,17 +215,17 @@ const CREATE = `${LUA_COMMON}
 local parent, name, ino, tc, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[10]
 must_dir(parent)
 if redis.call('HEXISTS', dkey(parent), name) == 1 then fail('EEXIST') end
-local f = { 'm', ARGV[6], 'u', ARGV[7], 'g', ARGV[8], 's', '0', 'n', '1', 'a', now, 't', now, 'c', now, 'v', '1' }
+local f = { 'm', ARGV[6], 'u', ARGV[7], 'g', ARGV[8], 's', '0', 'n', '1', 'a', now, 't', now, 'c', now }
 if ARGV[9] ~= '0' then table.insert(f, 'r'); table.insert(f, ARGV[9]) end
 if tc == 'd' then
   f[10] = '2'
   table.insert(f, 'p'); table.insert(f, parent)
-  redis.call('HINCRBY', w(ikey(parent)), 'n', 1)
+  iincr(parent, 'n', 1)
 elseif tc == 'l' then
   f[8] = tostring(#ARGV[11])
   table.insert(f, 'l'); table.insert(f, ARGV[11])
 end
-redis.call('HSET', w(ikey(ino)), unpack(f))
+iset(ino, unpack(f))
 redis.call('HSET', w(dkey(parent)), name, tc .. ino)
 touch(parent, now)
 redis.call('HINCRBY', w(STATS), 'inodes', 1)
@@ -237,17 +235,16 @@ return { ino, attrs(ino), parent, attrs(parent) }
 /** ARGV: MP, ino, newParent, newName, now → {ino, HGETALL, newParent, its HGETALL}. */
 const LINK = `${LUA_COMMON}
 local ino, parent, name, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local k = ikey(ino)
-local m = redis.call('HGET', k, 'm')
+local m = iget(ino, 'm')
 if not m then fail('ENOENT') end
 if fmt(m) == S_IFDIR then fail('EPERM') end
 -- A file removed while open (kept for its holders) cannot get a name again, as in Linux.
-if tonumber(redis.call('HGET', k, 'n')) <= 0 then fail('ENOENT') end
+if tonumber(iget(ino, 'n')) <= 0 then fail('ENOENT') end
 must_dir(parent)
 if redis.call('HEXISTS', dkey(parent), name) == 1 then fail('EEXIST') end
-if tonumber(redis.call('HGET', k, 'n')) >= ${LINK_MAX} then fail('EMLINK') end
-redis.call('HINCRBY', w(k), 'n', 1)
-redis.call('HSET', w(k), 'c', now)
+if tonumber(iget(ino, 'n')) >= ${LINK_MAX} then fail('EMLINK') end
+iincr(ino, 'n', 1)
+iset(ino, 'c', now)
 redis.call('HSET', w(dkey(parent)), name, typechar(m) .. ino)
 touch(parent, now)
 return { ino, attrs(ino), parent, attrs(parent) }
@@ -275,9 +272,10 @@ if string.sub(v, 1, 1) ~= 'd' then fail('ENOTDIR') end
 local ino = string.sub(v, 2)
 if redis.call('HLEN', dkey(ino)) > 0 then fail('ENOTEMPTY') end
 redis.call('HDEL', w(dkey(parent)), name)
-redis.call('DEL', w(ikey(ino)), w(dkey(ino)), w(xkey(ino)))
+idelete(ino)
+redis.call('DEL', w(dkey(ino)), w(xkey(ino)))
 drop_lock_keys(ino) -- flock(2) works on directories too
-redis.call('HINCRBY', w(ikey(parent)), 'n', -1)
+iincr(parent, 'n', -1)
 touch(parent, now)
 redis.call('HINCRBY', w(STATS), 'inodes', -1)
 return { 'OK', parent, attrs(parent) }
@@ -297,7 +295,7 @@ if st == 'd' and sp ~= dp then
   local cur, hops = dp, 0
   while cur and cur ~= '1' do
     if cur == sino then fail('EINVAL') end
-    cur = redis.call('HGET', ikey(cur), 'p')
+    cur = iget(cur, 'p')
     hops = hops + 1
     if hops > 100000 then fail('ELOOP') end
   end
@@ -317,9 +315,10 @@ if dv then
 end
 if dv then
   if dt == 'd' then
-    redis.call('DEL', w(ikey(dino)), w(dkey(dino)), w(xkey(dino)))
+    idelete(dino)
+    redis.call('DEL', w(dkey(dino)), w(xkey(dino)))
     drop_lock_keys(dino)
-    redis.call('HINCRBY', w(ikey(dp)), 'n', -1)
+    iincr(dp, 'n', -1)
     redis.call('HINCRBY', w(STATS), 'inodes', -1)
   else
     drop_link(dino, dt, now)
@@ -328,11 +327,11 @@ end
 redis.call('HDEL', w(dkey(sp)), sn)
 redis.call('HSET', w(dkey(dp)), dn, sv)
 if st == 'd' and sp ~= dp then
-  redis.call('HINCRBY', w(ikey(sp)), 'n', -1)
-  redis.call('HINCRBY', w(ikey(dp)), 'n', 1)
-  redis.call('HSET', w(ikey(sino)), 'p', dp)
+  iincr(sp, 'n', -1)
+  iincr(dp, 'n', 1)
+  iset(sino, 'p', dp)
 end
-redis.call('HSET', w(ikey(sino)), 'c', now)
+iset(sino, 'c', now)
 touch(sp, now)
 if dp ~= sp then touch(dp, now) end
 return { work(), sp, attrs(sp), dp, attrs(dp) }
@@ -349,15 +348,14 @@ return { work(), sp, attrs(sp), dp, attrs(dp) }
 const SETATTR = `${LUA_COMMON}
 local ino, now, bsize = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local mode, uid, gid, size, atime, mtime = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local k = ikey(ino)
-local m = redis.call('HGET', k, 'm')
+local m = iget(ino, 'm')
 if not m then fail('ENOENT') end
 local f = { 'c', now }
 local tail = -1
 if size ~= '' then
   if fmt(m) == S_IFDIR then fail('EISDIR') end
   if fmt(m) ~= S_IFREG then fail('EINVAL') end
-  local cur = redis.call('HMGET', k, 's', 'z')
+  local cur = imget(ino, 's', 'z')
   local old, new = tonumber(cur[1]), tonumber(size)
   if new > old then
     -- Neither bytes nor entries a shrink left past the old size may come back as data.
@@ -387,7 +385,7 @@ if uid ~= '' then table.insert(f, 'u'); table.insert(f, uid) end
 if gid ~= '' then table.insert(f, 'g'); table.insert(f, gid) end
 if atime ~= '' then table.insert(f, 'a'); table.insert(f, atime) end
 if mtime ~= '' then table.insert(f, 't'); table.insert(f, mtime) end
-redis.call('HSET', w(k), unpack(f))
+iset(ino, unpack(f))
 return { attrs(ino), work(), tail }
 `;
 
@@ -421,9 +419,8 @@ return { attrs(ino), work(), tail }
 const WRITE_BLOCKS = `${LUA_COMMON}
 local ino, now, bsize, inline = ARGV[2], ARGV[4], tonumber(ARGV[5]), ARGV[6] == '1'
 local RAW = ${BLOCK_CODECS.raw}
-local k = ikey(ino)
 local mk = mkey(ino)
-local h = redis.call('HMGET', k, 'm', 's', 'z')
+local h = imget(ino, 'm', 's', 'z')
 local m = h[1]
 if not m then fail('ENOENT') end
 if fmt(m) == S_IFDIR then fail('EISDIR') end
@@ -463,7 +460,7 @@ if e > s and not rewrites_tail and tail_dirty(ino, s, h[3], bsize) then return '
 if e > s and not release_from(ino, blocks_of(s, bsize)) then return 'TRIM' end
 w(mk)
 -- The last block rewritten (an in-place patch passed the check that nothing lies past the size).
-if rewrites_tail then redis.call('HDEL', w(k), 'z') end
+if rewrites_tail then iunset(ino, 'z') end
 for i = 7, #ARGV, 4 do
   local index, id, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local p = patch[i]
@@ -494,11 +491,11 @@ end
 local more = queued and '+' or ''
 if ARGV[3] == '' then return more end
 if e > s then
-  redis.call('HSET', w(k), 's', ARGV[3], 't', now, 'c', now)
+  iset(ino, 's', ARGV[3], 't', now, 'c', now)
   redis.call('HINCRBY', w(STATS), 'bytes', int(e - s))
   return ARGV[3] .. more
 end
-redis.call('HSET', w(k), 't', now, 'c', now)
+iset(ino, 't', now, 'c', now)
 return int(s) .. more
 `;
 
@@ -512,7 +509,7 @@ return int(s) .. more
  */
 const READ_BLOCKS = `${LUA_COMMON}
 local ino = ARGV[2]
-local s = redis.call('HGET', ikey(ino), 's')
+local s = iget(ino, 's')
 if not s then return 'ENOENT' end
 local out = { s }
 local map = redis.call('ZRANGEBYSCORE', mkey(ino), ARGV[3], ARGV[4], 'WITHSCORES')
@@ -531,7 +528,7 @@ return out
  */
 const GC_STEP = `${LUA_COMMON}
 local ino, bsize = ARGV[2], tonumber(ARGV[3])
-local s = redis.call('HGET', ikey(ino), 's')
+local s = iget(ino, 's')
 local from = s and blocks_of(s, bsize) or 0
 if release_from(ino, from) then
   redis.call('SREM', w(GC), ino)
@@ -587,21 +584,21 @@ return 'OK'
 /** ARGV: MP, ino, name, value, flag ('create' | 'replace' | ''), now. */
 const SETXATTR = `${LUA_COMMON}
 local ino, name, flag, now = ARGV[2], ARGV[3], ARGV[5], ARGV[6]
-if redis.call('EXISTS', ikey(ino)) == 0 then fail('ENOENT') end
+if iexists(ino) == 0 then fail('ENOENT') end
 local exists = redis.call('HEXISTS', xkey(ino), name) == 1
 if flag == 'create' and exists then fail('EEXIST') end
 if flag == 'replace' and not exists then fail('ENODATA') end
 redis.call('HSET', w(xkey(ino)), name, ARGV[4])
-redis.call('HSET', w(ikey(ino)), 'c', now)
+iset(ino, 'c', now)
 return 'OK'
 `;
 
 /** ARGV: MP, ino, name, now. */
 const REMOVEXATTR = `${LUA_COMMON}
 local ino, name, now = ARGV[2], ARGV[3], ARGV[4]
-if redis.call('EXISTS', ikey(ino)) == 0 then fail('ENOENT') end
+if iexists(ino) == 0 then fail('ENOENT') end
 if redis.call('HDEL', w(xkey(ino)), name) == 0 then fail('ENODATA') end
-redis.call('HSET', w(ikey(ino)), 'c', now)
+iset(ino, 'c', now)
 return 'OK'
 `;
 
@@ -618,8 +615,8 @@ if redis.call('SISMEMBER', DEAD, PFX) == 1 then fail('EBUSY') end
 local now = ARGV[2]
 local sb = {}
 for i = 5, #ARGV do table.insert(sb, ARGV[i]) end
-redis.call('HSET', w(ikey(1)), 'm', '16877', 'u', ARGV[3], 'g', ARGV[4], 's', '0', 'n', '2',
-  'a', now, 't', now, 'c', now, 'v', '1', 'p', '1')
+iset(1, 'm', '16877', 'u', ARGV[3], 'g', ARGV[4], 's', '0', 'n', '2',
+  'a', now, 't', now, 'c', now, 'p', '1')
 redis.call('SET', w(MP .. 'ino'), '1', 'NX')
 redis.call('HSET', w(STATS), 'inodes', 1, 'bytes', 0)
 redis.call('HSET', w(KEYS[1]), unpack(sb))

@@ -7,7 +7,8 @@
  *   const t = storeFixture('t');
  *   const s = await t.fresh();
  */
-import { createClient } from '@redis/client';
+import { createClient, RESP_TYPES } from '@redis/client';
+import { decodeInodeRecord, encodeInodeRecord, keysFor, type InodeRecord } from '@redisfs/schema';
 import { afterAll, beforeAll } from 'vitest';
 import { type StartedRedis, startRedis } from '@redisfs/testing';
 import { openStore, type Store, type StoreOptions } from '../index.js';
@@ -80,4 +81,32 @@ export async function countsOf(store: Store, fn: () => Promise<unknown>): Promis
     if (d > 0) out[cmd] = d;
   }
   return out;
+}
+
+/** A client's view that returns strings as Buffers (for packed inode records). */
+function binaryView(raw: RawClient) {
+  return raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+}
+
+/** Test-only: inode `ino` of filesystem `prefix` as stored (its packed record), undefined when absent. */
+export async function rawInode(raw: RawClient, prefix: string, ino: number): Promise<InodeRecord | undefined> {
+  const v = await binaryView(raw).hGet(keysFor(prefix).inodes(ino), String(ino));
+  return v == null ? undefined : decodeInodeRecord(v as unknown as Buffer);
+}
+
+/** Test-only: changes fields of a stored inode behind the store's back (it must exist). */
+export async function patchRawInode(raw: RawClient, prefix: string, ino: number, patch: Partial<InodeRecord>): Promise<void> {
+  const rec = await rawInode(raw, prefix, ino);
+  if (!rec) throw new Error(`no inode ${ino} in ${prefix}`);
+  await setRawInode(raw, prefix, ino, encodeInodeRecord({ ...rec, ...patch }));
+}
+
+/** Test-only: stores `value` as inode `ino`'s record as it is (a corrupt one, say). */
+export async function setRawInode(raw: RawClient, prefix: string, ino: number, value: Buffer | string): Promise<void> {
+  await raw.hSet(keysFor(prefix).inodes(ino), String(ino), value);
+}
+
+/** Test-only: removes inode `ino`'s record behind the store's back. */
+export async function deleteRawInode(raw: RawClient, prefix: string, ino: number): Promise<void> {
+  await raw.hDel(keysFor(prefix).inodes(ino), String(ino));
 }
