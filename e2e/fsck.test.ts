@@ -5,8 +5,8 @@
  * one line and no password; usage errors exit 16 (e2fsck's codes).
  */
 import { rename, rm, symlink, link, writeFile, readFile } from 'node:fs/promises';
-import { createClient } from '@redis/client';
-import { keysFor } from '@redisfs/schema';
+import { RESP_TYPES, createClient } from '@redis/client';
+import { decodeInodeRecord, encodeInodeRecord, keysFor } from '@redisfs/schema';
 import { openStore } from '@redisfs/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -58,7 +58,9 @@ await describeWithRedis('redisfs fsck', {}, (redis) => {
 
     const k = keysFor(prefix);
     await raw.hSet(k.dir(ino.docs), 'ghost', 'f4000');
-    await raw.hSet(k.inode(ino.a), 'n', '7');
+    // a.txt's packed record (a field of its bucket), its nlink changed behind the store's back.
+    const record = await raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).hGet(k.inodes(ino.a), String(ino.a));
+    await raw.hSet(k.inodes(ino.a), String(ino.a), encodeInodeRecord({ ...decodeInodeRecord(record as unknown as Buffer), nlink: 7 }));
     await raw.hDel(k.dir(1), 'b');
     const found = await runFsck(redis, prefix);
     expect(found.code, found.stderr).toBe(4);

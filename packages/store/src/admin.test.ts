@@ -1,11 +1,11 @@
 /**
  * copyFilesystem / listFilesystems / deleteFilesystem against a real redis-server started for
- * this file. Filesystems are written by hand in the schema's layout (version 2: block maps,
- * family keys), so the test depends on nothing but the schema.
+ * this file. Filesystems are written by hand in the schema's layout (version 3: inode buckets,
+ * block maps, family keys), so the test depends on nothing but the schema.
  */
 import { RESP_TYPES } from '@redis/client';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { LAYOUT_VERSION, encodeSuperblock, familyOf, keysFor } from '@redisfs/schema';
+import { LAYOUT_VERSION, encodeInodeRecord, encodeSuperblock, familyOf, keysFor } from '@redisfs/schema';
 import { freePort } from '@redisfs/testing';
 import { deleteFilesystem, listFilesystems } from './admin.js';
 import { copyFilesystem, snapshotFilesystem } from './snapshot.js';
@@ -27,10 +27,17 @@ beforeEach(async () => {
   await client.flushAll();
 });
 
+/** A packed inode record (mode, size, nlink; the rest fixed), as the store stores it. */
+function inodeRecord(mode: number, size: number, nlink: number, parent?: number): Buffer {
+  return encodeInodeRecord({
+    mode, uid: 0, gid: 0, size, nlink, rdev: 0, atimeNs: 1n, mtimeNs: 1n, ctimeNs: 1n, target: undefined, generation: 1, parent,
+  });
+}
+
 /**
- * A tiny filesystem in layout 2: superblock, counters, root dir with one file of two blocks
+ * A tiny filesystem in layout 3: superblock, counters, root dir with one file of two blocks
  * (ids 1 and 2 of the family's counter, in the file's block map). Metadata keys: sb, ino, st,
- * i:1, d:1, i:2, m:2 (7); family keys: the block counter; blocks: 2.
+ * in:0 (inodes 1 and 2), d:1, m:2 (6); family keys: the block counter; blocks: 2.
  */
 async function writeFs(prefix: string, extra: Record<string, string> = {}): Promise<void> {
   const k = keysFor(prefix);
@@ -40,9 +47,9 @@ async function writeFs(prefix: string, extra: Record<string, string> = {}): Prom
   });
   await client.set(k.inoCounter, '2');
   await client.hSet(k.stats, { inodes: '2', bytes: '70000' });
-  await client.hSet(k.inode(1), { m: String(0o40755), u: '0', g: '0', s: '0', n: '2', a: '1', t: '1', c: '1', p: '1' });
+  await client.hSet(k.inodes(1), '1', inodeRecord(0o40755, 0, 2, 1));
   await client.hSet(k.dir(1), { 'hello.txt': 'f2' });
-  await client.hSet(k.inode(2), { m: String(0o100644), u: '0', g: '0', s: '70000', n: '1', a: '1', t: '1', c: '1' });
+  await client.hSet(k.inodes(2), '2', inodeRecord(0o100644, 70000, 1));
   const [first, second] = await newIds(prefix, 2);
   await client.zAdd(k.map(2), [{ score: 0, value: first! }, { score: 1, value: second! }]);
   await client.set(k.block(first!), Buffer.from([0, 1, 2, 3]));
@@ -81,7 +88,7 @@ describe('copyFilesystem', () => {
     await writeFs('ab'); // a family whose name starts like 'a' must not be swept along
     const blocks = await scan(keysFor('a').blockPattern);
     const result = await copyFilesystem({ url, from: 'a', to: 'a@b' });
-    expect(result).toMatchObject({ copiedKeys: 7, deletedKeys: 0 });
+    expect(result).toMatchObject({ copiedKeys: 6, deletedKeys: 0 });
     const src = await keysOf('a');
     const dst = await keysOf('a@b');
     expect(dst).toEqual(src.map((k) => k.replace('{a}:', '{a}@b:')).sort());
@@ -96,11 +103,11 @@ describe('copyFilesystem', () => {
     expect(await client.hGetAll(keysFor('a@b').superblock)).toEqual(await client.hGetAll(keysFor('a').superblock));
     expect(await keysOf('a')).toEqual(src);
     expect(await client.exists(keysFor('ab').refcounts)).toBe(0);
-    expect((await keysOf('ab')).length).toBe(7);
+    expect((await keysOf('ab')).length).toBe(6);
   });
 
   it('refuses when the source has no superblock', async () => {
-    await client.set(keysFor('a').inode(2), 'x'); // stray key, no filesystem
+    await client.set(keysFor('a').inodes(2), 'x'); // stray key, no filesystem
     const err = await rejection(copyFilesystem({ url, from: 'a', to: 'a@b' }));
     expect(isFsError(err, 'ENOENT')).toBe(true);
     expect(String(err)).toContain("no filesystem at prefix 'a'");
@@ -109,13 +116,14 @@ describe('copyFilesystem', () => {
 
   it('refuses a destination holding any key, unless force', async () => {
     await writeFs('a');
-    await client.hSet(keysFor('a@b').inode(9), { m: '1' }); // a stray metadata key of the member
+    // A stray metadata key of the member (a bucket the copy does not write).
+    await client.hSet(keysFor('a@b').inodes(640), '640', 'x');
     const err = await rejection(copyFilesystem({ url, from: 'a', to: 'a@b' }));
     expect(isFsError(err, 'EEXIST')).toBe(true);
     expect(String(err)).toContain('--force');
     const result = await copyFilesystem({ url, from: 'a', to: 'a@b', force: true });
-    expect(result).toMatchObject({ copiedKeys: 7, deletedKeys: 1 });
-    expect(await client.exists(keysFor('a@b').inode(9))).toBe(0);
+    expect(result).toMatchObject({ copiedKeys: 6, deletedKeys: 1 });
+    expect(await client.exists(keysFor('a@b').inodes(640))).toBe(0);
   });
 
   it('replaces a member holding a filesystem with force, releasing what its maps referenced', async () => {
@@ -126,7 +134,7 @@ describe('copyFilesystem', () => {
     await client.set(keysFor('a').block(own!), Buffer.from([0, 7]));
     await client.zAdd(keysFor('a@b').map(2), { score: 2, value: own! });
     const result = await copyFilesystem({ url, from: 'a', to: 'a@b', force: true });
-    expect(result).toMatchObject({ copiedKeys: 7, deletedKeys: 7 });
+    expect(result).toMatchObject({ copiedKeys: 6, deletedKeys: 6 });
     expect(await client.exists(keysFor('a').block(own!))).toBe(0); // only the replaced copy referenced it
     expect(await client.sCard(keysFor('a').freeBlocks)).toBe(0);
     const ids = await client.zRange(keysFor('a').map(2), 0, -1);
@@ -164,8 +172,8 @@ describe('copyFilesystem', () => {
     for (let i = 0; i < 1200; i++) multi.zAdd(k.map(100 + i), { score: 0, value: ids[i]! });
     await multi.exec();
     const result = await copyFilesystem({ url, from: 'a', to: 'a@big' });
-    expect(result.copiedKeys).toBe(1207);
-    expect((await keysOf('a@big')).length).toBe(1207);
+    expect(result.copiedKeys).toBe(1206);
+    expect((await keysOf('a@big')).length).toBe(1206);
     expect(await client.hLen(k.refcounts)).toBe(1202);
     expect(new Set(await client.hVals(k.refcounts))).toEqual(new Set(['2']));
   });
@@ -217,12 +225,12 @@ describe('deleteFilesystem', () => {
   it('deletes every key of the prefix and its blocks, and nothing else', async () => {
     await writeFs('a');
     await writeFs('ab');
-    // The superblock (forget) and the 6 other metadata keys; blocks are not counted.
-    expect(await deleteFilesystem({ url, prefix: 'a' })).toEqual({ deletedKeys: 7 });
+    // The superblock (forget) and the 5 other metadata keys; blocks are not counted.
+    expect(await deleteFilesystem({ url, prefix: 'a' })).toEqual({ deletedKeys: 6 });
     expect(await keysOf('a')).toEqual([]);
     // Of the family only the block id counter stays (ids are never reused).
     expect(await familyKeys('a')).toEqual([keysFor('a').blockCounter]);
-    expect((await keysOf('ab')).length).toBe(7);
+    expect((await keysOf('ab')).length).toBe(6);
     expect((await scan(keysFor('ab').blockPattern)).length).toBe(2);
   });
 
@@ -230,11 +238,11 @@ describe('deleteFilesystem', () => {
     await writeFs('a');
     await copyFilesystem({ url, from: 'a', to: 'a@b' });
     const blocks = await scan(keysFor('a').blockPattern);
-    expect(await deleteFilesystem({ url, prefix: 'a@b', onlySnapshot: false })).toEqual({ deletedKeys: 7 });
+    expect(await deleteFilesystem({ url, prefix: 'a@b', onlySnapshot: false })).toEqual({ deletedKeys: 6 });
     expect(await keysOf('a@b')).toEqual([]);
     expect(await scan(keysFor('a').blockPattern)).toEqual(blocks);
     expect(await client.exists([keysFor('a').refcounts, keysFor('a').freeBlocks, keysFor('a').deadMembers])).toBe(0);
-    expect((await keysOf('a')).length).toBe(7);
+    expect((await keysOf('a')).length).toBe(6);
   });
 
   it('with onlySnapshot, deletes snapshots only (EPERM for a filesystem)', async () => {
@@ -242,8 +250,8 @@ describe('deleteFilesystem', () => {
     await snapshotFilesystem({ url, from: 'a', to: 'a@s' });
     const err = await rejection(deleteFilesystem({ url, prefix: 'a', onlySnapshot: true }));
     expect(isFsError(err, 'EPERM')).toBe(true);
-    expect((await keysOf('a')).length).toBe(7);
-    expect(await deleteFilesystem({ url, prefix: 'a@s', onlySnapshot: true })).toEqual({ deletedKeys: 7 });
+    expect((await keysOf('a')).length).toBe(6);
+    expect(await deleteFilesystem({ url, prefix: 'a@s', onlySnapshot: true })).toEqual({ deletedKeys: 6 });
   });
 
   it('finishes a delete cut short when run again', async () => {
@@ -253,7 +261,7 @@ describe('deleteFilesystem', () => {
     await client.del(keysFor('a@b').superblock);
     await client.sAdd(keysFor('a').deadMembers, 'a@b');
     expect(await listFilesystems({ url })).toMatchObject([{ prefix: 'a' }]);
-    expect(await deleteFilesystem({ url, prefix: 'a@b' })).toEqual({ deletedKeys: 6 });
+    expect(await deleteFilesystem({ url, prefix: 'a@b' })).toEqual({ deletedKeys: 5 });
     expect(await keysOf('a@b')).toEqual([]);
     expect(await client.exists([keysFor('a').refcounts, keysFor('a').deadMembers])).toBe(0);
     expect(isFsError(await rejection(deleteFilesystem({ url, prefix: 'a@b' })), 'ENOENT')).toBe(true);
@@ -284,7 +292,7 @@ describe('deleteFilesystem', () => {
       await store.close();
     }
     expect(await listFilesystems({ url })).toMatchObject([{ prefix: 'a' }, { prefix: 'a@b', snapshot: { of: 'a' } }]);
-    expect((await keysOf('a@b')).length).toBe(7);
+    expect((await keysOf('a@b')).length).toBe(6);
   });
 
   // The same with a rollback into F after a delete of F was cut short: the first mount of the
@@ -326,7 +334,7 @@ describe('progress of copies and deletes', () => {
     const multi = client.multi();
     for (let i = 0; i < n; i++) {
       const ino = 3 + i;
-      multi.hSet(k.inode(ino), { m: String(0o100644), u: '0', g: '0', s: '100', n: '1', a: '1', t: '1', c: '1' });
+      multi.hSet(k.inodes(ino), String(ino), inodeRecord(0o100644, 100, 1));
       multi.hSet(k.dir(1), `f${i}`, `f${ino}`);
       multi.zAdd(k.map(ino), { score: 0, value: ids[i]! });
       multi.set(k.block(ids[i]!), Buffer.from([0, i % 256]));
@@ -410,7 +418,7 @@ describe('progress of copies and deletes', () => {
     return delta;
   }
 
-  it('cost the reads of their totals and nothing more', async () => {
+  it('cost the reads of their totals, and of the inodes a copy copies, and nothing more', async () => {
     const run = async (fn: (onProgress: ((p: Step) => void) | undefined) => Promise<unknown>) => {
       const plain = await commandsDuring(async () => {
         await client.flushAll();
@@ -429,7 +437,8 @@ describe('progress of copies and deletes', () => {
       }
       return extra;
     };
-    expect(await run((onProgress) => snapshotFilesystem({ url, from: 'a', to: 'a@s', onProgress }))).toEqual({ hget: 1 });
+    // A copy counts the inodes of the buckets it copies: one HLEN a bucket (302 inodes: 5).
+    expect(await run((onProgress) => snapshotFilesystem({ url, from: 'a', to: 'a@s', onProgress }))).toEqual({ hget: 1, hlen: 5 });
     expect(await run((onProgress) => deleteFilesystem({ url, prefix: 'a', onProgress }))).toEqual({ hget: 1, scard: 1 });
   });
 });

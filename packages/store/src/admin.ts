@@ -6,7 +6,7 @@
 import { UPGRADABLE_LAYOUTS, keysFor, statsSchema, superblockSchema } from '@redisfs/schema';
 import { FsError } from './errors.js';
 import { describeTarget } from './internal/connect.js';
-import { SCAN_COUNT, inodeCount, inodeKeysIn, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
+import { SCAN_COUNT, bucketCapacityOf, inodeCount, layoutOf, withClient, type AdminTarget } from './internal/admin-client.js';
 import { assertNotOpen } from './internal/clients.js';
 import { ScriptRunner } from './internal/scripts.js';
 import { drainFreeBlocks, releaseMember } from './internal/release.js';
@@ -78,7 +78,10 @@ export interface DeleteProgress {
    * inodes; `freeing`: the data blocks no other member of the family shares are deleted.
    */
   phase: 'releasing' | 'freeing';
-  /** Inodes released, or blocks deleted, so far in this phase. */
+  /**
+   * Inodes released (each inode bucket released counted full, up to the total: an upper bound),
+   * or blocks deleted, so far in this phase.
+   */
   done: number;
   /**
    * An estimate, undefined when unknown: the inodes `{P}:st` counted; the blocks `{F}#free` listed
@@ -138,8 +141,9 @@ export async function deleteFilesystem(options: DeleteFilesystemOptions): Promis
     );
     let released = 0;
     onProgress?.({ phase: 'releasing', done: 0, total: inodes });
+    // The batch is gone when told: its buckets are counted full, up to the total.
     const releasing = onProgress && ((keys: readonly string[]) => {
-      released += inodeKeysIn(layout, keys);
+      released = Math.min(inodes ?? Infinity, released + bucketCapacityOf(layout, keys));
       onProgress({ phase: 'releasing', done: released, total: inodes });
     });
     const member = await releaseMember(client, scripts, layout, layout.prefix, undefined, releasing);

@@ -1,17 +1,17 @@
 /**
- * Layout 2's cost model, against a real redis-server: removing or shrinking a file costs what it
+ * The store's cost model, against a real redis-server: removing or shrinking a file costs what it
  * stores, not its size, and one short script whatever it holds; the rest is the background
  * collector's, which Redis records, so that it resumes on the next mount after a close or crash.
  */
 import { randomBytes } from 'node:crypto';
-import { RELEASE_BATCH, keysFor } from '@redisfs/schema';
+import { RELEASE_BATCH, keysFor, parseBucketKey } from '@redisfs/schema';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '@redisfs/testing';
 import { deleteFilesystem } from './admin.js';
 import type { Store } from './api.js';
 import { snapshotFilesystem } from './snapshot.js';
 import { blockIdsOf, familyKeysOf, familyProblems, mapIdsOf } from './internal/family-check.js';
-import { TEST_OWNER as owner, countsOf, storeFixture } from './internal/test-fixture.js';
+import { TEST_OWNER as owner, countsOf, patchRawInode, storeFixture } from './internal/test-fixture.js';
 
 const t = storeFixture('gc');
 
@@ -35,15 +35,27 @@ async function warmUp(s: Store): Promise<void> {
   await s.collected();
 }
 
-/** Every key of the store's family (metadata of every member, family keys, blocks). */
-function keysLeft(s: Store): Promise<string[]> {
-  return familyKeysOf(t.raw, keysFor(s.prefix).family);
+/** The inodes the bucket hashes among `keys` hold (their fields), sorted. */
+async function inodesIn(prefix: string, keys: readonly string[]): Promise<string[]> {
+  const k = keysFor(prefix);
+  const out: string[] = [];
+  for (const key of keys) if (parseBucketKey(k, key) !== undefined) out.push(...(await t.raw.hKeys(key)));
+  return out.sort();
 }
 
-/** The keys an empty filesystem holds: its superblock, counters and root (plus the block id counter once used). */
-function emptyFs(s: Store, usedIds: boolean): string[] {
+/**
+ * Every key of the store's family (metadata of every member, family keys, blocks), and the
+ * inodes left in its buckets (many inodes share a bucket key: a leftover inode is a field).
+ */
+async function keysLeft(s: Store): Promise<{ keys: string[]; inodes: string[] }> {
+  const keys = await familyKeysOf(t.raw, keysFor(s.prefix).family);
+  return { keys, inodes: await inodesIn(s.prefix, keys) };
+}
+
+/** What an empty filesystem holds: its superblock, counters and root (plus the block id counter once used). */
+function emptyFs(s: Store, usedIds: boolean): { keys: string[]; inodes: string[] } {
   const k = keysFor(s.prefix);
-  return [k.superblock, k.inoCounter, k.stats, k.inode(1), ...(usedIds ? [k.blockCounter] : [])].sort();
+  return { keys: [k.superblock, k.inoCounter, k.stats, k.inodes(1), ...(usedIds ? [k.blockCounter] : [])].sort(), inodes: ['1'] };
 }
 
 describe('removing a huge sparse file', () => {
@@ -148,7 +160,7 @@ describe('the collector', () => {
     await s.collected();
     await s.close();
     // As a crash would leave them: entries past the size (the size already cut to 3 blocks) …
-    await t.raw.hSet(k.inode(f.ino), 's', String(3 * 4096));
+    await patchRawInode(t.raw, F, f.ino, { size: 3 * 4096 });
     await t.raw.sAdd(k.gc, String(f.ino));
     // … and a block nobody references, listed as free.
     const orphan = String(await t.raw.incrBy(k.blockCounter, 1));
@@ -180,9 +192,9 @@ describe('the collector', () => {
     const again = await t.fresh({ prefix: F });
     await again.collected();
     expect(await t.raw.exists(k.deadMembers)).toBe(0);
-    expect(await familyKeysOf(t.raw, `${F}@a`)).toEqual(
-      [k.superblock, k.inoCounter, k.stats, k.inode(1), k.blockCounter].sort(),
-    );
+    const left = await familyKeysOf(t.raw, `${F}@a`);
+    expect(left).toEqual([k.superblock, k.inoCounter, k.stats, k.inodes(1), k.blockCounter].sort());
+    expect(await inodesIn(F, left)).toEqual(['1']);
     expect(await familyProblems(t.raw, F)).toEqual([]);
   });
 

@@ -14,7 +14,7 @@ import { snapshotFilesystem } from './snapshot.js';
 import { connectClient, type RedisClient } from './internal/connect.js';
 import { blockIdsOf, familyProblems } from './internal/family-check.js';
 import { ScriptRunner } from './internal/scripts.js';
-import { TEST_OWNER as owner, storeFixture } from './internal/test-fixture.js';
+import { TEST_OWNER as owner, patchRawInode, storeFixture } from './internal/test-fixture.js';
 
 const t = storeFixture('cow');
 const BS = 64 * 1024;
@@ -164,7 +164,7 @@ describe('a snapshot of a large file', () => {
       const entries = Array.from({ length: 20_000 }, (_, j) => ({ score: i + j, value: String(first + i + j) }));
       await t.raw.zAdd(k.map(f.ino), entries);
     }
-    await t.raw.hSet(k.inode(f.ino), 's', String(N * 4096));
+    await patchRawInode(t.raw, F, f.ino, { size: N * 4096 });
     await s.readdir(s.rootIno); // scripts loaded: no EVAL of a script's source below
     await t.raw.sendCommand(['CONFIG', 'SET', 'slowlog-log-slower-than', '100000']); // 100 ms
     await t.raw.sendCommand(['SLOWLOG', 'RESET']);

@@ -8,7 +8,7 @@
 import { keysFor } from '@redisfs/schema';
 import { describe, expect, it } from 'vitest';
 import { checkFilesystem, type FsckReport } from './index.js';
-import { TEST_OWNER as owner, storeFixture } from './internal/test-fixture.js';
+import { TEST_OWNER as owner, patchRawInode, rawInode, storeFixture } from './internal/test-fixture.js';
 
 const t = storeFixture('fscks');
 const DEAD = 'dead00000000beef';
@@ -56,7 +56,7 @@ describe('fsck of sessions', () => {
     await tool.close();
     await live.collected();
     // A removed file nobody holds (a session's end cut short).
-    await t.raw.hSet(k.inode(lost), 'n', '0');
+    await patchRawInode(t.raw, live.prefix, lost, { nlink: 0 });
     await t.raw.hDel(k.dir(1), 'lost');
     await t.raw.sAdd(k.orphans, String(lost));
 
@@ -84,7 +84,8 @@ describe('fsck of sessions', () => {
     expect(after.sessions.map((s) => s.id)).toEqual([sid]);
 
     // What was dead is gone, with its space; what lives is untouched.
-    expect(await t.raw.exists([k.inode(held), k.inode(lost), k.map(held), k.map(lost), k.session(DEAD), k.sessionOpen(DEAD), k.sessionLocks(DEAD)])).toBe(0);
+    for (const ino of [held, lost]) expect(await rawInode(t.raw, live.prefix, ino)).toBeUndefined();
+    expect(await t.raw.exists([k.map(held), k.map(lost), k.session(DEAD), k.sessionOpen(DEAD), k.sessionLocks(DEAD)])).toBe(0);
     expect(await t.raw.zRange(k.sessions, 0, -1)).toEqual([sid]);
     expect(await t.raw.hGetAll(k.flocks(locked))).toEqual({});
     expect(await t.raw.exists(k.posixLocks(locked))).toBe(0);
@@ -112,6 +113,6 @@ describe('fsck of sessions', () => {
     const repaired = await fsck(s.prefix, true);
     expect(repaired.remaining).toEqual([]);
     expect(await t.raw.exists(k.orphans)).toBe(0);
-    expect(await t.raw.hGet(k.inode(linked), 'n')).toBe('1');
+    expect((await rawInode(t.raw, s.prefix, linked))?.nlink).toBe(1);
   });
 });

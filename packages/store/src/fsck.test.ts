@@ -4,7 +4,8 @@
  * quiet filesystem (the store that built it is closed), is reported with its kind, repaired,
  * and leaves a clean filesystem whose live data reads back intact.
  */
-import { keysFor, type KeyLayout } from '@redisfs/schema';
+import { encodeInodeRecord, keysFor, type KeyLayout } from '@redisfs/schema';
+import { RESP_TYPES } from '@redis/client';
 import { describe, expect, it } from 'vitest';
 import {
   checkFilesystem, deleteFilesystem, openStore, snapshotFilesystem, type FsckProblemKind, type FsckProgress, type FsckReport, type Store,
@@ -12,7 +13,9 @@ import {
 import { connectClient } from './internal/connect.js';
 import type { RepairAction } from './internal/fsck-check.js';
 import { applyRepair } from './internal/fsck-repair.js';
-import { TEST_OWNER as owner, storeFixture } from './internal/test-fixture.js';
+import {
+  TEST_OWNER as owner, deleteRawInode, patchRawInode, rawInode, setRawInode, storeFixture,
+} from './internal/test-fixture.js';
 
 const fx = storeFixture('fsck');
 const BS = 4096;
@@ -89,12 +92,12 @@ async function storeBlock(k: KeyLayout): Promise<string> {
 }
 
 /** The live data a repair must never touch (what survives every corruption below). */
-async function expectDataIntact(s: Store, t: Tree, without: { docs?: boolean; b?: boolean } = {}): Promise<void> {
+async function expectDataIntact(s: Store, t: Tree, without: { docs?: boolean; b?: boolean; ln?: boolean } = {}): Promise<void> {
   if (!without.b) {
     expect((await s.readFile('/b')).equals(B_DATA)).toBe(true);
     expect((await s.getxattr(t.ino.b, 'user.x')).toString()).toBe('y');
   }
-  expect(await s.readlink((await s.resolve('/ln')).ino)).toBe('docs/a.txt');
+  if (!without.ln) expect(await s.readlink((await s.resolve('/ln')).ino)).toBe('docs/a.txt');
   expect((await s.stat('/fifo')).type).toBe('fifo');
   if (without.docs) return;
   expect((await s.readFile('/docs/a.txt')).equals(A_DATA)).toBe(true);
@@ -205,13 +208,13 @@ describe('checkFilesystem', () => {
     await fx.raw.sAdd(t.k.freeBlocks, [await storeBlock(t.k), '123456789']);
     // A deleted member of the family whose keys are still being released.
     const gone = keysFor(`${t.prefix}@gone`);
-    await fx.raw.hSet(gone.inode(1), { m: '16877' });
+    await setRawInode(fx.raw, gone.prefix, 1, encodeInodeRecord((await rawInode(fx.raw, t.prefix, 1))!));
     await fx.raw.zAdd(gone.map(5), { score: 0, value: (await idsOf(t.k, t.ino.b))[0]! });
     await fx.raw.hSet(t.k.refcounts, (await idsOf(t.k, t.ino.b))[0]!, '2');
     await fx.raw.sAdd(t.k.deadMembers, gone.prefix);
     // Snapshot bookkeeping of a snapshot in progress is not a problem either.
     await fx.raw.hSet(t.k.snapshot, { to: 'elsewhere', id: '1' });
-    await fx.raw.sAdd(t.k.snapshotDone, t.k.inode(1));
+    await fx.raw.sAdd(t.k.snapshotDone, t.k.inodes(1));
     const report = await fsck(t.prefix);
     expect(report.problems).toEqual([]);
     expect(report.pending).toEqual({ gcInodes: 2, freeBlocks: 2, deadMembers: 1 });
@@ -219,7 +222,7 @@ describe('checkFilesystem', () => {
 
     const s = await collectedStore(t.prefix);
     expect(await fsck(t.prefix)).toMatchObject({ problems: [], pending: NOTHING_PENDING, counts: { blocks: 6, familyBlocks: 6 } });
-    expect(await fx.raw.exists([gone.inode(1), gone.map(5), t.k.map(40)])).toBe(0);
+    expect(await fx.raw.exists([gone.inodes(1), gone.map(5), t.k.map(40)])).toBe(0);
     await expectDataIntact(s, t);
   });
 
@@ -228,7 +231,7 @@ describe('checkFilesystem', () => {
     what: string;
     expect: FsckProblemKind[];
     repairs?: FsckProblemKind[];
-    without?: { docs?: boolean; b?: boolean };
+    without?: { docs?: boolean; b?: boolean; ln?: boolean };
     corrupt(t: Tree): Promise<unknown>;
     after?(t: Tree, s: Store): Promise<void>;
   }[] = [
@@ -238,14 +241,14 @@ describe('checkFilesystem', () => {
       what: 'a deleted inode (its entry, xattrs and block map stay)',
       expect: ['entry-dangling', 'orphan-map', 'stats-mismatch', 'stray-xattr-hash'],
       without: { b: true },
-      corrupt: (t) => fx.raw.del(t.k.inode(t.ino.b)),
+      corrupt: (t) => deleteRawInode(fx.raw, t.prefix, t.ino.b),
       async after(t, s) {
         await expect(s.stat('/b')).rejects.toMatchObject({ code: 'ENOENT' });
         expect(await fx.raw.exists([t.k.map(t.ino.b), t.k.xattr(t.ino.b)])).toBe(0);
       },
     },
-    { what: 'a wrong nlink', expect: ['nlink-wrong'], corrupt: (t) => fx.raw.hSet(t.k.inode(t.ino.a), 'n', '5') },
-    { what: 'a wrong directory nlink', expect: ['nlink-wrong'], corrupt: (t) => fx.raw.hSet(t.k.inode(t.ino.docs), 'n', '2') },
+    { what: 'a wrong nlink', expect: ['nlink-wrong'], corrupt: (t) => patchRawInode(fx.raw, t.prefix, t.ino.a, { nlink: 5 }) },
+    { what: 'a wrong directory nlink', expect: ['nlink-wrong'], corrupt: (t) => patchRawInode(fx.raw, t.prefix, t.ino.docs, { nlink: 2 }) },
     {
       what: 'an orphan directory tree (its children orphaned too, their blocks released)',
       expect: ['nlink-wrong', 'orphan-inode'],
@@ -254,10 +257,35 @@ describe('checkFilesystem', () => {
       corrupt: (t) => fx.raw.hDel(t.k.dir(1), 'docs'),
       async after(t, s) {
         await expect(s.stat('/docs')).rejects.toMatchObject({ code: 'ENOENT' });
-        for (const ino of [t.ino.docs, t.ino.a, t.ino.sub, t.ino.hidden]) expect(await fx.raw.exists([t.k.inode(ino), t.k.map(ino)])).toBe(0);
+        for (const ino of [t.ino.docs, t.ino.a, t.ino.sub, t.ino.hidden]) {
+          expect(await rawInode(fx.raw, t.prefix, ino)).toBeUndefined();
+          expect(await fx.raw.exists([t.k.dir(ino), t.k.map(ino)])).toBe(0);
+        }
         expect(await fx.raw.exists(t.k.xattr(t.ino.a))).toBe(0);
         expect(await s.statfs()).toMatchObject({ inodes: 5 });
         expect(await fx.raw.hGetAll(t.k.stats)).toEqual({ inodes: '5', bytes: String(B_DATA.length) });
+      },
+    },
+    {
+      what: 'an orphan symlink (its target goes with it)',
+      expect: ['orphan-inode'],
+      repairs: ['orphan-inode', 'stats-mismatch'],
+      without: { ln: true },
+      corrupt: (t) => fx.raw.hDel(t.k.dir(1), 'ln'),
+      async after(t) {
+        expect(await rawInode(fx.raw, t.prefix, t.ino.ln)).toBeUndefined();
+        expect(await fx.raw.exists(t.k.target(t.ino.ln))).toBe(0);
+      },
+    },
+    {
+      what: 'stray symlink targets (of a fifo, of nothing)',
+      expect: ['stray-target'],
+      corrupt: async (t) => {
+        await fx.raw.set(t.k.target(t.ino.fifo), 'x');
+        await fx.raw.set(t.k.target(50), 'y'); // 50: reserved by the counter, unused
+      },
+      async after(t) {
+        expect(await fx.raw.exists([t.k.target(t.ino.fifo), t.k.target(50)])).toBe(0);
       },
     },
     {
@@ -312,7 +340,7 @@ describe('checkFilesystem', () => {
     },
     { what: 'wrong usage counters', expect: ['stats-mismatch'], corrupt: (t) => fx.raw.hSet(t.k.stats, 'inodes', '999') },
     { what: 'a wrong type in an entry', expect: ['entry-type-mismatch'], corrupt: (t) => fx.raw.hSet(t.k.dir(1), 'ln', `f${t.ino.ln}`) },
-    { what: 'a wrong parent', expect: ['dir-parent-wrong'], corrupt: (t) => fx.raw.hSet(t.k.inode(t.ino.sub), 'p', '1') },
+    { what: 'a wrong parent', expect: ['dir-parent-wrong'], corrupt: (t) => patchRawInode(fx.raw, t.prefix, t.ino.sub, { parent: 1 }) },
     {
       what: 'a directory with two names',
       expect: ['dir-multiple-names', 'nlink-wrong'],
@@ -331,7 +359,7 @@ describe('checkFilesystem', () => {
       what: 'a missing root',
       expect: ['root-missing', 'stats-mismatch'],
       repairs: ['root-missing'], // a root again: the counters are right again
-      corrupt: (t) => fx.raw.del(t.k.inode(1)),
+      corrupt: (t) => deleteRawInode(fx.raw, t.prefix, 1),
     },
     { what: 'an inode counter behind', expect: ['inode-counter-behind'], corrupt: (t) => fx.raw.set(t.k.inoCounter, '1') },
   ];
@@ -416,19 +444,19 @@ describe('checkFilesystem', () => {
   it('names the inode, entry and key of a problem', async () => {
     const t = await build();
     await fx.raw.hSet(t.k.dir(t.ino.docs), 'ghost', 'f60');
-    await fx.raw.hSet(t.k.inode(t.ino.a), 'n', '7');
+    await patchRawInode(fx.raw, t.prefix, t.ino.a, { nlink: 7 });
     const { problems } = await fsck(t.prefix);
     expect(problems).toContainEqual(
       expect.objectContaining({ kind: 'entry-dangling', ino: 60, dir: t.ino.docs, name: 'ghost', key: t.k.dir(t.ino.docs) }),
     );
     const nlink = problems.find((p) => p.kind === 'nlink-wrong');
-    expect(nlink).toMatchObject({ ino: t.ino.a, key: t.k.inode(t.ino.a) });
+    expect(nlink).toMatchObject({ ino: t.ino.a, key: t.k.inodes(t.ino.a) });
     expect(nlink?.message).toMatch(/nlink 7, expected 2/);
   });
 
   it('leaves unreadable inodes and unknown keys alone, and says so', async () => {
     const t = await build();
-    await fx.raw.hSet(t.k.inode(t.ino.b), 'm', 'garbage');
+    await setRawInode(fx.raw, t.prefix, t.ino.b, 'garbage');
     await fx.raw.set(`${t.k.metaPrefix}mystery`, '1');
     await fx.raw.set(t.k.block('junk'), '1');
     await fx.raw.set(t.k.map(50), 'not a map');
@@ -445,13 +473,68 @@ describe('checkFilesystem', () => {
     expect(await fx.raw.hGet(t.k.dir(1), 'b')).toBe(`f${t.ino.b}`);
   });
 
+  it('reads every inode of a bucket around a corrupt record, and leaves what it cannot repair alone', async () => {
+    const t = await build();
+    const bucket = t.k.inodes(t.ino.b);
+    expect(t.k.inodes(t.ino.a)).toBe(bucket); // one bucket holds the whole tree
+    // b's record corrupt (its fixed part intact, a byte too many), a's nlink wrong: both seen.
+    const b = (await rawInode(fx.raw, t.prefix, t.ino.b))!;
+    await setRawInode(fx.raw, t.prefix, t.ino.b, Buffer.concat([encodeInodeRecord(b), Buffer.from([0])]));
+    await patchRawInode(fx.raw, t.prefix, t.ino.a, { nlink: 7 });
+    // Fields that are no inode of the bucket: not canonical, and of another bucket.
+    const a = await fx.raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).hGet(bucket, String(t.ino.a));
+    await fx.raw.hSet(bucket, { [`0${t.ino.a}`]: a!, '1000': a! });
+    // A symlink whose target is lost, and a layout-2 inode hash left over (an upgrade cut short).
+    await fx.raw.del(t.k.target(t.ino.ln));
+    await fx.raw.hSet(t.k.layout2Inode(t.ino.a), { m: '33188', n: '2' });
+    const found = await fsck(t.prefix);
+    expect(kinds(found.problems)).toEqual(['inode-unreadable', 'nlink-wrong', 'unexpected-key']);
+    expect(found.problems.filter((p) => p.kind === 'inode-unreadable').map((p) => [p.ino, p.key, p.repairable])).toEqual([
+      [t.ino.b, bucket, false],
+      [t.ino.ln, t.k.target(t.ino.ln), false],
+    ]);
+    expect(found.problems.find((p) => p.kind === 'nlink-wrong')).toMatchObject({ ino: t.ino.a, key: bucket, repairable: true });
+    const unexpected = found.problems.filter((p) => p.kind === 'unexpected-key');
+    expect(unexpected.map((p) => p.key).sort()).toEqual([bucket, t.k.layout2Inode(t.ino.a)].sort());
+    expect(unexpected.find((p) => p.key === bucket)?.message).toContain(`"0${t.ino.a}", "1000"`);
+    expect(unexpected.find((p) => p.key !== bucket)?.message).toMatch(/layout 2.*redisfs upgrade/);
+    // The stray fields are not counted as inodes (nor are the counters judged wrong for them).
+    expect(found.counts).toMatchObject({ inodes: 9 });
+    const fields = await fx.raw.hLen(bucket);
+
+    const repaired = await fsck(t.prefix, true);
+    expect(repaired.repaired.map((r) => r.kind)).toEqual(['nlink-wrong']);
+    expect(kinds(repaired.remaining)).toEqual(['inode-unreadable', 'unexpected-key']);
+    expect((await rawInode(fx.raw, t.prefix, t.ino.a))?.nlink).toBe(2);
+    expect(await fx.raw.hLen(bucket)).toBe(fields);
+    expect(await fx.raw.exists([t.k.layout2Inode(t.ino.a), t.k.map(t.ino.b), t.k.xattr(t.ino.b)])).toBe(3);
+    expect(await fx.raw.hGet(t.k.dir(1), 'b')).toBe(`f${t.ino.b}`);
+    expect(await fx.raw.hGet(t.k.dir(1), 'ln')).toBe(`l${t.ino.ln}`);
+  });
+
+  it('takes the inodes of a bucket that is not a hash for unreadable, not for missing', async () => {
+    const t = await build();
+    // Inode 130 (bucket 2), named by an entry and by a target key; its bucket is a string.
+    await fx.raw.set(t.k.inodes(130), 'not a hash');
+    await fx.raw.hSet(t.k.dir(1), 'far', 'f130');
+    await fx.raw.set(t.k.target(130), 'somewhere');
+    const report = await fsck(t.prefix, true);
+    expect(report.problems.filter((p) => p.kind !== 'inode-counter-behind').map((p) => [p.kind, p.key])).toEqual([
+      ['unexpected-key', t.k.inodes(130)],
+      ['inode-unreadable', t.k.inodes(130)],
+    ]);
+    expect(report.remaining.filter((p) => p.kind !== 'inode-counter-behind')).toEqual(report.problems.filter((p) => p.kind !== 'inode-counter-behind'));
+    expect(await fx.raw.hGet(t.k.dir(1), 'far')).toBe('f130');
+    expect(await fx.raw.exists([t.k.inodes(130), t.k.target(130)])).toBe(2);
+  });
+
   it('repairs many problems at once, in passes', async () => {
     const t = await build();
     await fx.raw.hDel(t.k.dir(1), 'docs');
     await fx.raw.hSet(t.k.dir(1), 'ghost', 'f61');
     await fx.raw.zAdd(t.k.map(t.ino.b), { score: 9, value: await storeBlock(t.k) });
     await storeBlock(t.k);
-    await fx.raw.hSet(t.k.inode(t.ino.empty), 'n', '9');
+    await patchRawInode(fx.raw, t.prefix, t.ino.empty, { nlink: 9 });
     await fx.raw.hSet(t.k.stats, 'bytes', '1');
     const report = await fsck(t.prefix, true);
     expect(report.remaining).toEqual([]);
@@ -542,12 +625,12 @@ describe('checkFilesystem', () => {
   it('refuses to repair while a snapshot is taken from or into the filesystem, or another member of its family', async () => {
     const t = await build();
     const other = await build(`${t.prefix}@b`);
-    await fx.raw.hSet(t.k.inode(t.ino.a), 'n', '5');
+    await patchRawInode(fx.raw, t.prefix, t.ino.a, { nlink: 5 });
     for (const key of [t.k.snapshot, t.k.snapshotLock, other.k.snapshot]) {
       await fx.raw.hSet(key, { to: 'elsewhere', id: '1' });
       expect(kinds((await fsck(t.prefix)).problems)).toEqual(['nlink-wrong']);
       await expect(fsck(t.prefix, true)).rejects.toMatchObject({ code: 'EBUSY' });
-      expect(await fx.raw.hGet(t.k.inode(t.ino.a), 'n')).toBe('5');
+      expect((await rawInode(fx.raw, t.prefix, t.ino.a))?.nlink).toBe(5);
       await fx.raw.del(key);
     }
     expect((await fsck(t.prefix, true)).remaining).toEqual([]);
@@ -574,8 +657,8 @@ describe('checkFilesystem', () => {
 
   it('counts repairs against the repairs of the pass', async () => {
     const t = await build();
-    await fx.raw.hSet(t.k.inode(t.ino.a), 'n', '5');
-    await fx.raw.hSet(t.k.inode(t.ino.b), 'n', '7');
+    await patchRawInode(fx.raw, t.prefix, t.ino.a, { nlink: 5 });
+    await patchRawInode(fx.raw, t.prefix, t.ino.b, { nlink: 7 });
     const seen: FsckProgress[] = [];
     await checkFilesystem({ url: fx.redis.url, prefix: t.prefix, repair: true, onProgress: (p) => seen.push({ ...p }) });
     expect(seen.filter((p) => p.phase === 'repair')).toEqual([

@@ -1,22 +1,24 @@
 /**
  * fsck: checks (and with `repair`, fixes) the consistency of one filesystem, and of the blocks
- * its family shares (layout 2: a filesystem, its snapshots and clones share one pool of blocks).
+ * its family shares (a filesystem, its snapshots and clones share one pool of blocks).
  *
  * A consistent filesystem: every directory entry names a live inode of the type the entry says;
  * every live inode except the root is reachable from the root; a file's nlink is the number of
  * entries naming it, a directory's is 2 + its subdirectories, and a directory has exactly one
- * name, in the directory its `p` field records; dir and xattr hashes belong to live inodes; a
- * block map belongs to a live regular file, holds no entry at or past its end, and names only
- * blocks that are stored (or is pending in `{P}:gc`); `{P}:st` matches the inodes and bytes
- * counted; `{P}:ino` is at least every inode number in use. A consistent family: `{F}#rc` holds
- * the number of map entries, over every member, of exactly the blocks that have two or more;
- * every stored block is referenced by some map or listed in `{F}#free`, and no referenced block
- * is listed there. Work the collector has not done yet (`{P}:gc`, `{F}#free`, `{F}#dead`) is
- * reported as pending, not as a problem. Sessions (mounts, internal/fsck-sessions.ts): every
- * session is alive (its lease runs past Redis's time); a file with no name and link count 0 is
- * held open by a live session (reported as kept open after removal, not as a problem); holds
- * name inodes and sessions that exist; locks belong to live sessions; no entry is one of
- * libfuse's hidden files (`.fuse_hidden…`), which redisfs mounts no longer make.
+ * name, in the directory its `p` field records; every inode record (a field of its bucket
+ * `{P}:in:<n / 64>`) decodes; dir and xattr hashes belong to live inodes, a symlink target key
+ * `{P}:l:<n>` to a live symlink, and every symlink has one; a block map belongs to a live regular
+ * file, holds no entry at or past its end, and names only blocks that are stored (or is pending in
+ * `{P}:gc`); `{P}:st` matches the inodes and bytes counted; `{P}:ino` is at least every inode
+ * number in use. A consistent family: `{F}#rc` holds the number of map entries, over every member,
+ * of exactly the blocks that have two or more; every stored block is referenced by some map or
+ * listed in `{F}#free`, and no referenced block is listed there. Work the collector has not done
+ * yet (`{P}:gc`, `{F}#free`, `{F}#dead`) is reported as pending, not as a problem. Sessions
+ * (mounts, internal/fsck-sessions.ts): every session is alive (its lease runs past Redis's time);
+ * a file with no name and link count 0 is held open by a live session (reported as kept open after
+ * removal, not as a problem); holds name inodes and sessions that exist; locks belong to live
+ * sessions; no entry is one of libfuse's hidden files (`.fuse_hidden…`), which redisfs mounts no
+ * longer make.
  *
  * Reading is SCAN in batches with pipelined reads (the filesystem's keys, then the family's
  * blocks, every member's block maps, `{F}#rc` and `{F}#free`): safe on a live filesystem, but a
@@ -33,7 +35,7 @@
  * left, so that the children of a deleted orphan directory go in the same run; `{P}:st` is
  * recomputed last, once nothing else changes what it counts.
  *
- * A filesystem of layout 1 is not checked: `redisfs upgrade` converts it first.
+ * A filesystem of an older layout (1, 2) is not checked: `redisfs upgrade` converts it first.
  */
 import { UPGRADABLE_LAYOUTS, isSupportedLayout, type KeyLayout } from '@redisfs/schema';
 import { FsError } from './errors.js';
@@ -66,7 +68,10 @@ export const FSCK_PROBLEM_KINDS = [
   'entry-dangling',
   /** An entry's type character does not match its inode's mode. */
   'entry-type-mismatch',
-  /** An inode hash does not decode (never repaired: it may hold data). */
+  /**
+   * An inode's record (a field of its bucket `{P}:in:<n / 64>`) does not decode, its bucket is
+   * not a hash, or a symlink's target key `{P}:l:<n>` is missing (never repaired: it may hold data).
+   */
   'inode-unreadable',
   /** An inode's nlink differs from the entries that name it (2 + subdirectories for a directory). */
   'nlink-wrong',
@@ -80,6 +85,8 @@ export const FSCK_PROBLEM_KINDS = [
   'stray-dir-hash',
   /** An xattr hash `{P}:x:<n>` whose inode is missing. */
   'stray-xattr-hash',
+  /** A symlink target `{P}:l:<n>` whose inode is missing or not a symlink (repair deletes it). */
+  'stray-target',
   /** A block map `{P}:m:<n>` whose inode is missing or not a regular file, not pending in `{P}:gc` (repair releases it). */
   'orphan-map',
   /** Block map entries at or past the end of their file, not pending in `{P}:gc` (repair releases them). */
@@ -98,7 +105,11 @@ export const FSCK_PROBLEM_KINDS = [
   'stats-mismatch',
   /** `{P}:ino` is missing or lower than an inode number in use (a new file could reuse it). */
   'inode-counter-behind',
-  /** A key under the prefix (or the block pattern) that the layout does not define, or that has the wrong type (never repaired). */
+  /**
+   * A key under the prefix (or the block pattern) that the layout does not define, or that has
+   * the wrong type; an inode bucket holding a field that is no inode of it; a layout-2 inode hash
+   * `{P}:i:<n>` left over (`redisfs upgrade` converts those). Never repaired.
+   */
   'unexpected-key',
   /** A session (mount) whose lease expired, or that was declared dead and not fully ended (repair ends it: its holds and locks go). */
   'session-expired',
@@ -146,7 +157,7 @@ export interface FsckRepair {
 
 /** What the first check saw. */
 export interface FsckCounts {
-  /** Inode hashes (live inodes). */
+  /** Inode records (live inodes). */
   inodes: number;
   /** Directories among them. */
   directories: number;

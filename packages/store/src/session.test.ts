@@ -8,7 +8,7 @@ import { waitFor } from '@redisfs/testing';
 import { describe, expect, it } from 'vitest';
 import { checkFilesystem, copyFilesystem, snapshotFilesystem, type Attr, type Store } from './index.js';
 import type { StoreContext } from './internal/context.js';
-import { TEST_OWNER as owner, countsOf, storeFixture } from './internal/test-fixture.js';
+import { TEST_OWNER as owner, countsOf, rawInode, storeFixture } from './internal/test-fixture.js';
 import { scanMatching, type RedisClient } from './internal/topology.js';
 
 const t = storeFixture('sess');
@@ -227,7 +227,7 @@ describe('copies', () => {
     const sid = '0123456789abcdef';
     const keys = [
       k.sessions, k.session(sid), k.sessionOpen(sid), k.sessionLocks(sid), k.openBy(5), k.flocks(6), k.posixLocks(17),
-      k.orphans, k.inode(5), k.superblock, `${k.metaPrefix}s:0123456789ABCDEF`, `${k.metaPrefix}s:${sid}0`, `${k.metaPrefix}o:05`,
+      k.orphans, k.inodes(5), k.target(5), k.superblock, `${k.metaPrefix}s:0123456789ABCDEF`, `${k.metaPrefix}s:${sid}0`, `${k.metaPrefix}o:05`,
       `${k.metaPrefix}lk`, keysFor('skx').sessions, keysFor('skx').openBy(5),
     ];
     const script = `${LUA_KEY_FUNCTIONS}\nlocal out = {}\nfor i = 2, #ARGV do out[#out + 1] = is_session_key(ARGV[i]) and 1 or 0 end\nreturn out`;
@@ -250,7 +250,8 @@ describe('copies', () => {
       const keys: string[] = [];
       for await (const batch of scanMatching(t.raw as unknown as RedisClient, dst.metaPattern, 1000)) keys.push(...batch);
       expect(keys.filter((key) => isSessionKey(dst, key))).toEqual([]);
-      expect(await t.raw.exists([dst.inode(ino), dst.orphans])).toBe(0);
+      expect(await rawInode(t.raw, to, ino)).toBeUndefined();
+      expect(await t.raw.exists([dst.map(ino), dst.orphans])).toBe(0);
       expect(await checkFilesystem({ url: t.redis.url, prefix: to })).toMatchObject({ problems: [] });
     }
     // The source still holds it.
@@ -267,6 +268,7 @@ describe('copies', () => {
     await t.raw.del(k.openBy(ino));
     await t.raw.hDel(k.sessionOpen(a.sessionId!), String(ino));
     await a.collected();
-    expect(await t.raw.exists([k.inode(ino), k.map(ino), k.orphans])).toBe(0);
+    expect(await rawInode(t.raw, a.prefix, ino)).toBeUndefined();
+    expect(await t.raw.exists([k.map(ino), k.orphans])).toBe(0);
   });
 });

@@ -319,15 +319,17 @@ describe('a clone', () => {
 describe('the key functions of the Lua scripts', () => {
   it('build the same keys as keysFor, for a filesystem and for a member', async () => {
     const script = `${LUA_KEY_FUNCTIONS}
-return { FAM, PFX, ikey(7), dkey(7), xkey(7), mkey(7), bkey('9'), STATS, GC, SB, SNAP, SNAP_DONE, RC, FREE, DEAD,
-  meta_of(ARGV[2]), snap_lock_of(ARGV[2]), retarget(mkey(7), ARGV[2]), is_map(mkey(7)) and 1 or 0, is_map(ikey(7)) and 1 or 0 }`;
+return { FAM, PFX, ibkey(7), ibkey('63'), ibkey(64), ibkey('9000'), ibkey(2^40 + 65), lkey(7), i2key(7), dkey(7), xkey(7), mkey(7),
+  bkey('9'), STATS, GC, SB, SNAP, SNAP_DONE, RC, FREE, DEAD, meta_of(ARGV[2]), snap_lock_of(ARGV[2]), retarget(mkey(7), ARGV[2]),
+  is_map(mkey(7)) and 1 or 0, is_map(ibkey(7)) and 1 or 0, is_map(lkey(7)) and 1 or 0 }`;
     for (const [prefix, other] of [['skx', 'skx@mon'], ['skx@mon', 'skx'], ['a.b-c_d@x.1', 'a.b-c_d@y']] as const) {
       const k = keysFor(prefix);
       const o = keysFor(other);
       const reply = await t.raw.eval(script, { keys: [], arguments: [k.metaPrefix, other] });
       expect(reply, prefix).toEqual([
-        k.family, k.prefix, k.inode(7), k.dir(7), k.xattr(7), k.map(7), k.block('9'), k.stats, k.gc, k.superblock, k.snapshot,
-        k.snapshotDone, k.refcounts, k.freeBlocks, k.deadMembers, o.metaPrefix, o.snapshotLock, o.map(7), 1, 0,
+        k.family, k.prefix, k.inodes(7), k.inodes(63), k.inodes(64), k.inodes(9000), k.inodes(2 ** 40 + 65), k.target(7),
+        k.layout2Inode(7), k.dir(7), k.xattr(7), k.map(7), k.block('9'), k.stats, k.gc, k.superblock, k.snapshot,
+        k.snapshotDone, k.refcounts, k.freeBlocks, k.deadMembers, o.metaPrefix, o.snapshotLock, o.map(7), 1, 0, 0,
       ]);
     }
   });

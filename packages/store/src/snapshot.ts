@@ -25,7 +25,7 @@ import { DEFAULT_BLOCK_SIZE, LAYOUT_VERSION, sameFamily, type KeyLayout } from '
 import { FsError } from './errors.js';
 import { describeTarget, type RedisClient } from './internal/connect.js';
 import {
-  assertCopySupported, holdsAnyKey, inodeCount, inodeKeysIn, layoutOf, scanKeys, withClient, type AdminTarget,
+  assertCopySupported, bucketCapacityOf, holdsAnyKey, inodeCount, inodesIn, layoutOf, scanKeys, withClient, type AdminTarget,
 } from './internal/admin-client.js';
 import { drainFreeBlocks, releaseGcWork, releaseKeys, sweepOrphans } from './internal/release.js';
 import { ScriptRunner } from './internal/scripts.js';
@@ -153,7 +153,8 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
         let replaced = 0;
         onProgress?.({ phase: 'replacing', done: 0, total: dstInodes });
         const replacing = onProgress && ((keys: readonly string[]) => {
-          replaced += inodeKeysIn(dst, keys);
+          // Gone when told: each bucket counted full, up to the total.
+          replaced = Math.min(dstInodes ?? Infinity, replaced + bucketCapacityOf(dst, keys));
           onProgress({ phase: 'replacing', done: replaced, total: dstInodes });
         });
         deletedKeys = (await releaseKeys(client, scripts, dst, [dst.snapshotLock], undefined, replacing)).keys;
@@ -182,7 +183,7 @@ async function pointInTimeCopy(options: CopyFilesystemOptions, markSnapshot: boo
         const next = explain(scripts.run('snapCopy', src.metaPrefix, [id, lease, ...keys]), LEASE_LOST);
         next.catch(() => undefined);
         if (inFlight) await land(inFlight);
-        inFlight = { reply: next, inodes: onProgress ? inodeKeysIn(src, keys) : 0 };
+        inFlight = { reply: next, inodes: onProgress ? await inodesIn(client, src, keys) : 0 };
       }
       if (inFlight) await land(inFlight);
       await explain(scripts.run('snapFinish', src.metaPrefix, [id, markSnapshot ? '1' : '', at]), LEASE_LOST);

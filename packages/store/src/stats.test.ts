@@ -71,11 +71,11 @@ describe('Store.stats', () => {
       const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
       await s.write(f.ino, 0, Buffer.from('hello'));
       await s.collected();
-      // (The second HMGET goes with the GETs: the ctime read after them, so that a write landing
+      // (The second HGET of the inode goes with the GETs: the ctime read after them, so that a write landing
       // between the map and the blocks is seen. Two round trips.)
-      expect(await countsOf(s, () => s.read(f.ino, 0, 5))).toEqual({ HMGET: 2, ZRANGEBYSCORE: 1, GET: 1 });
+      expect(await countsOf(s, () => s.read(f.ino, 0, 5))).toEqual({ HGET: 2, ZRANGEBYSCORE: 1, GET: 1 });
       // Read again, the file unchanged: the ids the first read learned serve (one round trip).
-      expect(await countsOf(s, () => s.read(f.ino, 0, 5))).toEqual({ HMGET: 1, GET: 1 });
+      expect(await countsOf(s, () => s.read(f.ino, 0, 5))).toEqual({ HGET: 1, GET: 1 });
     }
   });
 
@@ -92,8 +92,8 @@ describe('Store.stats', () => {
     expect(await countsOf(s, () => s.write(f.ino, 0, randomBytes(64 * 4096)))).toEqual({ 'EVALSHA writeBlocks': 1 });
     // A read: the map (for this window and ahead), then the blocks; the next window of the
     // same file needs no map read while the file is unchanged.
-    expect(await countsOf(s, () => s.read(f.ino, 0, 32 * 4096))).toEqual({ HMGET: 2, ZRANGEBYSCORE: 1, GET: 32 });
-    expect(await countsOf(s, () => s.read(f.ino, 32 * 4096, 32 * 4096))).toEqual({ HMGET: 1, GET: 32 });
+    expect(await countsOf(s, () => s.read(f.ino, 0, 32 * 4096))).toEqual({ HGET: 2, ZRANGEBYSCORE: 1, GET: 32 });
+    expect(await countsOf(s, () => s.read(f.ino, 32 * 4096, 32 * 4096))).toEqual({ HGET: 1, GET: 32 });
     // A partial write into a raw block no other map shares: written in place, one script.
     expect(await countsOf(s, () => s.write(f.ino, 100, randomBytes(1000)))).toEqual({ 'EVALSHA writeBlocks': 1 });
     // Shrinking to a block boundary: one script (at most one read besides); the blocks it

@@ -3,10 +3,11 @@
  * (started by the e2e harness's startRedis: testcontainers or a local binary, never a mock).
  */
 import { createServer, type AddressInfo } from 'node:net';
+import { RESP_TYPES } from '@redis/client';
 import { keysFor } from '@redisfs/schema';
 import { describe, expect, it } from 'vitest';
 import { openStore } from './index.js';
-import { TEST_OWNER as owner, storeFixture } from './internal/test-fixture.js';
+import { TEST_OWNER as owner, patchRawInode, rawInode, setRawInode, storeFixture } from './internal/test-fixture.js';
 
 const t = storeFixture('t');
 const { fresh } = t;
@@ -266,13 +267,12 @@ describe('data', () => {
 
   it('bytes a crash left past the end of a file never reappear', async () => {
     const s = await fresh();
-    const keys = keysFor(s.prefix);
     // A shrink to 70,000 that stopped after its script: size set and z ("the last block may
     // hold bytes past the size") with it, the last block not yet rewritten.
     const crashedShrink = async (name: string) => {
       const f = await s.mknod(s.rootIno, name, 0o644, owner);
       await s.write(f.ino, 0, Buffer.alloc(100_000, 9));
-      await t.raw.hSet(keys.inode(f.ino), { s: '70000', z: '1' });
+      await patchRawInode(t.raw, s.prefix, f.ino, { size: 70_000, tailDirty: true });
       return f;
     };
     const f = await crashedShrink('f');
@@ -284,7 +284,7 @@ describe('data', () => {
     const h = await crashedShrink('h');
     await s.write(h.ino, 200_000, Buffer.from('y')); // a write past that block, leaving a gap
     expect((await s.read(h.ino, 70_000, 30_000)).equals(Buffer.alloc(30_000))).toBe(true);
-    expect(await t.raw.hExists(keys.inode(h.ino), 'z')).toBe(0);
+    expect((await rawInode(t.raw, s.prefix, h.ino))?.tailDirty).toBe(false);
   });
 
   it('a shrink into the middle of a block leaves nothing past the size', async () => {
@@ -292,8 +292,7 @@ describe('data', () => {
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
     await s.write(f.ino, 0, Buffer.alloc(100_000, 9));
     await s.setattr(f.ino, { size: 70_000 });
-    const keys = keysFor(s.prefix);
-    expect(await t.raw.hExists(keys.inode(f.ino), 'z')).toBe(0);
+    expect(await rawInode(t.raw, s.prefix, f.ino)).toMatchObject({ size: 70_000, tailDirty: false });
     await s.write(f.ino, 200_000, Buffer.from('y'));
     expect((await s.read(f.ino, 70_000, 30_000)).equals(Buffer.alloc(30_000))).toBe(true);
   });
@@ -377,12 +376,22 @@ describe('opening and safety', () => {
   it('refuses a newer layout version and reports corrupt records as EIO', async () => {
     const s = await fresh();
     const f = await s.mknod(s.rootIno, 'f', 0o644, owner);
+    const g = await s.mknod(s.rootIno, 'g', 0o644, owner);
     const keys = keysFor(s.prefix);
-    await t.raw.hSet(keys.inode(f.ino), 'm', 'garbage');
+    // A record too short to be one, and a whole one with a flag no layout defines.
+    await setRawInode(t.raw, s.prefix, f.ino, 'garbage');
+    const unknownFlag = Buffer.from(await t.raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).hGet(keys.inodes(g.ino), String(g.ino)) as Buffer);
+    unknownFlag[0] = 0x80;
+    await setRawInode(t.raw, s.prefix, g.ino, unknownFlag);
     const warnings: string[] = [];
     const s2 = await fresh({ prefix: s.prefix, onWarning: (m) => warnings.push(m) });
     await expect(s2.getattr(f.ino)).rejects.toMatchObject({ code: 'EIO' });
     expect(warnings.join('\n')).toContain(`corrupt inode ${f.ino}`);
+    // A script does not overwrite a record it cannot read (it is left for fsck to report).
+    await expect(s2.setattr(f.ino, { mode: 0o600 })).rejects.toBeInstanceOf(Error);
+    expect(await t.raw.hGet(keys.inodes(f.ino), String(f.ino))).toBe('garbage');
+    await expect(s2.getattr(g.ino)).rejects.toMatchObject({ code: 'EIO' });
+    expect(warnings.join('\n')).toContain(`corrupt inode ${g.ino}`);
     await t.raw.hSet(keys.superblock, 'version', '99');
     await expect(openStore({ url: t.redis.url, prefix: s.prefix })).rejects.toMatchObject({ code: 'EINVAL' });
   });

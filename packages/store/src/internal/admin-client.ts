@@ -2,7 +2,7 @@
  * Plumbing shared by the whole-filesystem tools (snapshot, list, delete): one client per call,
  * prefix validation, SCAN-based key walks in bounded batches (never KEYS).
  */
-import { assertPrefix, keysFor, parseInodeKey, type KeyLayout } from '@redisfs/schema';
+import { INODES_PER_BUCKET, assertPrefix, keysFor, parseBucketKey, type KeyLayout } from '@redisfs/schema';
 import { FsError } from '../errors.js';
 import { connectClient, describeTarget, type RedisClient } from './connect.js';
 import { toFsError } from './redis-errors.js';
@@ -44,7 +44,8 @@ export async function* scanKeys(client: RedisClient, layout: KeyLayout, batch = 
 
 /**
  * The inode count of `{P}:st` (what `df -i` shows), the cheap total of a job that walks a
- * filesystem's keys (progress counts the inode keys among them); undefined when unknown.
+ * filesystem's keys (progress counts the inodes of the bucket keys among them); undefined when
+ * unknown.
  */
 export async function inodeCount(client: RedisClient, layout: KeyLayout): Promise<number | undefined> {
   try {
@@ -55,10 +56,25 @@ export async function inodeCount(client: RedisClient, layout: KeyLayout): Promis
   }
 }
 
-/** How many of `keys` are inode keys of the layout (progress of a walk, counted in inodes). */
-export function inodeKeysIn(layout: KeyLayout, keys: readonly string[]): number {
+/**
+ * The inodes the bucket keys (`MP in:<b>`) among `keys` hold: their HLENs, pipelined (a key
+ * that is gone, or not a hash, counts 0). Progress of a walk that reads keys, in inodes.
+ */
+export async function inodesIn(client: RedisClient, layout: KeyLayout, keys: readonly string[]): Promise<number> {
+  const buckets = [...new Set(keys.filter((key) => parseBucketKey(layout, key) !== undefined))];
+  // Progress only: a bucket that cannot be counted counts 0 (the walk itself reports failures).
+  const sizes = await Promise.all(buckets.map((key) => client.hLen(key).catch(() => 0)));
+  return sizes.reduce((sum, n) => sum + n, 0);
+}
+
+/**
+ * At most how many inodes the bucket keys among `keys` held (INODES_PER_BUCKET each): progress,
+ * in inodes, of a walk told of keys once it has deleted them (when HLEN can no longer say).
+ * Inode numbers are taken in batches, so buckets are mostly full: cap the sum at the walk's total.
+ */
+export function bucketCapacityOf(layout: KeyLayout, keys: readonly string[]): number {
   let n = 0;
-  for (const key of keys) if (parseInodeKey(layout, key)?.kind === 'inode') n++;
+  for (const key of keys) if (parseBucketKey(layout, key) !== undefined) n += INODES_PER_BUCKET;
   return n;
 }
 

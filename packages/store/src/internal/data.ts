@@ -24,6 +24,7 @@
  * holds the id read (compare-and-set), else read again. Either way, two clients writing
  * different bytes of one block both keep their bytes. All-zero blocks are holes (no entry).
  */
+import { fetchInode, readInode } from './inode-read.js';
 import { BLOCK_CODECS, MAX_FILE_SIZE } from '@redisfs/schema';
 import { FsError } from '../errors.js';
 import type { Ino } from '../types.js';
@@ -121,7 +122,6 @@ const MAX_READ_ATTEMPTS = 8;
 
 async function readWindow(ctx: StoreContext, ino: Ino, first: number, last: number): Promise<{ size: number; blocks: StoredBlock[] }> {
   const spans = idSpansOf(ctx);
-  const inode = ctx.keys.inode(ino);
   for (let attempt = 1; ; attempt++) {
     const span = spans.get(ino);
     if (span && span.from <= first && last <= span.to) {
@@ -130,32 +130,31 @@ async function readWindow(ctx: StoreContext, ino: Ino, first: number, last: numb
       // sent): an unchanged ctime then says no write landed before the blocks were read, even one
       // that patched a block in place under the same id.
       const gets = ids.map(([, id]) => ctx.bin.get(ctx.keys.block(id)));
-      const [h, stored] = await Promise.all([ctx.client.hmGet(inode, ['s', 'c']), Promise.all(gets)]);
-      if (h[0] == null) throw new FsError('ENOENT', `inode ${ino}`);
-      if (h[1] === span.ctime && stored.every((b) => b != null)) {
-        return { size: Number(h[0]), blocks: ids.map(([index, id], k) => ({ index, id, stored: stored[k]! })) };
+      const [rec, stored] = await Promise.all([readInode(ctx, ino), Promise.all(gets)]);
+      if (rec.ctimeNs.toString() === span.ctime && stored.every((b) => b != null)) {
+        return { size: rec.size, blocks: ids.map(([index, id], k) => ({ index, id, stored: stored[k]! })) };
       }
       spans.delete(ino);
     }
     const to = Math.max(last, first + ID_SPAN - 1);
-    const [h, map] = await Promise.all([
-      ctx.client.hmGet(inode, ['s', 'c']),
+    const [rec, map] = await Promise.all([
+      readInode(ctx, ino),
       ctx.client.zRangeByScoreWithScores(ctx.keys.map(ino), first, to),
     ]);
-    if (h[0] == null) throw new FsError('ENOENT', `inode ${ino}`);
+    const ctime = rec.ctimeNs.toString();
     const entries = map.filter((e) => e.score <= last);
     const gets = entries.map((e) => ctx.bin.get(ctx.keys.block(String(e.value))));
     // The ctime again, sent after the block reads: a write that landed between the map and the
     // blocks (it may patch a block in place, or replace others whose old copies still exist)
     // would give a read the file never held; it changes the ctime, so the window is read again.
-    const [after, stored] = await Promise.all([ctx.client.hmGet(inode, ['c']), Promise.all(gets)]);
-    if (after[0] !== h[1] && attempt < MAX_READ_ATTEMPTS) continue;
+    const [after, stored] = await Promise.all([fetchInode(ctx, ino), Promise.all(gets)]);
+    if (after?.ctimeNs.toString() !== ctime && attempt < MAX_READ_ATTEMPTS) continue;
     // A block gone meanwhile was replaced (and collected) under this read: read the map again.
     if (stored.some((b) => b == null) && attempt < MAX_READ_ATTEMPTS) continue;
     if (spans.size >= MAX_ID_SPANS) spans.delete(spans.keys().next().value!);
-    spans.set(ino, { ctime: String(h[1]), from: first, to, ids: new Map(map.map((e) => [e.score, String(e.value)])) });
+    spans.set(ino, { ctime, from: first, to, ids: new Map(map.map((e) => [e.score, String(e.value)])) });
     return {
-      size: Number(h[0]),
+      size: rec.size,
       blocks: entries.map((e, k) => ({ index: e.score, id: String(e.value), stored: stored[k] ?? undefined })),
     };
   }
@@ -511,9 +510,9 @@ function forgetRmw(ctx: StoreContext, ino: Ino): void {
 export async function cleanTail(ctx: StoreContext, ino: Ino): Promise<void> {
   const bs = ctx.blockSize;
   await storeBlocks(ctx, ino, async () => {
-    const sizeStr = await ctx.client.hGet(ctx.keys.inode(ino), 's');
-    if (sizeStr == null || Number(sizeStr) % bs === 0) return [];
-    const index = Math.floor(Number(sizeStr) / bs);
+    const rec = await fetchInode(ctx, ino);
+    if (!rec || rec.size % bs === 0) return [];
+    const index = Math.floor(rec.size / bs);
     const b = await readBlock(ctx, ino, index);
     if (!b.id) return []; // a hole holds nothing
     const keep = Math.max(0, b.size - index * bs);

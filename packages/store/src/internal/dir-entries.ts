@@ -3,6 +3,7 @@
  * (any byte but '/' and NUL in a name), so they are read through the Buffer view of the client
  * and never decoded: a UTF-8 decoding would merge every name it cannot decode into one U+FFFD.
  */
+import { readInode } from './inode-read.js';
 import { decodeDirEntry, fileTypeOfMode } from '@redisfs/schema';
 import { FsError } from '../errors.js';
 import type { DirPage, DirEntry, Ino } from '../types.js';
@@ -27,15 +28,14 @@ export async function readDirPage(ctx: StoreContext, ino: Ino, cursor: string, c
 }
 
 async function assertDir(ctx: StoreContext, ino: Ino): Promise<void> {
-  const mode = await ctx.client.hGet(ctx.keys.inode(ino), 'm');
-  if (mode == null) throw new FsError('ENOENT', `inode ${ino}`);
-  if (fileTypeOfMode(Number(mode)) !== 'dir') throw new FsError('ENOTDIR', `inode ${ino}`);
+  const rec = await readInode(ctx, ino);
+  if (fileTypeOfMode(rec.mode) !== 'dir') throw new FsError('ENOTDIR', `inode ${ino}`);
 }
 
 /** The exact bytes of symlink `ino`'s target. */
 export async function readLinkTarget(ctx: StoreContext, ino: Ino): Promise<Buffer> {
-  const [mode, target] = await ctx.bin.hmGet(ctx.keys.inode(ino), ['m', 'l']);
-  if (mode == null) throw new FsError('ENOENT', `inode ${ino}`);
-  if (fileTypeOfMode(Number(mode.toString())) !== 'symlink' || target == null) throw new FsError('EINVAL', `inode ${ino} is not a symlink`);
+  // One round trip: both reads go out together.
+  const [rec, target] = await Promise.all([readInode(ctx, ino), ctx.bin.get(ctx.keys.target(ino))]);
+  if (fileTypeOfMode(rec.mode) !== 'symlink' || target == null) throw new FsError('EINVAL', `inode ${ino} is not a symlink`);
   return target;
 }

@@ -6,7 +6,9 @@
  * not change (a link or rename would change them), a map entry of a missing block is removed
  * only while the block is still missing, a block is deleted only while no map fsck can name
  * holds it and it is neither counted nor free. A repair whose condition no longer holds is
- * skipped (and the next check looks again).
+ * skipped (and the next check looks again). An inode is a packed record, a field of its bucket
+ * hash: a script that changes one decodes it (LUA_INODE_CODEC), compares, and writes it back
+ * whole; one that would not be written back exactly as it was (corrupt) is left alone.
  *
  * Block maps are released as the store releases them, a batch of entries per script: a dead or
  * shrunk file's inode goes into `{P}:gc` in the script that judges it, then fsck runs the
@@ -19,7 +21,7 @@
  * need a single server, as the block scan does: data blocks carry no hash tag. Repairs of
  * sessions and what they hold run the store's own scripts (fsck-sessions.ts).
  */
-import { INODE_FIELDS, ROOT_INO, encodeInode, type KeyLayout } from '@redisfs/schema';
+import { INODE_FIELDS, LUA_INODE_CODEC, ROOT_INO, encodeInodeRecord, type KeyLayout } from '@redisfs/schema';
 import type { FsckRepair } from '../fsck.js';
 import type { Finding } from './fsck-check.js';
 import type { RedisClient } from './connect.js';
@@ -32,6 +34,7 @@ const F = INODE_FIELDS;
 const S_IFMT = 61440;
 const S_IFDIR = 16384;
 const S_IFREG = 32768;
+const S_IFLNK = 40960;
 
 /** KEYS[1] dir hash; ARGV: name, expected value, new value ('' = remove the entry). */
 const SET_ENTRY = `
@@ -40,50 +43,70 @@ if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET
 return 1
 `;
 
-/** KEYS[1] inode; ARGV: field, expected raw value ('' = absent), new value. */
-const SET_FIELD = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+/**
+ * `iread(bucket, ino)`: inode ino's record, from its bucket: its fields as the store's scripts
+ * see them (decimal strings), or nil when it is absent or would not be written back exactly as
+ * it is (a corrupt record is never rewritten: fsck reports it).
+ */
+const READ_INODE = `${LUA_INODE_CODEC}
+local function iread(bucket, ino)
+  local v = redis.call('HGET', bucket, ino)
+  if not v then return nil end
+  local r = idecode(v)
+  if r.x or iencode(r) ~= v then return nil end
+  return r
+end
+`;
+
+/** KEYS[1] bucket; ARGV: ino, field, expected value ('' = absent), new value. */
+const SET_FIELD = `${READ_INODE}
+local r = iread(KEYS[1], ARGV[1])
+if not r or (r[ARGV[2]] or '') ~= ARGV[3] then return 0 end
+r[ARGV[2]] = ARGV[4]
+redis.call('HSET', KEYS[1], ARGV[1], iencode(r))
 return 1
 `;
 
 /**
- * KEYS: inode, its entries hash, its xattr hash, its block map, `{P}:gc`; ARGV: expected nlink,
- * expected ctime, ino → 0 (changed: skipped), 1 (deleted), 2 (deleted; its map queued in gc).
+ * KEYS: bucket, the inode's entries hash, its xattr hash, its block map, `{P}:gc`, its symlink
+ * target; ARGV: ino, expected nlink, expected ctime → 0 (changed: skipped), 1 (deleted), 2
+ * (deleted; its map queued in gc).
  */
-const DELETE_INODE = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if (redis.call('HGET', KEYS[1], '${F.nlink}') or '') ~= ARGV[1] then return 0 end
-if (redis.call('HGET', KEYS[1], '${F.ctime}') or '') ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+const DELETE_INODE = `${READ_INODE}
+local r = iread(KEYS[1], ARGV[1])
+if not r or r.${F.nlink} ~= ARGV[2] or r.${F.ctime} ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+-- A symlink's target goes with it (one of any other inode is stray: it goes too).
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[6])
 if redis.call('EXISTS', KEYS[4]) == 0 then return 1 end
-redis.call('SADD', KEYS[5], ARGV[3])
+redis.call('SADD', KEYS[5], ARGV[1])
 return 2
 `;
 
 /**
- * KEYS: inode, its block map, `{P}:gc`; ARGV: ino, block size. Queues the map in gc while the
- * inode is a regular file whose map holds entries at or past its end.
+ * KEYS: bucket, the inode's block map, `{P}:gc`; ARGV: ino, block size. Queues the map in gc
+ * while the inode is a regular file whose map holds entries at or past its end.
  */
-const QUEUE_PAST_EOF = `
-local m = tonumber(redis.call('HGET', KEYS[1], '${F.mode}') or '')
-local s = tonumber(redis.call('HGET', KEYS[1], '${F.size}') or '')
-if not m or not s or bit.band(m, ${S_IFMT}) ~= ${S_IFREG} then return 0 end
+const QUEUE_PAST_EOF = `${READ_INODE}
+local r = iread(KEYS[1], ARGV[1])
+if not r then return 0 end
+local m, s = tonumber(r.${F.mode}), tonumber(r.${F.size})
+if bit.band(m, ${S_IFMT}) ~= ${S_IFREG} then return 0 end
 if redis.call('ZCOUNT', KEYS[2], math.ceil(s / tonumber(ARGV[2])), '+inf') == 0 then return 0 end
 redis.call('SADD', KEYS[3], ARGV[1])
 return 1
 `;
 
 /**
- * KEYS: inode, its block map. 1 while the map exists and its inode is gone or (readably) not a
- * regular file. Inode numbers are never reused and a file type never changes, so this stays true.
+ * KEYS: bucket, the inode's block map; ARGV: ino. 1 while the map exists and its inode is gone
+ * or (readably) not a regular file. Inode numbers are never reused and a file type never
+ * changes, so this stays true.
  */
-const IS_ORPHAN_MAP = `
+const IS_ORPHAN_MAP = `${READ_INODE}
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
-local m = tonumber(redis.call('HGET', KEYS[1], '${F.mode}') or '')
-if not m or bit.band(m, ${S_IFMT}) == ${S_IFREG} then return 0 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 1 end
+local r = iread(KEYS[1], ARGV[1])
+if not r or bit.band(tonumber(r.${F.mode}), ${S_IFMT}) == ${S_IFREG} then return 0 end
 return 1
 `;
 
@@ -135,20 +158,24 @@ redis.call('UNLINK', KEYS[1])
 return 1
 `;
 
-/** KEYS: the stray hash, its inode; ARGV: 'dir' | 'xattr'. Deletes only while the inode is still gone (or, for 'dir', not a directory). */
-const DELETE_HASH = `
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  if ARGV[1] ~= 'dir' then return 0 end
-  local m = tonumber(redis.call('HGET', KEYS[2], '${F.mode}') or '')
-  if not m or bit.band(m, ${S_IFMT}) == ${S_IFDIR} then return 0 end
+/**
+ * KEYS: the stray key, its inode's bucket; ARGV: ino, 'dir' | 'xattr' | 'target'. Deletes it only
+ * while the inode is still gone, or (for 'dir' and 'target') readably not a directory / symlink.
+ */
+const DELETE_HASH = `${READ_INODE}
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+  if ARGV[2] == 'xattr' then return 0 end
+  local r = iread(KEYS[2], ARGV[1])
+  local keep = ARGV[2] == 'dir' and ${S_IFDIR} or ${S_IFLNK}
+  if not r or bit.band(tonumber(r.${F.mode}), ${S_IFMT}) == keep then return 0 end
 end
 return redis.call('DEL', KEYS[1])
 `;
 
-/** KEYS[1] root inode; ARGV: field/value pairs. Only while the root is missing. */
+/** KEYS[1] the root's bucket; ARGV: ino (1), its record. Only while the root is missing. */
 const CREATE_ROOT = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `;
 
@@ -206,16 +233,17 @@ export async function applyRepair(
         : undefined;
     }
     case 'set-nlink':
-      return (await run(SET_FIELD, [layout.inode(action.ino)], [F.nlink, action.from, String(action.to)]))
+      return (await run(SET_FIELD, [layout.inodes(action.ino)], [String(action.ino), F.nlink, action.from, String(action.to)]))
         ? done(`set nlink of inode ${action.ino} to ${action.to} (was ${action.from || 'unset'})`)
         : undefined;
     case 'set-parent':
-      return (await run(SET_FIELD, [layout.inode(action.ino)], [F.parent, action.from, String(action.to)]))
+      return (await run(SET_FIELD, [layout.inodes(action.ino)], [String(action.ino), F.parent, action.from, String(action.to)]))
         ? done(`set parent of directory ${action.ino} to ${action.to} (was ${action.from || 'unset'})`)
         : undefined;
     case 'delete-inode': {
-      const keys = [layout.inode(action.ino), layout.dir(action.ino), layout.xattr(action.ino), layout.map(action.ino), layout.gc];
-      const deleted = await call(DELETE_INODE, keys, [action.nlink, action.ctime, String(action.ino)]);
+      const { ino } = action;
+      const keys = [layout.inodes(ino), layout.dir(ino), layout.xattr(ino), layout.map(ino), layout.gc, layout.target(ino)];
+      const deleted = await call(DELETE_INODE, keys, [String(ino), action.nlink, action.ctime]);
       if (deleted === 0) return undefined;
       if (deleted === 2) await collect(action.ino);
       return done(`deleted orphan inode ${action.ino}${deleted === 2 ? ` and released its ${action.blocks} block(s)` : ''}`);
@@ -223,11 +251,11 @@ export async function applyRepair(
     case 'release-map': {
       const map = layout.map(action.ino);
       if (action.whole) {
-        if (!(await run(IS_ORPHAN_MAP, [layout.inode(action.ino), map], []))) return undefined;
+        if (!(await run(IS_ORPHAN_MAP, [layout.inodes(action.ino), map], [String(action.ino)]))) return undefined;
         await releaseKey(scripts, layout, map);
         return done(`released block map ${map}: inode ${action.ino} is gone or not a regular file`);
       }
-      if (!(await run(QUEUE_PAST_EOF, [layout.inode(action.ino), map, layout.gc], [String(action.ino), String(blockSize)]))) return undefined;
+      if (!(await run(QUEUE_PAST_EOF, [layout.inodes(action.ino), map, layout.gc], [String(action.ino), String(blockSize)]))) return undefined;
       await collect(action.ino);
       return done(`released the blocks of inode ${action.ino} at or past the end of the file`);
     }
@@ -254,11 +282,11 @@ export async function applyRepair(
         ? done(`took block ${action.id}, which is in use, off ${layout.freeBlocks}`)
         : undefined;
     case 'delete-hash': {
-      const key = action.which === 'dir' ? layout.dir(action.ino) : layout.xattr(action.ino);
-      return (await run(DELETE_HASH, [key, layout.inode(action.ino)], [action.which])) ? done(`deleted ${key}`) : undefined;
+      const key = action.which === 'dir' ? layout.dir(action.ino) : action.which === 'xattr' ? layout.xattr(action.ino) : layout.target(action.ino);
+      return (await run(DELETE_HASH, [key, layout.inodes(action.ino)], [String(action.ino), action.which])) ? done(`deleted ${key}`) : undefined;
     }
     case 'create-root':
-      return (await run(CREATE_ROOT, [layout.inode(ROOT_INO)], Object.entries(rootInode(action.nlink)).flat()))
+      return (await run(CREATE_ROOT, [layout.inodes(ROOT_INO)], [String(ROOT_INO), rootInode(action.nlink)]))
         ? done(`created the root directory (inode ${ROOT_INO}, mode 0755, owner 0:0, nlink ${action.nlink})`)
         : undefined;
     case 'set-stats':
@@ -284,9 +312,9 @@ function scoreArg(index: number): string {
   return Number.isFinite(index) ? String(index) : index > 0 ? 'inf' : '-inf';
 }
 
-function rootInode(nlink: number): Record<string, string> {
+function rootInode(nlink: number): Buffer {
   const now = BigInt(Date.now()) * 1_000_000n;
-  return encodeInode({
+  return encodeInodeRecord({
     mode: S_IFDIR | 0o755,
     uid: 0,
     gid: 0,

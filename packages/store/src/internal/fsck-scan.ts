@@ -9,10 +9,14 @@
  * element more than once: everything here and in the visitors tolerates that.
  */
 import {
-  decodeInode,
+  INODES_PER_BUCKET,
+  INODE_RECORD_HEAD,
+  decodeInodeRecord,
   fileTypeOfMode,
+  inodeBucket,
   keysFor,
   parseBlockKey,
+  parseBucketKey,
   parseFamilyMapKey,
   parseInodeKey,
   parseSessionKey,
@@ -23,6 +27,7 @@ import type { RedisClient } from './connect.js';
 import { hGetAllBinary, hScanBinary, hScanEntries, scanMatching, sScanMembers, zScanMembers } from './topology.js';
 import { byteKey } from './names.js';
 import { SessionKeys, type SessionImage } from './fsck-session-scan.js';
+import { entryIno } from './fsck-check.js';
 
 /** Keys per SCAN call (a hint to Redis) and reads per pipelined batch. */
 const SCAN_COUNT = 1000;
@@ -30,10 +35,10 @@ const BATCH = 500;
 /** A directory with more entries than this is read with HSCAN rather than one HGETALL. */
 const BIG_DIR = 10_000;
 
-/** One inode hash, as fsck needs it. */
+/** One inode record (a field of its bucket `MP in:<ino / 64>`), as fsck needs it. */
 export interface InodeImage {
   ino: number;
-  /** False when the hash does not decode (a corrupt field, an unknown file type, not a hash). */
+  /** False when the record does not decode (corrupt, an unknown file type, its bucket not a hash). */
   readable: boolean;
   /** Why it is unreadable. */
   reason?: string;
@@ -44,7 +49,10 @@ export interface InodeImage {
   size: number;
   /** Parent directory (directories only). */
   parent: number | undefined;
-  /** The stored fields a repair compares before it changes anything (nlink, parent, ctime). */
+  /**
+   * The fields a repair compares before it changes anything (nlink, parent, ctime), as the
+   * scripts read them from the record (decimal strings; '' when absent or unreadable).
+   */
   rawNlink: string;
   rawParent: string;
   rawCtime: string;
@@ -71,6 +79,13 @@ export interface MetaImage {
   dirs: Map<number, Map<string, string>>;
   /** Inodes that have an xattr hash. */
   xattrs: Set<number>;
+  /** Inodes that have a symlink target key `MP l:<ino>`. */
+  targets: Set<number>;
+  /**
+   * Buckets whose key is not a hash: their inodes cannot be read. Each inode of one that
+   * another key names (an entry, a hash, a map, a target, a hold) is in `inodes`, unreadable.
+   */
+  badBuckets: Set<number>;
   /** Keys under the prefix that the layout does not define, or that have the wrong type. */
   unexpected: Map<string, string>;
   /** Metadata keys scanned (a key SCAN repeated counts twice). */
@@ -99,7 +114,10 @@ export async function readLayoutFields(
   }
 }
 
-/** Reads the superblock, counters, pending deletions, every inode, directory and xattr key. */
+/**
+ * Reads the superblock, counters, pending deletions, every inode bucket and directory, and notes
+ * every xattr hash, block map and symlink target key.
+ */
 export async function scanMetadata(client: RedisClient, layout: KeyLayout, progress?: ScanProgress): Promise<MetaImage> {
   const sessionKeys = new SessionKeys();
   const image: Omit<MetaImage, 'sessions'> = {
@@ -111,31 +129,45 @@ export async function scanMetadata(client: RedisClient, layout: KeyLayout, progr
     inodes: new Map(),
     dirs: new Map(),
     xattrs: new Set(),
+    targets: new Set(),
+    badBuckets: new Set(),
     unexpected: new Map(),
     keysScanned: 0,
   };
   const singletons = new Set([layout.superblock, layout.inoCounter, layout.stats, layout.gc, layout.orphans, ...layout.transientKeys]);
+  const bucketsRead = new Set<number>();
   for await (const keys of scanMatching(client, layout.metaPattern, SCAN_COUNT)) {
-    const inodes: number[] = [];
+    const buckets: number[] = [];
     const dirs: number[] = [];
     for (const key of keys) {
       if (singletons.has(key)) continue;
+      const bucket = parseBucketKey(layout, key);
+      if (bucket !== undefined) {
+        // A bucket SCAN repeats is read once: its inodes are in the image already.
+        if (!bucketsRead.has(bucket)) buckets.push(bucket);
+        bucketsRead.add(bucket);
+        continue;
+      }
       const parsed = parseInodeKey(layout, key);
       const session = parsed ? undefined : parseSessionKey(layout, key);
       if (session) sessionKeys.note(session);
       else if (!parsed) image.unexpected.set(key, 'is not a key of the redisfs layout');
-      else if (parsed.kind === 'inode') inodes.push(parsed.ino);
-      else if (parsed.kind === 'dir') dirs.push(parsed.ino);
+      else if (parsed.kind === 'inode2') {
+        image.unexpected.set(key, 'is an inode hash of layout 2 (an upgrade cut short?): run `redisfs upgrade`; fsck leaves it alone');
+      } else if (parsed.kind === 'dir') dirs.push(parsed.ino);
       else if (parsed.kind === 'map') image.maps.add(parsed.ino);
+      else if (parsed.kind === 'target') image.targets.add(parsed.ino);
       else image.xattrs.add(parsed.ino);
     }
-    for (let i = 0; i < inodes.length; i += BATCH) await readInodes(client, layout, inodes.slice(i, i + BATCH), image);
+    for (let i = 0; i < buckets.length; i += BATCH) await readBuckets(client, layout, buckets.slice(i, i + BATCH), image);
     for (let i = 0; i < dirs.length; i += BATCH) await readDirs(client, layout, dirs.slice(i, i + BATCH), image);
     image.keysScanned += keys.length;
     progress?.(image.keysScanned, image.inodes.size);
   }
   await readSingletons(client, layout, image);
-  return { ...image, sessions: await sessionKeys.read(client, layout, image.unexpected) };
+  const sessions = await sessionKeys.read(client, layout, image.unexpected);
+  coverBadBuckets(layout, image, sessions);
+  return { ...image, sessions };
 }
 
 /**
@@ -285,30 +317,47 @@ export async function membersBeingCopied(client: RedisClient, members: Iterable<
   return list.filter((_, i) => busy[i]);
 }
 
-async function readInodes(client: RedisClient, layout: KeyLayout, inos: number[], image: Omit<MetaImage, 'sessions'>): Promise<void> {
-  const replies = await Promise.allSettled(inos.map((ino) => client.hGetAll(layout.inode(ino))));
+/**
+ * Reads inode buckets (one HGETALL each, as Buffers: records are binary; a bucket holds at most
+ * INODES_PER_BUCKET fields). A field that is not the canonical number of an inode of its bucket
+ * is reported with the bucket key; a record that does not decode is an unreadable inode (the
+ * others of its bucket are read all the same).
+ */
+async function readBuckets(client: RedisClient, layout: KeyLayout, buckets: number[], image: Omit<MetaImage, 'sessions'>): Promise<void> {
+  const keyOf = (bucket: number) => layout.inodes(bucket * INODES_PER_BUCKET);
+  const replies = await Promise.allSettled(buckets.map((b) => hGetAllBinary(client, keyOf(b))));
   replies.forEach((reply, i) => {
-    const ino = inos[i]!;
+    const bucket = buckets[i]!;
+    const key = keyOf(bucket);
     if (reply.status === 'rejected') {
       rethrowUnlessWrongType(reply.reason);
-      image.inodes.set(ino, unreadable(ino, {}, 'the key is not a hash'));
+      image.badBuckets.add(bucket);
+      image.unexpected.set(key, 'is not a hash (an inode bucket must be one): its inodes cannot be read');
       return;
     }
-    // Empty: deleted since SCAN returned it.
-    if (Object.keys(reply.value).length > 0) image.inodes.set(ino, toInodeImage(ino, reply.value));
+    const stray: string[] = [];
+    for (const { field, value } of reply.value) {
+      const name = field.toString('latin1');
+      const ino = /^[1-9]\d{0,15}$/.test(name) ? Number(name) : NaN;
+      if (!Number.isSafeInteger(ino) || inodeBucket(ino) !== bucket) stray.push(name);
+      else image.inodes.set(ino, toInodeImage(ino, value));
+    }
+    if (stray.length > 0) {
+      const shown = stray.sort().slice(0, 5).map((n) => JSON.stringify(n)).join(', ') + (stray.length > 5 ? `, … (${stray.length} in all)` : '');
+      image.unexpected.set(key, `holds field(s) ${shown} that are not inodes of this bucket (never repaired)`);
+    }
   });
 }
 
-function toInodeImage(ino: number, hash: Record<string, string>): InodeImage {
+function toInodeImage(ino: number, value: Buffer): InodeImage {
   let rec;
   try {
-    rec = decodeInode(hash);
+    rec = decodeInodeRecord(value);
   } catch (err) {
-    const fields = err instanceof Error && 'issues' in err ? issueFields(err.issues) : '';
-    return unreadable(ino, hash, `corrupt or missing field${fields}`);
+    return unreadable(ino, value, err instanceof Error ? err.message : String(err));
   }
   const type = fileTypeOfMode(rec.mode);
-  if (!type) return unreadable(ino, hash, `unknown file type in mode ${rec.mode}`);
+  if (!type) return unreadable(ino, value, `unknown file type in mode ${rec.mode}`);
   return {
     ino,
     readable: true,
@@ -316,33 +365,53 @@ function toInodeImage(ino: number, hash: Record<string, string>): InodeImage {
     nlink: rec.nlink,
     size: rec.size,
     parent: rec.parent,
-    rawNlink: hash.n ?? '',
-    rawParent: hash.p ?? '',
-    rawCtime: hash.c ?? '',
+    // As the scripts' idecode gives them: decimal strings, nanoseconds for times.
+    rawNlink: String(rec.nlink),
+    rawParent: rec.parent === undefined ? '' : String(rec.parent),
+    rawCtime: rec.ctimeNs.toString(),
   };
 }
 
-function issueFields(issues: unknown): string {
-  if (!Array.isArray(issues)) return '';
-  const names = issues.map((i: { path?: unknown[] }) => String(i.path?.[0] ?? '?'));
-  return names.length > 0 ? ` ${[...new Set(names)].map((n) => `'${n}'`).join(', ')}` : '';
-}
-
-function unreadable(ino: number, hash: Record<string, string>, reason: string): InodeImage {
-  const num = (s: string | undefined) => (s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined);
-  const mode = num(hash.m);
+/**
+ * An inode whose record does not decode. When its fixed part is all there (the fault is in its
+ * flags, its length or a time), its type, nlink and size are best guesses from it.
+ */
+function unreadable(ino: number, value: Buffer | undefined, reason: string): InodeImage {
+  const head = value !== undefined && value.length >= INODE_RECORD_HEAD ? value : undefined;
+  const size = head ? head.readUIntBE(15, 3) * 2 ** 32 + head.readUInt32BE(18) : 0;
   return {
     ino,
     readable: false,
     reason,
-    type: mode === undefined ? undefined : fileTypeOfMode(mode),
-    nlink: num(hash.n) ?? 0,
-    size: num(hash.s) ?? 0,
-    parent: num(hash.p),
-    rawNlink: hash.n ?? '',
-    rawParent: hash.p ?? '',
-    rawCtime: hash.c ?? '',
+    type: head ? fileTypeOfMode(head.readUInt16BE(1)) : undefined,
+    nlink: head ? head.readUInt32BE(11) : 0,
+    size,
+    parent: undefined,
+    rawNlink: '',
+    rawParent: '',
+    rawCtime: '',
   };
+}
+
+/**
+ * Marks unreadable every inode of a bucket that is not a hash which some key names: so that its
+ * entries are not taken for dangling ones, nor its hashes, map or target for strays.
+ */
+function coverBadBuckets(layout: KeyLayout, image: Omit<MetaImage, 'sessions'>, sessions: SessionImage): void {
+  if (image.badBuckets.size === 0) return;
+  const named = new Set<number>([...image.dirs.keys(), ...image.xattrs, ...image.maps, ...image.targets, ...sessions.orphans, ...sessions.openBy.keys()]);
+  for (const entries of image.dirs.values()) {
+    for (const value of entries.values()) {
+      const ino = entryIno(value);
+      if (ino !== undefined) named.add(ino);
+    }
+  }
+  for (const held of sessions.open.values()) for (const ino of held.keys()) named.add(ino);
+  for (const ino of named) {
+    if (image.badBuckets.has(inodeBucket(ino)) && !image.inodes.has(ino)) {
+      image.inodes.set(ino, unreadable(ino, undefined, `its bucket ${layout.inodes(ino)} is not a hash`));
+    }
+  }
 }
 
 async function readDirs(client: RedisClient, layout: KeyLayout, inos: number[], image: Omit<MetaImage, 'sessions'>): Promise<void> {

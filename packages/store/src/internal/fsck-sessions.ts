@@ -137,7 +137,7 @@ export function checkSessions(image: MetaImage, layout: KeyLayout, removed: Read
       finding(
         'removed-file-unheld',
         `inode ${ino} (${node.type}, ${node.size} bytes) has no name and link count 0, and no live session holds it open: its space is never freed${dead}`,
-        { ino, key: layout.inode(ino) },
+        { ino, key: layout.inodes(ino) },
         { op: 'free-removed', ino, nlink: node.rawNlink, ctime: node.rawCtime },
       ),
     );

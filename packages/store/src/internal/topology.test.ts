@@ -11,7 +11,7 @@ describe('keySlot', () => {
 
   it('hashes only a non-empty {tag}: a family\'s metadata shares one slot, its blocks do not', () => {
     expect(keySlot('{skx}:sb')).toBe(keySlot('skx'));
-    expect(keySlot('{skx}@mon:i:1')).toBe(keySlot('{skx}#rc'));
+    expect(keySlot('{skx}@mon:in:0')).toBe(keySlot('{skx}#rc'));
     expect(keySlot('{}x')).toBe(keySlot('{}x')); // empty tag: the whole key
     expect(keySlot('{}:a')).not.toBe(keySlot('a'));
     const blockSlots = new Set(Array.from({ length: 64 }, (_, i) => keySlot(`skx:b:${i}`)));
