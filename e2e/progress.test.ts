@@ -118,8 +118,25 @@ await describeWithRedis('progress of the long jobs', {}, (redis) => {
       env: { ...process.env, REDISFS_PROGRESS: 'always' },
     });
     expect(upgrade.code, upgrade.stderr).toBe(0);
-    expect(linesOf(upgrade.stdout)).toEqual([expect.stringMatching(/^upgraded 'skx' to layout 2: \d+ blocks mapped, \d+ dropped$/)]);
-    expectProgressLines(upgrade.stderr, "redisfs upgrade: 'skx'", [['mapping blocks', 'keys']]);
+    expect(linesOf(upgrade.stdout)).toEqual([expect.stringMatching(/^upgraded 'skx' to layout 3: \d+ inodes converted, \d+ blocks mapped, \d+ dropped$/)]);
+    // Layout 1 takes both passes: the block maps, then the inode records.
+    expectProgressLines(upgrade.stderr, "redisfs upgrade: 'skx'", [['mapping blocks', 'keys'], ['converting inodes', 'inodes']]);
+  });
+
+  it.skipIf(!findExecutable('script'))('redisfs upgrade on a terminal: one line redrawn through both passes, cleared before the summary', async () => {
+    await using layout1 = await startLayout1Redis();
+    const command = [process.execPath, requireBuilt(MOUNT_CLI), 'upgrade', '--url', layout1.url, '--prefix', 'skx'].join(' ');
+    const tty = await run('script', ['-qec', command, '/dev/null'], { env: { ...process.env, REDISFS_PROGRESS: 'always' } });
+    expect(tty.code, tty.stdout).toBe(0);
+    const label = "redisfs upgrade: 'skx'";
+    const CLEAR = '\r\x1b[K';
+    // The first pass is drawn at once; later draws (at most one per 100 ms) show either pass.
+    expect(tty.stdout.startsWith(`${CLEAR}${label}: mapping blocks: `), JSON.stringify(tty.stdout)).toBe(true);
+    const draws = tty.stdout.split(CLEAR).slice(1);
+    for (const draw of draws.slice(0, -1)) {
+      expect(draw).toMatch(new RegExp(`^${escape(label)}: (mapping blocks: \\d+(/\\d+)? keys|converting inodes: \\d+(/\\d+)? inodes)`));
+    }
+    expect(draws.at(-1)).toMatch(/^upgraded 'skx' to layout 3: \d+ inodes converted, \d+ blocks mapped, \d+ dropped\r?\n$/);
   });
 
   it.skipIf(!findExecutable('script'))('on a terminal: one line redrawn in place, cleared before the result line', async () => {

@@ -31,6 +31,7 @@ import {
   type RunResult,
   type StartedMount,
 } from './helpers/index.js';
+import { inodeStored, storedInodeEntries } from './helpers/inodes.js';
 
 const MiB = 1024 * 1024;
 /** The default --cache-timeout, in ms: other mounts' changes show within it. */
@@ -44,10 +45,20 @@ const EXPIRY_DEADLINE_MS = 20_000;
 
 const tools = requireLockTools();
 
-/** The keys of the prefix apart from the counters that only grow (inode and block numbers are never reused). */
+/**
+ * The keys of the prefix apart from the counters that only grow (inode and block numbers are
+ * never reused), then the inodes its bucket keys hold (inodes share keys: a key list alone would
+ * not show one left behind).
+ */
 async function contentKeys(redis: RedisAddress, prefix: string): Promise<string[]> {
   const k = keysFor(prefix);
-  return (await prefixKeys(redis, prefix)).filter((key) => key !== k.inoCounter && key !== k.blockCounter);
+  const keys = (await prefixKeys(redis, prefix)).filter((key) => key !== k.inoCounter && key !== k.blockCounter);
+  return [...keys, ...(await storedInodeEntries(redis, prefix, keys))];
+}
+
+/** How contentKeys and inodeTraces name inode `ino`'s record: its bucket key and field. */
+function inodeEntry(prefix: string, ino: number): string {
+  return `${keysFor(prefix).inodes(ino)} ∋ ${ino}`;
 }
 
 /** What differs between two key lists, for a failure message. */
@@ -64,11 +75,12 @@ async function dfUsed(mnt: StartedMount): Promise<number> {
   return Number(out.stdout.trim().split('\n')[1]);
 }
 
-/** Keys of inode `ino` (its hash, block map, openers, locks) that still exist, and whether it is in the orphan set. */
+/** What is left of inode `ino`: its record, the keys of its block map, openers and locks, and whether it is in the orphan set. */
 async function inodeTraces(redis: RedisAddress, prefix: string, ino: number): Promise<string[]> {
   const k = keysFor(prefix);
   const traces: string[] = [];
-  for (const key of [k.inode(ino), k.map(ino), k.openBy(ino), k.flocks(ino), k.posixLocks(ino), k.xattr(ino)]) {
+  if (await inodeStored(redis, prefix, ino)) traces.push(inodeEntry(prefix, ino));
+  for (const key of [k.map(ino), k.openBy(ino), k.flocks(ino), k.posixLocks(ino), k.xattr(ino)]) {
     if (Number(await redisCommand(redis, ['EXISTS', key])) === 1) traces.push(key);
   }
   if (Number(await redisCommand(redis, ['SISMEMBER', k.orphans, ino])) === 1) traces.push(`${k.orphans} ∋ ${ino}`);
@@ -192,7 +204,7 @@ await describeWithRedis('sessions: files open on one host, removed on another; m
     const want = Buffer.concat([head, data.subarray(head.length), tail]);
     expect(await holder.readAll(fd)).toEqual({ size: want.length, sha256: sha256(want) });
     // Still held: its inode is still in Redis (the check below that it goes can fail).
-    expect(await inodeTraces(redis, prefix, ino)).toContain(keysFor(prefix).inode(ino));
+    expect(await inodeTraces(redis, prefix, ino)).toContain(inodeEntry(prefix, ino));
 
     await holder.close(fd);
     expect((await holder.exit()).code).toBe(0);
@@ -245,7 +257,7 @@ await describeWithRedis('sessions: files open on one host, removed on another; m
     const { ino } = await holder.fstat(fd);
     await holder.unlink(a.path('mine'));
     expect(await holder.readAll(fd)).toEqual({ size: data.length, sha256: sha256(data) });
-    expect(await inodeTraces(redis, prefix, ino)).toEqual(expect.arrayContaining([keysFor(prefix).inode(ino), keysFor(prefix).map(ino)]));
+    expect(await inodeTraces(redis, prefix, ino)).toEqual(expect.arrayContaining([inodeEntry(prefix, ino), keysFor(prefix).map(ino)]));
 
     a.process.kill('SIGKILL');
     await exited(a.process);
@@ -302,7 +314,7 @@ await describeWithRedis('sessions: files open on one host, removed on another; m
       await a.unmount();
     }
     // Nobody is left to free it: the inode waits in Redis.
-    expect(await inodeTraces(redis, prefix, ino)).toContain(k.inode(ino));
+    expect(await inodeTraces(redis, prefix, ino)).toContain(inodeEntry(prefix, ino));
     // Until the lease has run out (by Redis's clock), the session counts as alive.
     await waitFor(
       async () => {

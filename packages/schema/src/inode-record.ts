@@ -152,8 +152,12 @@ local function ns_join(sec, nsec)
   return neg and ('-' .. s) or s
 end
 local function idecode(v)
-  if #v < 49 then return { x = '1' } end
-  local f, m, u, g, n, s, as, an, ts, tn, cs, cn, pos = struct.unpack(IREC_HEAD, v)
+  -- Corrupt (as decodeInodeRecord judges): unknown flags, a length its flags do not give.
+  local f = string.byte(v, 1)
+  if not f or f > 7 then return { x = '1' } end
+  if #v ~= 49 + (bit.band(f, 2) ~= 0 and 4 or 0) + (bit.band(f, 4) ~= 0 and 7 or 0) then return { x = '1' } end
+  local _, m, u, g, n, s, as, an, ts, tn, cs, cn, pos = struct.unpack(IREC_HEAD, v)
+  if an >= 1000000000 or tn >= 1000000000 or cn >= 1000000000 then return { x = '1' } end
   local r = { m = dec(m), u = dec(u), g = dec(g), n = dec(n), s = dec(s),
     a = ns_join(as, an), t = ns_join(ts, tn), c = ns_join(cs, cn) }
   if bit.band(f, 1) ~= 0 then r.z = '1' end

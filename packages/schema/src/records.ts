@@ -69,7 +69,8 @@ export function fileTypeOfMode(mode: number): FileType | undefined {
 
 const decimal = z.string().regex(/^\d+$/);
 const intField = decimal.transform((s) => Number(s));
-const nsField = decimal.transform((s) => BigInt(s));
+/** Nanoseconds since the epoch: negative before 1970. */
+const nsField = z.string().regex(/^-?\d+$/).transform((s) => BigInt(s));
 
 /** zod schema of an inode hash as HGETALL returns it. */
 export const inodeRecordSchema = z.object({

@@ -3,8 +3,7 @@
  * (started by the e2e harness's startRedis: testcontainers or a local binary, never a mock).
  */
 import { createServer, type AddressInfo } from 'node:net';
-import { RESP_TYPES } from '@redis/client';
-import { keysFor } from '@redisfs/schema';
+import { encodeInodeRecord, keysFor } from '@redisfs/schema';
 import { describe, expect, it } from 'vitest';
 import { openStore } from './index.js';
 import { TEST_OWNER as owner, patchRawInode, rawInode, setRawInode, storeFixture } from './internal/test-fixture.js';
@@ -380,7 +379,7 @@ describe('opening and safety', () => {
     const keys = keysFor(s.prefix);
     // A record too short to be one, and a whole one with a flag no layout defines.
     await setRawInode(t.raw, s.prefix, f.ino, 'garbage');
-    const unknownFlag = Buffer.from(await t.raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).hGet(keys.inodes(g.ino), String(g.ino)) as Buffer);
+    const unknownFlag = encodeInodeRecord((await rawInode(t.raw, s.prefix, g.ino))!);
     unknownFlag[0] = 0x80;
     await setRawInode(t.raw, s.prefix, g.ino, unknownFlag);
     const warnings: string[] = [];
