@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { URL_ENV, UsageError } from '@redisfs/cli-common';
 import { parseUpgradeArgs, type UpgradeConfig } from './upgrade-args.js';
+import type { UpgradeResult } from '@redisfs/store';
 import { summaryLine } from './upgrade.js';
 
 async function config(args: string[], env: NodeJS.ProcessEnv = {}): Promise<UpgradeConfig> {
@@ -25,6 +26,7 @@ describe('parseUpgradeArgs', () => {
   it('takes a prefix, and the default server when told none', async () => {
     expect(await config(['--prefix', 'skx'])).toEqual({ prefix: 'skx', url: undefined, socket: undefined });
     expect((await config(['--prefix', 'skx.Mon'])).prefix).toBe('skx.Mon');
+    expect((await config(['--prefix', 'skx@mon'])).prefix).toBe('skx@mon');
   });
 
   it('takes every way to name the server', async () => {
@@ -57,13 +59,28 @@ describe('parseUpgradeArgs', () => {
 });
 
 describe('upgrade output', () => {
-  const result = { prefix: 'skx', alreadyCurrent: false, scanned: 700, blocksMapped: 640, blocksDropped: 4, keysIgnored: 0, gcEntriesDropped: 2 };
+  const result: UpgradeResult = {
+    prefix: 'skx', alreadyCurrent: false, passes: ['inodes'], scanned: 700, blocksMapped: 0, blocksDropped: 0, keysIgnored: 0,
+    gcEntriesDropped: 0, inodesConverted: 325, inodesKept: 0, keptInodes: [],
+  };
+  const fromLayout1: UpgradeResult = { ...result, passes: ['blocks', 'inodes'], blocksMapped: 640, blocksDropped: 4, gcEntriesDropped: 2 };
 
   it('sums up in one line', () => {
-    expect(summaryLine({ ...result, began: 'new' })).toBe("upgraded 'skx' to layout 2: 640 blocks mapped, 4 dropped");
-    expect(summaryLine({ ...result, blocksMapped: 1, began: 'resumed' })).toBe(
-      "upgraded 'skx' to layout 2: 1 block mapped, 4 dropped (by this run, which resumed one cut short)",
+    expect(summaryLine({ ...result, began: 'new' })).toBe("upgraded 'skx' to layout 3: 325 inodes converted");
+    expect(summaryLine({ ...fromLayout1, began: 'new' })).toBe("upgraded 'skx' to layout 3: 325 inodes converted, 640 blocks mapped, 4 dropped");
+    expect(summaryLine({ ...fromLayout1, inodesConverted: 1, blocksMapped: 1, began: 'resumed' })).toBe(
+      "upgraded 'skx' to layout 3: 1 inode converted, 1 block mapped, 4 dropped (by this run, which resumed one cut short)",
     );
-    expect(summaryLine({ ...result, alreadyCurrent: true })).toBe("'skx' is already layout 2");
+    expect(summaryLine({ ...result, alreadyCurrent: true })).toBe("'skx' is already layout 3");
+  });
+
+  it('names the inodes it left as they were, and fsck', () => {
+    expect(summaryLine({ ...result, began: 'restarted', inodesKept: 1, keptInodes: [12] })).toBe(
+      "upgraded 'skx' to layout 3: 325 inodes converted (by this run, which started over one cut short); " +
+        '1 corrupt inode left as layout 2 (12): run redisfs fsck --prefix skx',
+    );
+    expect(summaryLine({ ...result, inodesKept: 7, keptInodes: [2, 3, 4, 5, 6, 7, 8] })).toMatch(
+      /; 7 corrupt inodes left as layout 2 \(2, 3, 4, 5, 6, …\): run redisfs fsck --prefix skx$/,
+    );
   });
 });

@@ -24,13 +24,14 @@ function buildParser(args: string[]) {
   return prefixSubcommandParser('upgrade', args, {
     usage:
       '$0 --prefix P [options]\n\n' +
-        'Convert the redisfs filesystem under --prefix from layout 1 (redisfs before layout 2) to layout 2, in place: ' +
-        'its data blocks stay where they are, each file gets its block map, and the blocks layout 1 had not deleted yet ' +
-        'go. Unmount it first (everywhere). Safe to stop at any point: run it again to resume.',
+        'Convert the redisfs filesystem under --prefix from layout 1 or 2 (older redisfs versions) to layout 3, in place: ' +
+        'each inode moves into a packed record, its data blocks stay where they are (from layout 1: each file gets its ' +
+        'block map, and the blocks layout 1 had not deleted yet go). Unmount it first (everywhere). Safe to stop at any ' +
+        'point: run it again to resume.',
     epilogue:
-      'Exit codes: 0 upgraded, or already layout 2; 1 failure (Redis unreachable, no filesystem at --prefix, ' +
-        'mounted, a snapshot of it in progress, a layout it does not convert); 2 usage error. A snapshot taken ' +
-        'with layout 1 (skx.Mon, say) is a filesystem of its own: upgrade it with its own --prefix.',
+      'Exit codes: 0 upgraded, or already layout 3; 1 failure (Redis unreachable, no filesystem at --prefix, ' +
+        'mounted, a snapshot of it in progress, a layout it does not convert); 2 usage error. Each snapshot or clone ' +
+        'is upgraded on its own, with its own --prefix: skx@mon (layout 2), skx.Mon (a snapshot taken with layout 1).',
   });
 }
 

@@ -46,8 +46,13 @@ async function upgradeAndReport(config: UpgradeConfig, io: UpgradeOutput): Promi
       url: config.url,
       socket: config.socket,
       prefix: config.prefix,
-      // What the scan returns: the blocks, and the few other keys that match their pattern.
-      onProgress: shown && ((p) => shown.update({ phase: 'mapping blocks', done: p.scanned, total: p.total, unit: 'keys' })),
+      // What each pass's scan returns: the blocks (and the few other keys that match their
+      // pattern), then the layout-2 inode hashes.
+      onProgress: shown && ((p) => shown.update(
+        p.phase === 'blocks'
+          ? { phase: 'mapping blocks', done: p.scanned, total: p.total, unit: 'keys' }
+          : { phase: 'converting inodes', done: p.scanned, total: p.total, unit: 'inodes' },
+      )),
     });
   } catch (err) {
     shown?.abort();
@@ -63,9 +68,13 @@ async function upgradeAndReport(config: UpgradeConfig, io: UpgradeOutput): Promi
 
 /** The one line printed at the end. */
 export function summaryLine(r: UpgradeResult): string {
-  if (r.alreadyCurrent) return `'${r.prefix}' is already layout 2`;
+  if (r.alreadyCurrent) return `'${r.prefix}' is already layout 3`;
   const note = r.began === 'resumed' ? ' (by this run, which resumed one cut short)' : r.began === 'restarted' ? ' (by this run, which started over one cut short)' : '';
-  return `upgraded '${r.prefix}' to layout 2: ${count(r.blocksMapped, 'block')} mapped, ${r.blocksDropped} dropped${note}`;
+  const blocks = r.passes.includes('blocks') ? `, ${count(r.blocksMapped, 'block')} mapped, ${r.blocksDropped} dropped` : '';
+  const kept = r.inodesKept > 0
+    ? `; ${count(r.inodesKept, 'corrupt inode')} left as layout 2 (${r.keptInodes.slice(0, 5).join(', ')}${r.inodesKept > 5 ? ', …' : ''}): run redisfs fsck --prefix ${r.prefix}`
+    : '';
+  return `upgraded '${r.prefix}' to layout 3: ${count(r.inodesConverted, 'inode')} converted${blocks}${note}${kept}`;
 }
 
 function count(n: number, one: string): string {

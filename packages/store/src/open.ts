@@ -82,10 +82,19 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
       raw = await client.hGetAll(keys.superblock);
     }
     const version = Number(raw.version);
-    if (UPGRADABLE_LAYOUTS.includes(version) || raw.upgrade !== undefined) {
+    // One line, naming the command to run (the mount prints it as it is).
+    if (raw.upgrade !== undefined) {
       throw new FsError(
         'EINVAL',
-        `prefix '${prefix}' holds layout version ${raw.version}: convert it with \`redisfs upgrade --prefix ${prefix}\` (unmounted), then mount it`,
+        `prefix '${prefix}' is in the middle of an upgrade to layout ${LAYOUT_VERSION} (cut short, or still running): ` +
+          `run \`redisfs upgrade --prefix ${prefix}\` (unmounted) to finish it, then mount it`,
+      );
+    }
+    if (UPGRADABLE_LAYOUTS.includes(version)) {
+      throw new FsError(
+        'EINVAL',
+        `prefix '${prefix}' holds layout version ${raw.version}, which this redisfs converts but does not mount: ` +
+          `run \`redisfs upgrade --prefix ${prefix}\` (unmounted), then mount it`,
       );
     }
     if (!isSupportedLayout(version)) {
