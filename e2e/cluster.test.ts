@@ -120,7 +120,7 @@ await describeWithRedis('redisfs on a Redis Cluster', cluster3x1, (cluster) => {
     }
     const upgrade = await run('node', [MOUNT_CLI, 'upgrade', '--url', cluster.url, '--prefix', prefix]);
     expect(upgrade).toMatchObject({ code: 0 });
-    expect(upgrade.stdout).toMatch(/already layout 2/);
+    expect(upgrade.stdout).toMatch(/already layout 3/);
     await runOk('node', [SNAPSHOT_CLI, '--url', cluster.url, 'delete', '--prefix', `${prefix}@one`]);
     await expectFsckClean({ url: cluster.url }, prefix);
   });

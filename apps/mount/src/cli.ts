@@ -3,7 +3,7 @@
  * foreground (run.ts) or through a detached child (daemon.ts). Errors are one line on stderr;
  * exit code 0 after a clean unmount, 1 on failure, 2 on a usage error. `redisfs fsck …` checks
  * a filesystem instead (fsck.ts), with e2fsck's exit codes; `redisfs upgrade …` converts a
- * layout-1 filesystem to layout 2 (upgrade.ts).
+ * layout-1 or layout-2 filesystem to layout 3 (upgrade.ts).
  */
 import { hideBin } from 'yargs/helpers';
 import { endQuietlyOnClosedOutput, exitCodeOf, resolveDefaultRedis, scrubSecrets, secretsOfCommandLine, stderrProgress } from '@redisfs/cli-common';
