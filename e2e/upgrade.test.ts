@@ -5,13 +5,11 @@
  * file as it was.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync } from 'node:fs';
-import { lstat, open, readFile, readlink, stat } from 'node:fs/promises';
+import { lstat, open, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import {
   MOUNT_CLI,
-  REPO_ROOT,
   describeWithRedis,
   expectFsckClean,
   mountRedisfs,
@@ -21,30 +19,13 @@ import {
   runOk,
   sha256File,
   startLayout1Redis,
-  startLocalRedis,
+  startLayout2Redis,
+  readLayout2Manifest,
   tempDir,
   type Layout1Manifest,
-  type LocalRedis,
+  type Layout2Manifest,
   type ManifestPath,
 } from './helpers/index.js';
-
-const LAYOUT2_DIR = join(REPO_ROOT, 'packages/store/fixtures/layout2');
-
-/** The part of the layout-2 fixture's manifest this file reads (see its README.md). */
-interface Layout2Manifest {
-  prefixes: Record<string, { paths: Record<string, ManifestPath> }>;
-}
-
-/** A redis-server of its own that loads a copy of the layout-2 fixture (never the committed file). */
-function startLayout2Redis(): Promise<LocalRedis> {
-  return startLocalRedis({
-    // Called with the server's own dir before it starts: it loads the copy, which goes with the dir.
-    config: ({ dir }) => {
-      copyFileSync(join(LAYOUT2_DIR, 'dump.rdb'), join(dir, 'dump.rdb'));
-      return '';
-    },
-  });
-}
 
 /** `redisfs <args>` against a server. */
 const cli = (url: string, args: string[]) => run(process.execPath, [requireBuilt(MOUNT_CLI), ...args, '--url', url]);
@@ -111,7 +92,7 @@ await describeWithRedis('a layout-1 filesystem', { fuse: true, start: startLayou
 await describeWithRedis('a layout-2 filesystem and its snapshot', { fuse: true, start: startLayout2Redis }, (redis) => {
   let manifest: Layout2Manifest;
   beforeAll(async () => {
-    manifest = JSON.parse(await readFile(join(LAYOUT2_DIR, 'manifest.json'), 'utf8')) as Layout2Manifest;
+    manifest = await readLayout2Manifest();
   });
 
   it('are refused by a mount in one line naming the command, upgraded each, then mounted with the same files', async () => {

@@ -130,7 +130,7 @@ export const LUA_INODE_CODEC = `
 local IREC_HEAD = '>BHI4I4I4I7i5I4i5I4i5I4'
 local function dec(x) return string.format('%d', x) end
 -- A decimal nanosecond string → seconds (floor) and nanoseconds 0..999999999.
-local function ns_split(v)
+local function ns_parse(v)
   v = tostring(v)
   local neg = string.sub(v, 1, 1) == '-'
   if neg then v = string.sub(v, 2) end
@@ -141,6 +141,15 @@ local function ns_split(v)
     if nsec > 0 then sec, nsec = -sec - 1, 1000000000 - nsec else sec = -sec end
   end
   return sec, nsec
+end
+-- The same, remembering the last one: a script writes one time into several fields.
+local ns_last, ns_sec, ns_nsec
+local function ns_split(v)
+  if v ~= ns_last then
+    ns_last = v
+    ns_sec, ns_nsec = ns_parse(v)
+  end
+  return ns_sec, ns_nsec
 end
 local function ns_join(sec, nsec)
   local neg = sec < 0
@@ -181,11 +190,64 @@ local function iencode(r)
   if parent then v = v .. struct.pack('>I7', parent) end
   return v
 end
+-- Where each fixed field of a record lies: 1-based position, struct format, bytes. Scripts read
+-- and rewrite these in place (iget, iset), without decoding the whole record.
+-- (One flat table: scripts build these tables at every call.)
+local IREC_AT = { m = 2, u = 4, g = 8, n = 12, s = 16, a = 23, t = 32, c = 41 }
+local function irec_fmt(f)
+  if f == 'a' or f == 't' or f == 'c' then return '>i5I4', 9 end
+  if f == 'm' then return '>H', 2 end
+  if f == 's' then return '>I7', 7 end
+  return '>I4', 4
+end
+-- Whether a record's flags and length are right (what scripts check before using it, cheaply;
+-- nanoseconds out of range are caught where a time is decoded: idecode, decodeInode).
+local function ivalid(v)
+  local f = string.byte(v, 1)
+  return f ~= nil and f <= 7 and #v == 49 + (bit.band(f, 2) ~= 0 and 4 or 0) + (bit.band(f, 4) ~= 0 and 7 or 0)
+end
+-- One fixed field of a well-formed record, as a decimal string.
+local function ifield(v, f)
+  local at = IREC_AT[f]
+  local format, len = irec_fmt(f)
+  if len == 9 then
+    local sec, nsec = struct.unpack(format, v, at)
+    return ns_join(sec, nsec)
+  end
+  return dec((struct.unpack(format, v, at)))
+end
+-- The record with one fixed field replaced by a decimal string's value.
+local function ipatch(v, f, value)
+  local at = IREC_AT[f]
+  local format, len = irec_fmt(f)
+  local bytes
+  if len == 9 then bytes = struct.pack(format, ns_split(value)) else bytes = struct.pack(format, tonumber(value) or 0) end
+  return string.sub(v, 1, at - 1) .. bytes .. string.sub(v, at + len)
+end
+-- A well-formed record as a script's reply lists it: field names and numbers (integer replies),
+-- with each time as seconds and nanoseconds (as, an, ts, tn, cs, cn), which decodeInode joins.
+-- No string is formatted: this is what every change replies, so it is kept cheap. A corrupt
+-- record gives the field x, which decodeInode refuses. Also returns the mode and the size.
+local function ireply(v)
+  if not ivalid(v) then return { 'x', '1' } end
+  local f, m, u, g, n, s, as, an, ts, tn, cs, cn, pos = struct.unpack(IREC_HEAD, v)
+  local out = { 'm', m, 'u', u, 'g', g, 'n', n, 's', s, 'as', as, 'an', an, 'ts', ts, 'tn', tn, 'cs', cs, 'cn', cn }
+  if bit.band(f, 2) ~= 0 then
+    local rdev
+    rdev, pos = struct.unpack('>I4', v, pos)
+    out[#out + 1] = 'r'
+    out[#out + 1] = rdev
+  end
+  if bit.band(f, 4) ~= 0 then
+    out[#out + 1] = 'p'
+    out[#out + 1] = (struct.unpack('>I7', v, pos))
+  end
+  return out, m, s
+end
 -- A record as layout 2's HGETALL gave it: a flat list of fields and values (no target, no z).
-local IREC_FIELDS = { 'm', 'u', 'g', 's', 'n', 'r', 'a', 't', 'c', 'p', 'x' }
 local function iflat(r)
   local out = {}
-  for _, f in ipairs(IREC_FIELDS) do
+  for _, f in ipairs({ 'm', 'u', 'g', 's', 'n', 'r', 'a', 't', 'c', 'p', 'x' }) do
     if r[f] then out[#out + 1] = f; out[#out + 1] = r[f] end
   end
   return out

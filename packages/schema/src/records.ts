@@ -107,9 +107,31 @@ export interface InodeRecord {
   tailDirty?: boolean;
 }
 
-/** Decodes an inode hash; throws a ZodError when it is corrupt. */
+const SPLIT_TIME = /^-?\d{1,15}$/;
+const NSEC = /^\d{1,9}$/;
+
+/**
+ * Scripts reply each time as seconds and nanoseconds (`as` `an`, `ts` `tn`, `cs` `cn`: no
+ * formatting in Lua); layout 2's hash held nanoseconds (`a`, `t`, `c`). Gives the latter form.
+ */
+function joinSplitTimes(hash: Record<string, string>): Record<string, string> {
+  if (hash.as === undefined && hash.ts === undefined && hash.cs === undefined) return hash;
+  const out = { ...hash };
+  for (const [f, sec, nsec] of [['a', 'as', 'an'], ['t', 'ts', 'tn'], ['c', 'cs', 'cn']] as const) {
+    const s = hash[sec];
+    const n = hash[nsec];
+    if (s === undefined || n === undefined || !SPLIT_TIME.test(s) || !NSEC.test(n)) continue; // zod reports the missing time
+    out[f] = (BigInt(s) * 1_000_000_000n + BigInt(n)).toString();
+  }
+  return out;
+}
+
+/**
+ * Decodes an inode's fields, as a script replies them (times split in seconds and nanoseconds)
+ * or as layout 2's hash held them; throws a ZodError when they are corrupt.
+ */
 export function decodeInode(hash: Record<string, string>): InodeRecord {
-  const r = inodeRecordSchema.parse(hash);
+  const r = inodeRecordSchema.parse(joinSplitTimes(hash));
   return {
     mode: r.m,
     uid: r.u,

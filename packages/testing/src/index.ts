@@ -56,6 +56,7 @@ export {
   type ManifestPath,
   type ManifestPrefix,
 } from './layout1.js';
+export { startLayout2Redis, readLayout2Manifest, type Layout2Manifest, type Layout2Prefix } from './layout2.js';
 export { run, runOk, type RunOptions, type RunResult } from './run.js';
 export { freePort } from './free-port.js';
 export { tempDir, exists, uniquePrefix, setMtime, makeSourceTree, SOURCE_TREE_PATHS, type TempDir } from './fixtures.js';

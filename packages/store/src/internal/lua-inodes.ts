@@ -3,32 +3,40 @@
  * hash `MP in:<ino / 64>` (a packed record: @redisfs/schema's inode-record.ts); a symlink's target
  * is the string `MP l:<ino>`. Scripts use these functions where layout 2 used HGET, HMGET,
  * HSET, HINCRBY, HDEL, EXISTS, DEL and HGETALL on the inode's own hash, with the same field names
- * and the same decimal-string values (`l` reads or writes the target key). Records are read once
- * per script and cached; every write goes through w() (copy-on-write for a snapshot in progress).
+ * and the same decimal-string values (`l` reads or writes the target key). A record is read once
+ * per script; the fixed fields (mode, owner, link count, size, times) are read and rewritten in
+ * place in its bytes, the whole record is decoded only for a reply (iall) or for the optional
+ * fields (r, p, z). Every write goes through w() (copy-on-write for a snapshot in progress).
+ *
+ * A record that does not decode (corrupt) reads as an inode with no fields (iall gives the field
+ * x, which the store's decoder refuses: EIO), and is never overwritten (EIO).
  *
  * Needs LUA_KEY_FUNCTIONS, LUA_INODE_CODEC, fail() and w() before it (LUA_COMMON has them).
  */
 export const LUA_INODES = `
-local IREC = {}
+local IRAW, IOK = {}, {}
 local function ino_str(ino) return type(ino) == 'number' and dec(ino) or ino end
--- The inode's record (a table of fields), or false when there is none.
-local function irec(ino)
-  ino = ino_str(ino)
-  local r = IREC[ino]
-  if r == nil then
-    local v = redis.call('HGET', ibkey(ino), ino)
-    r = v and idecode(v) or false
-    IREC[ino] = r
+-- The inode's record (its bytes), or false when there is none.
+local function iraw(ino)
+  local v = IRAW[ino]
+  if v == nil then
+    v = redis.call('HGET', ibkey(ino), ino)
+    IRAW[ino] = v
+    IOK[ino] = v and ivalid(v)
   end
-  return r
+  return v
 end
-local function iexists(ino) return irec(ino) and 1 or 0 end
+local function iexists(ino) return iraw(ino_str(ino)) and 1 or 0 end
 -- HGET: a field's value, false when the inode or the field is absent.
 local function iget(ino, f)
-  local r = irec(ino)
-  if not r then return false end
-  if f == 'l' then return redis.call('GET', lkey(ino_str(ino))) end
-  return r[f] or false
+  ino = ino_str(ino)
+  local v = iraw(ino)
+  if not v then return false end
+  if f == 'l' then return redis.call('GET', lkey(ino)) end
+  if not IOK[ino] then return false end
+  if IREC_AT[f] then return ifield(v, f) end
+  if f == 'z' then return bit.band(string.byte(v, 1), 1) ~= 0 and '1' or false end
+  return idecode(v)[f] or false
 end
 -- HMGET
 local function imget(ino, ...)
@@ -36,51 +44,76 @@ local function imget(ino, ...)
   for i, f in ipairs({ ... }) do out[i] = iget(ino, f) end
   return out
 end
--- HGETALL: a flat field/value list (no target), empty when the inode is absent.
+-- HGETALL, for a reply: a flat field/value list (ireply: numbers, times split in seconds and
+-- nanoseconds; no target), empty when the inode is absent; then its mode and size (numbers).
 local function iall(ino)
-  local r = irec(ino)
-  return r and iflat(r) or {}
-end
-local function iput(ino, r)
-  -- A record that cannot be decoded is not overwritten (fsck reports it).
-  if r.x then fail('EIO') end
   ino = ino_str(ino)
-  redis.call('HSET', w(ibkey(ino)), ino, iencode(r))
-  IREC[ino] = r
+  local v = iraw(ino)
+  if not v then return {} end
+  return ireply(v)
+end
+local function iwrite(ino, v)
+  redis.call('HSET', w(ibkey(ino)), ino, v)
+  IRAW[ino], IOK[ino] = v, true
 end
 -- HSET field, value, …: creates the record when absent.
 local function iset(ino, ...)
+  ino = ino_str(ino)
   local args = { ... }
-  local r = irec(ino) or {}
+  local v = iraw(ino)
+  if v and not IOK[ino] then fail('EIO') end
+  local r = not v and {} or nil
   for i = 1, #args, 2 do
-    if args[i] == 'l' then redis.call('SET', w(lkey(ino_str(ino))), args[i + 1]) else r[args[i]] = args[i + 1] end
+    local f, value = args[i], args[i + 1]
+    if f == 'l' then
+      redis.call('SET', w(lkey(ino)), value)
+    elseif r then
+      r[f] = value
+    elseif IREC_AT[f] then
+      v = ipatch(v, f, value)
+    elseif f == 'z' then
+      v = string.char(bit.bor(string.byte(v, 1), 1)) .. string.sub(v, 2)
+    else
+      local d = idecode(v)
+      d[f] = value
+      v = iencode(d)
+    end
   end
-  iput(ino, r)
+  iwrite(ino, r and iencode(r) or v)
 end
 -- HINCRBY: the new value (a number).
 local function iincr(ino, f, d)
-  local r = irec(ino) or {}
-  local n = (tonumber(r[f] or '0') or 0) + d
-  r[f] = dec(n)
-  iput(ino, r)
+  local n = (tonumber(iget(ino, f) or '0') or 0) + d
+  iset(ino, f, dec(n))
   return n
 end
 -- HDEL of fields (of an inode that exists).
 local function iunset(ino, ...)
-  local r = irec(ino)
-  if not r then return end
+  ino = ino_str(ino)
+  local v = iraw(ino)
+  if not v then return end
+  if not IOK[ino] then fail('EIO') end
   for _, f in ipairs({ ... }) do
-    if f == 'l' then redis.call('DEL', w(lkey(ino_str(ino)))) else r[f] = nil end
+    if f == 'l' then
+      redis.call('DEL', w(lkey(ino)))
+    elseif f == 'z' then
+      v = string.char(bit.band(string.byte(v, 1), 6)) .. string.sub(v, 2)
+    else
+      local d = idecode(v)
+      d[f] = nil
+      v = iencode(d)
+    end
   end
-  iput(ino, r)
+  iwrite(ino, v)
 end
 -- DEL: the record and a symlink's target.
 local function idelete(ino)
   ino = ino_str(ino)
-  local r = irec(ino)
-  if not r then return end
+  local v = iraw(ino)
+  if not v then return end
+  local m = iget(ino, 'm')
   redis.call('HDEL', w(ibkey(ino)), ino)
-  if r.m and bit.band(tonumber(r.m) or 0, 61440) == 40960 then redis.call('DEL', w(lkey(ino))) end
-  IREC[ino] = false
+  if m and bit.band(tonumber(m), 61440) == 40960 then redis.call('DEL', w(lkey(ino))) end
+  IRAW[ino], IOK[ino] = false, false
 end
 `;

@@ -91,15 +91,14 @@ end
 -- An inode's fields (iall); for a regular file with field k added: 512-byte sectors its stored
 -- blocks hold (holes are not counted), never more than its size rounded up. k is computed, not stored.
 local function attrs(ino)
-  local h = iall(ino)
-  local m, s = iget(ino, 'm'), iget(ino, 's')
+  local h, m, s = iall(ino)
   -- (A corrupt record is left as it is: the caller reports it.)
-  if tonumber(m) and fmt(m) == S_IFREG and tonumber(s) then
+  if m and bit.band(m, S_IFMT) == S_IFREG then
     -- Entries past the size (a shrink's, still being collected) hold no file data.
     local within = blocks_of(s, fs_bsize())
     local n = within > 0 and redis.call('ZCOUNT', mkey(ino), 0, within - 1) or 0
     h[#h + 1] = 'k'
-    h[#h + 1] = int(math.ceil(math.min(tonumber(s), n * fs_bsize()) / 512))
+    h[#h + 1] = int(math.ceil(math.min(s, n * fs_bsize()) / 512))
   end
   return h
 end
@@ -146,12 +145,14 @@ end
 -- open (o:<ino> exists): then it is kept, in no directory, listed in ORPHANS, until its last
 -- holder releases it (lua-sessions.ts); its usage stays counted meanwhile, as on a local disk.
 local function drop_link(ino, tc, now)
-  local n = iincr(ino, 'n', -1)
+  -- (A link count is never below 0: the record holds it unsigned.)
+  local n = math.max(0, (tonumber(iget(ino, 'n')) or 0) - 1)
   if n > 0 or redis.call('EXISTS', okey(ino)) == 1 then
-    iset(ino, 'c', now)
+    iset(ino, 'n', int(n), 'c', now)
     if n <= 0 then redis.call('SADD', w(ORPHANS), ino) end
     return
   end
+  -- Freed: the record goes, so its link count is not written first.
   free_inode(ino, tc == 'f')
 end
 -- Whether the last block of a file may hold bytes past its size s (its field z, passed in as

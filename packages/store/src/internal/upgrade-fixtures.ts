@@ -1,18 +1,15 @@
 /**
- * Test-only: what the upgrade tests share. The layout-2 fixture (`packages/store/fixtures/layout2/`,
- * see its README) loaded into a redis-server of its own (the layout-1 one is @redisfs/testing's
- * startLayout1Redis), both manifests' shape, and the checks of an upgraded prefix against a
+ * Test-only: what the upgrade tests share. The layout-2 fixture (@redisfs/testing's
+ * startLayout2Redis, with a client of it), both manifests' shape, and the checks of an upgraded prefix against a
  * manifest: its keys, its tree through openStore, and what a mount says meanwhile.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createClient } from '@redis/client';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { decodeInode, keysFor, parseInodeKey, type KeyLayout } from '@redisfs/schema';
-import { type ManifestPath, startLocalRedis } from '@redisfs/testing';
+import {
+  type Layout2Manifest, type Layout2Prefix, readLayout2Manifest, startLayout2Redis as startLayout2Server,
+} from '@redisfs/testing';
 import { openStore, upgradeFilesystem, type UpgradeProgress, type UpgradeResult } from '../index.js';
 
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -20,30 +17,9 @@ export const makeRaw = (url: string) => createClient({ url });
 export type RawClient = ReturnType<typeof makeRaw>;
 
 /** One prefix of a fixture's manifest (layout 1's or layout 2's: see their README.md). */
-export interface FixturePrefix {
-  superblock: Record<string, string>;
-  stats: Record<string, string>;
-  inoCounter: string;
-  keys: string[];
-  paths: Record<string, ManifestPath>;
-  /** Layout 2 only: every inode hash as HGETALL gave it. */
-  inodes?: Record<string, Record<string, string>>;
-}
-
-/** The layout-2 fixture's manifest (its README.md says what each field holds). */
-export interface Layout2Manifest {
-  dbsize: number;
-  blockSize: number;
-  notableInodes: Record<string, number>;
-  family: { keys: string[]; blockKeys: string[] };
-  prefixes: Record<string, FixturePrefix>;
-}
-
-const LAYOUT2_DIR = fileURLToPath(new URL('../../fixtures/layout2/', import.meta.url));
-
-export async function readLayout2Manifest(): Promise<Layout2Manifest> {
-  return JSON.parse(await readFile(join(LAYOUT2_DIR, 'manifest.json'), 'utf8')) as Layout2Manifest;
-}
+export type FixturePrefix = Layout2Prefix;
+export type { Layout2Manifest };
+export { readLayout2Manifest };
 
 /** A redis-server of its own holding a copy of the layout-2 fixture, and a client of it. */
 export interface Layout2Redis {
@@ -53,14 +29,7 @@ export interface Layout2Redis {
 }
 
 export async function startLayout2Redis(): Promise<Layout2Redis> {
-  const server = await startLocalRedis({
-    // Called with the server's own dir before it starts: the copy of the dump is what it loads,
-    // and goes with that dir when the server stops (the committed file is never the server's).
-    config: ({ dir }) => {
-      copyFileSync(join(LAYOUT2_DIR, 'dump.rdb'), join(dir, 'dump.rdb'));
-      return '';
-    },
-  });
+  const server = await startLayout2Server();
   const raw = makeRaw(server.url);
   await raw.connect();
   return {
