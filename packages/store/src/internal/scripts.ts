@@ -10,13 +10,19 @@ import { LOCK_SCRIPTS } from './lua-locks.js';
 import { SESSION_SCRIPTS } from './lua-sessions.js';
 import type { BinaryClient, RedisClient, ScriptOptions } from './connect.js';
 import { commandCounterOf } from './stats.js';
+import { shakeLua } from './lua-shake.js';
 
 type Arg = string | Buffer;
 /** What a script call needs of a client (the string or the Buffer view of one connection). */
 type ScriptClient = Pick<BinaryClient, 'evalSha' | 'evalShaRo' | 'eval' | 'evalRo'>;
 
-const SCRIPTS = { ...FS_SCRIPTS, ...SNAPSHOT_SCRIPTS, ...UPGRADE_SCRIPTS, ...LOCK_SCRIPTS, ...SESSION_SCRIPTS };
-export type ScriptName = keyof typeof SCRIPTS;
+/** The scripts as written (with every shared function). */
+export const SCRIPT_SOURCES = { ...FS_SCRIPTS, ...SNAPSHOT_SCRIPTS, ...UPGRADE_SCRIPTS, ...LOCK_SCRIPTS, ...SESSION_SCRIPTS };
+export type ScriptName = keyof typeof SCRIPT_SOURCES;
+/** Every script as it is sent: without the shared functions it never calls (lua-shake.ts). */
+export const SCRIPTS = Object.fromEntries(
+  Object.entries(SCRIPT_SOURCES).map(([name, src]) => [name, shakeLua(src)]),
+) as Record<ScriptName, string>;
 
 /**
  * Scripts that only read: run with EVALSHA_RO, so that Redis checks their keys for read access
