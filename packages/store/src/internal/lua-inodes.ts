@@ -56,30 +56,40 @@ local function iwrite(ino, v)
   redis.call('HSET', w(ibkey(ino)), ino, v)
   IRAW[ino], IOK[ino] = v, true
 end
+-- A well-formed record v with field f set to value (nil: removed): a fixed field or the flag z
+-- in place, any other field (r, p) by decoding and encoding it whole. 'l', the target, is a key
+-- of its own (w() first: copy-on-write).
+local function ichange(ino, v, f, value)
+  if f == 'l' then
+    if value == nil then redis.call('DEL', w(lkey(ino))) else redis.call('SET', w(lkey(ino)), value) end
+  elseif IREC_AT[f] and value ~= nil then
+    v = ipatch(v, f, value)
+  elseif f == 'z' then
+    local flags = string.byte(v, 1)
+    v = string.char(value == nil and bit.band(flags, 6) or bit.bor(flags, 1)) .. string.sub(v, 2)
+  else
+    local d = idecode(v)
+    d[f] = value
+    v = iencode(d)
+  end
+  return v
+end
 -- HSET field, value, …: creates the record when absent.
 local function iset(ino, ...)
   ino = ino_str(ino)
   local args = { ... }
   local v = iraw(ino)
   if v and not IOK[ino] then fail('EIO') end
-  local r = not v and {} or nil
-  for i = 1, #args, 2 do
-    local f, value = args[i], args[i + 1]
-    if f == 'l' then
-      redis.call('SET', w(lkey(ino)), value)
-    elseif r then
-      r[f] = value
-    elseif IREC_AT[f] then
-      v = ipatch(v, f, value)
-    elseif f == 'z' then
-      v = string.char(bit.bor(string.byte(v, 1), 1)) .. string.sub(v, 2)
-    else
-      local d = idecode(v)
-      d[f] = value
-      v = iencode(d)
+  if not v then
+    local r = {}
+    for i = 1, #args, 2 do
+      if args[i] == 'l' then ichange(ino, nil, 'l', args[i + 1]) else r[args[i]] = args[i + 1] end
     end
+    v = iencode(r)
+  else
+    for i = 1, #args, 2 do v = ichange(ino, v, args[i], args[i + 1]) end
   end
-  iwrite(ino, r and iencode(r) or v)
+  iwrite(ino, v)
 end
 -- HINCRBY: the new value (a number).
 local function iincr(ino, f, d)
@@ -93,17 +103,7 @@ local function iunset(ino, ...)
   local v = iraw(ino)
   if not v then return end
   if not IOK[ino] then fail('EIO') end
-  for _, f in ipairs({ ... }) do
-    if f == 'l' then
-      redis.call('DEL', w(lkey(ino)))
-    elseif f == 'z' then
-      v = string.char(bit.band(string.byte(v, 1), 6)) .. string.sub(v, 2)
-    else
-      local d = idecode(v)
-      d[f] = nil
-      v = iencode(d)
-    end
-  end
+  for _, f in ipairs({ ... }) do v = ichange(ino, v, f, nil) end
   iwrite(ino, v)
 end
 -- DEL: the record and a symlink's target.
