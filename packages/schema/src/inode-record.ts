@@ -226,12 +226,13 @@ local function ipatch(v, f, value)
 end
 -- A well-formed record as a script's reply lists it: field names and numbers (integer replies),
 -- with each time as seconds and nanoseconds (as, an, ts, tn, cs, cn), which decodeInode joins.
--- No string is formatted: this is what every change replies, so it is kept cheap. A corrupt
+-- Only size and parent are formatted: this is what every change replies, so it is kept cheap. A corrupt
 -- record gives the field x, which decodeInode refuses. Also returns the mode and the size.
 local function ireply(v)
   if not ivalid(v) then return { 'x', '1' } end
   local f, m, u, g, n, s, as, an, ts, tn, cs, cn, pos = struct.unpack(IREC_HEAD, v)
-  local out = { 'm', m, 'u', u, 'g', g, 'n', n, 's', s, 'as', as, 'an', an, 'ts', ts, 'tn', tn, 'cs', cs, 'cn', cn }
+  -- Size and parent as text: node-redis reads an integer reply past about 2^53 - 60 inexactly.
+  local out = { 'm', m, 'u', u, 'g', g, 'n', n, 's', dec(s), 'as', as, 'an', an, 'ts', ts, 'tn', tn, 'cs', cs, 'cn', cn }
   if bit.band(f, 2) ~= 0 then
     local rdev
     rdev, pos = struct.unpack('>I4', v, pos)
@@ -240,16 +241,8 @@ local function ireply(v)
   end
   if bit.band(f, 4) ~= 0 then
     out[#out + 1] = 'p'
-    out[#out + 1] = (struct.unpack('>I7', v, pos))
+    out[#out + 1] = dec((struct.unpack('>I7', v, pos)))
   end
   return out, m, s
-end
--- A record as layout 2's HGETALL gave it: a flat list of fields and values (no target, no z).
-local function iflat(r)
-  local out = {}
-  for _, f in ipairs({ 'm', 'u', 'g', 's', 'n', 'r', 'a', 't', 'c', 'p', 'x' }) do
-    if r[f] then out[#out + 1] = f; out[#out + 1] = r[f] end
-  end
-  return out
 end
 `;

@@ -26,12 +26,12 @@ const lua = (body: string) => `${LUA_KEY_FUNCTIONS}${LUA_INODE_CODEC}\n${body}`;
 const ENCODE = lua(`local r = {}
 for i = 2, #ARGV, 2 do r[ARGV[i]] = ARGV[i + 1] end
 return iencode(r)`);
-/** ARGV[2]: a record  →  its fields in LUA_FIELDS order ('' when absent), then iflat, then iencode(idecode(v)). */
+/** ARGV[2]: a record  →  its fields in LUA_FIELDS order ('' when absent), then ireply (what scripts reply), then iencode(idecode(v)). */
 const DECODE = lua(`local r = idecode(ARGV[2])
 local fields = {}
 for i, f in ipairs({ ${LUA_FIELDS.map((f) => `'${f}'`).join(', ')} }) do fields[i] = r[f] or '' end
 local again = r.x and '' or iencode(r)
-return { fields, iflat(r), again }`);
+return { fields, ireply(ARGV[2]), again }`);
 
 /** The connection's view that returns strings as Buffers: records are binary. */
 const bin = () => t.raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
@@ -109,7 +109,7 @@ describe('the Lua inode codec', () => {
     expect([epoch.fields.a, epoch.fields.t, epoch.fields.c]).toEqual(['0', '7', '5000000000']);
   });
 
-  it('lists a record as layout 2\'s HGETALL did, which decodeInode reads back (what getattr replies go through)', async () => {
+  it('lists a record as the scripts reply it (ireply), which decodeInode reads back (what getattr replies go through)', async () => {
     for (const [what, rec] of Object.entries(RECORDS)) {
       const { flat } = await luaDecode(encodeInodeRecord(rec));
       // The list leaves out `z` (no reply needs it) and the target (its own key).
