@@ -34,8 +34,8 @@ import {
   uniquePrefix,
   waitFor,
   type RunResult,
+  storedInode,
 } from './helpers/index.js';
-import { storedInode } from './helpers/inodes.js';
 
 type Client = ReturnType<typeof createClient>;
 

@@ -30,8 +30,9 @@ import {
   type RedisAddress,
   type RunResult,
   type StartedMount,
+  inodeStored,
+  storedInodeEntries,
 } from './helpers/index.js';
-import { inodeStored, storedInodeEntries } from './helpers/inodes.js';
 
 const MiB = 1024 * 1024;
 /** The default --cache-timeout, in ms: other mounts' changes show within it. */

@@ -56,6 +56,7 @@ export {
   type ManifestPath,
   type ManifestPrefix,
 } from './layout1.js';
+export { storedInode, inodeStored, storedInodeEntries } from './inodes.js';
 export { startLayout2Redis, readLayout2Manifest, type Layout2Manifest, type Layout2Prefix } from './layout2.js';
 export { run, runOk, type RunOptions, type RunResult } from './run.js';
 export { freePort } from './free-port.js';

@@ -1,20 +1,23 @@
 /**
- * Inodes as Redis stores them (layout 3), for tests that look under a mount. An inode is not a
+ * Test-only: inodes as Redis stores them (layout 3), for tests that look under the store or a mount. An inode is not a
  * key of its own: it is field `<ino>` of the bucket hash `keysFor(prefix).inodes(ino)`, shared
  * with 63 other inodes, and its value is a packed binary record. So "is inode 5 stored?" is
  * HEXISTS, not EXISTS, and a record is read as a Buffer (a string reply would corrupt it) and
  * decoded with @redisfs/schema's decodeInodeRecord.
  */
-import { RESP_TYPES, type createClient } from '@redis/client';
+import { RESP_TYPES } from '@redis/client';
 import { decodeInodeRecord, keysFor, parseBucketKey, type InodeRecord } from '@redisfs/schema';
-import { redisCommand, type RedisAddress } from '@redisfs/testing';
+import { redisCommand, type RedisAddress } from './redis-server.js';
 
-type Client = ReturnType<typeof createClient>;
+/** What storedInode needs of a node-redis client (any of its flavours). */
+interface Client {
+  withTypeMapping(mapping: { [RESP_TYPES.BLOB_STRING]: BufferConstructor }): { hGet(key: string, field: string): Promise<unknown> };
+}
 
 /** Inode `ino` of `prefix` as stored (its decoded record), undefined when there is none. */
 export async function storedInode(client: Client, prefix: string, ino: number): Promise<InodeRecord | undefined> {
   const binary = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
-  const v = (await binary.hGet(keysFor(prefix).inodes(ino), String(ino))) as unknown as Buffer | null;
+  const v = (await binary.hGet(keysFor(prefix).inodes(ino), String(ino))) as Buffer | null;
   return v == null ? undefined : decodeInodeRecord(v);
 }
 

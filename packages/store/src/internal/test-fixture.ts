@@ -7,10 +7,10 @@
  *   const t = storeFixture('t');
  *   const s = await t.fresh();
  */
-import { createClient, RESP_TYPES } from '@redis/client';
-import { decodeInodeRecord, encodeInodeRecord, keysFor, type InodeRecord } from '@redisfs/schema';
+import { createClient } from '@redis/client';
+import { encodeInodeRecord, keysFor, type InodeRecord } from '@redisfs/schema';
 import { afterAll, beforeAll } from 'vitest';
-import { type StartedRedis, startRedis } from '@redisfs/testing';
+import { type StartedRedis, startRedis, storedInode } from '@redisfs/testing';
 import { openStore, type Store, type StoreOptions } from '../index.js';
 
 const makeRaw = (url: string) => createClient({ url });
@@ -83,16 +83,8 @@ export async function countsOf(store: Store, fn: () => Promise<unknown>): Promis
   return out;
 }
 
-/** A client's view that returns strings as Buffers (for packed inode records). */
-function binaryView(raw: RawClient) {
-  return raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
-}
-
 /** Test-only: inode `ino` of filesystem `prefix` as stored (its packed record), undefined when absent. */
-export async function rawInode(raw: RawClient, prefix: string, ino: number): Promise<InodeRecord | undefined> {
-  const v = await binaryView(raw).hGet(keysFor(prefix).inodes(ino), String(ino));
-  return v == null ? undefined : decodeInodeRecord(v as unknown as Buffer);
-}
+export const rawInode = storedInode;
 
 /** Test-only: changes fields of a stored inode behind the store's back (it must exist). */
 export async function patchRawInode(raw: RawClient, prefix: string, ino: number, patch: Partial<InodeRecord>): Promise<void> {
