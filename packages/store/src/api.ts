@@ -21,6 +21,12 @@ export interface InodeApi {
    */
   lookup(parent: Ino, name: Name): Promise<Attr>;
   /**
+   * The entries `names` of directory `parent` with their attributes, in one round trip and at
+   * one moment: undefined for a name that is not there (or whose inode cannot be read), and for
+   * every name when `parent` is gone or not a directory ({@link lookup} tells which).
+   */
+  lookupMany(parent: Ino, names: readonly Name[]): Promise<(Attr | undefined)[]>;
+  /**
    * Walks an absolute path ('/a/b') without following symlinks; attributes of its last part.
    * One round trip. A Buffer path is split on the byte '/'.
    */

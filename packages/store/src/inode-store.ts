@@ -178,6 +178,21 @@ export class InodeStore implements InodeApi {
     });
   }
 
+  lookupMany(parent: Ino, names: readonly Name[]): Promise<(Attr | undefined)[]> {
+    return this.op(`lookup of ${names.length} names in ${parent}`, async () => {
+      if (names.length === 0) return [];
+      const reply = (await this.script('lookups', [String(parent), ...names.map((n) => checkName(n))])) as unknown[];
+      return names.map((_, i) => {
+        if (!Array.isArray(reply[i])) return undefined;
+        try {
+          return replyToAttr(reply[i]);
+        } catch {
+          return undefined; // a corrupt record: lookup of that one name reports it
+        }
+      });
+    });
+  }
+
   resolve(path: Name): Promise<Attr> {
     const shown = showName(path);
     return this.op(`resolve ${shown}`, async () => replyToAttr(missToError(await this.script('resolve', splitPath(path)), shown)));

@@ -110,6 +110,30 @@ describe('namespace', () => {
     expect(await s.getattrs([])).toEqual([]);
   });
 
+  it('lookupMany looks names of one directory up at once, as lookup does each', async () => {
+    const s = await fresh();
+    const d = await s.mkdir(s.rootIno, 'd', 0o700, owner);
+    const f = await s.mknod(d.ino, 'f', 0o600, owner);
+    await s.write(f.ino, 70_000, Buffer.alloc(100, 1)); // a hole, then one stored block
+    await s.mkdir(d.ino, 'sub', 0o700, owner);
+    await s.symlink(d.ino, 'l', 'target', owner);
+    const bytes = Buffer.from([0xff, 0x01]);
+    await s.mknod(d.ino, bytes, 0o600, owner);
+    const bad = await s.mknod(d.ino, 'bad', 0o600, owner);
+    await setRawInode(t.raw, s.prefix, bad.ino, 'garbage');
+    const names = ['sub', 'missing', 'f', bytes, 'l', 'bad'];
+    const got = await s.lookupMany(d.ino, names);
+    expect(got.map((a) => a?.type)).toEqual(['dir', undefined, 'file', 'file', 'symlink', undefined]);
+    for (const i of [0, 2, 3, 4]) expect(got[i]).toEqual(await s.lookup(d.ino, names[i]!));
+    expect(got[2]).toMatchObject({ size: 70_100, blocks: s.blockSize / 512 }); // the hole is not counted
+    await expect(s.lookup(d.ino, 'bad')).rejects.toMatchObject({ code: 'EIO' });
+    // A parent that is a file, or gone: nothing found (lookup tells ENOTDIR from ENOENT).
+    expect(await s.lookupMany(f.ino, ['x', 'y'])).toEqual([undefined, undefined]);
+    expect(await s.lookupMany(987654, ['x'])).toEqual([undefined]);
+    expect(await s.lookupMany(d.ino, [])).toEqual([]);
+    await expect(s.lookupMany(d.ino, ['ok', 'a/b'])).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+
   it('reports the new attributes of the directories a change touched', async () => {
     const s = await fresh();
     const seen: { ino: number; nlink: number; mtimeNs: bigint }[] = [];

@@ -14,6 +14,7 @@ import type Fuse from 'fuse-native';
 import { AttrCache } from './attr-cache.js';
 import { displayPath, toBytes } from './byte-names.js';
 import { FuseOpError } from './errno.js';
+import { Lookahead } from './lookahead.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
 import { runOp, type Detail, type OpEnv, type Reply, type RunOptions } from './run-op.js';
 import { fsidOf, toStat } from './stat.js';
@@ -55,6 +56,8 @@ export class FsState {
   readonly cache: AttrCache;
   readonly xattrMisses: XattrMissCache;
   readonly files = new OpenFiles();
+  /** The last listings, which predict the lookups that follow them (lookupAhead). */
+  private readonly lookahead = new Lookahead();
   readonly fsid: number;
   private readonly callerOf: () => Fuse.Caller | null;
   private readonly mountpoint: string | undefined;
@@ -121,8 +124,34 @@ export class FsState {
     this.countCache(cached !== undefined);
     if (cached) return cached;
     const epoch = this.cache.epoch;
+    const ahead = await this.lookupAhead(path, epoch);
+    if (ahead) return ahead;
     const attr = await this.store.resolve(toBytes(path));
     this.cache.set(path, attr, epoch);
+    return attr;
+  }
+
+  /**
+   * A miss in a directory this mount listed: the name is looked up together with the ones the
+   * program is likely to ask next (Lookahead: the next names in listing or inode order), in one
+   * script, and those are cached and published, so the binding answers their lookups without a
+   * call into JS or Redis. Undefined when no listing predicts anything, or the name is not
+   * there (resolve then tells why).
+   */
+  private async lookupAhead(path: string, epoch: number): Promise<Attr | undefined> {
+    if (this.cache.ttlMs <= 0) return undefined;
+    const dirPath = posix.dirname(path);
+    const dir = dirPath === path ? undefined : this.cache.get(dirPath);
+    const plan = dir && this.lookahead.plan(dirPath, dir.ino, posix.basename(path));
+    if (!plan) return undefined;
+    const attrs = await this.store.lookupMany(plan.dirIno, plan.names.map(toBytes));
+    const base = dirPath === '/' ? '/' : `${dirPath}/`;
+    for (let i = 1; i < plan.names.length; i++) {
+      const attr = attrs[i];
+      if (attr) this.remember(base + plan.names[i]!, attr, epoch);
+    }
+    const attr = attrs[0];
+    if (attr) this.cache.set(path, attr, epoch);
     return attr;
   }
 
@@ -246,6 +275,14 @@ export class FsState {
       if (!attr) return;
       this.remember(base + e.name, attr, epoch);
     });
+  }
+
+  /**
+   * After a listing of `dirPath` (inode `dirIno`): remembered, so that lookups of its entries
+   * can be made ahead of the program's (lookupAhead).
+   */
+  noteListing(dirPath: string, dirIno: Ino, entries: readonly { name: string; ino: Ino }[]): void {
+    if (this.cache.ttlMs > 0) this.lookahead.note(dirPath, dirIno, entries);
   }
 
   /** Attributes of an inode: cached under any path, else from the store. */

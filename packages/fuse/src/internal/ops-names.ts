@@ -56,6 +56,7 @@ export function nameOps(s: FsState): Fuse.Ops {
             stats.push(direntStat(e.ino, e.type));
           });
           await s.prefetchEntries(path, listed);
+          s.noteListing(path, dir.ino, listed);
           return { names, stats };
         },
       );

@@ -125,6 +125,14 @@ class FakeStore implements Store {
     }
     return this.snap(n);
   }
+  async lookupMany(parent: number, names: readonly (string | Buffer)[]): Promise<(Attr | undefined)[]> {
+    this.calls.push(`lookupMany ${names.length}`);
+    const entries = this.nodes.get(parent)?.entries;
+    return names.map((n) => {
+      const ino = entries?.get(key(n));
+      return ino === undefined ? undefined : this.snap(this.node(ino));
+    });
+  }
   async open(path: string | Buffer): Promise<Attr> {
     this.calls.push(`open ${key(path)}`);
     return this.walk(key(path));
@@ -561,6 +569,41 @@ describe('namespace', () => {
     expect(err).toBe(0);
     expect(names).toEqual(['.', '..', 'f']);
     expect(stats.map((s) => [s.ino, s.mode])).toEqual([[2, 0o040000], [1, 0o040000], [3, 0o100000]]);
+  });
+
+  it('after a big listing, looks names up ahead of the program, fresh from the store', async () => {
+    const { ops, fake } = setup();
+    await call(ops.mkdir, '/d', 0o755);
+    const d = await fake.resolve('/d');
+    // Past what readdir fetches ahead itself; made in the store directly (nothing cached here).
+    for (let i = 0; i < 3000; i++) await fake.mknod(d.ino, `f${i}`, 0o100644, { uid: 1000, gid: 100 });
+    const [, names] = (await call(ops.readdir, '/d')) as [number, string[]];
+    // Changed after the listing by another client: what the lookups see is what is there now.
+    await fake.unlink(d.ino, 'f5');
+    await fake.unlink(d.ino, 'f6');
+    await fake.mkdir(d.ino, 'f6', 0o755, { uid: 0, gid: 0 });
+    fake.calls.length = 0;
+    const answers = new Map<string, unknown[]>();
+    // The program's lookups in listing order; those the mount fetched ahead are answered from its
+    // cache (in the binding, without a call: here, without a store call).
+    for (const name of names.slice(2)) answers.set(name, await call(ops.getattr, `/d/${name}`));
+    expect(answers.get('f5')![0]).toBe(-E.ENOENT);
+    expect((answers.get('f6')![1] as Fuse.Stat).mode & 0o170000).toBe(0o040000);
+    expect((answers.get('f7')![1] as Fuse.Stat).mode).toBe(0o100644);
+    expect(fake.calls.filter((c) => c.startsWith('resolve'))).toEqual(['resolve /d/f5']); // its errno
+    expect(fake.calls.filter((c) => c.startsWith('lookupMany')).length).toBeLessThan(60);
+    expect(fake.calls.filter((c) => !c.startsWith('lookupMany') && !c.startsWith('resolve'))).toEqual([]);
+  });
+
+  it('looks nothing up ahead without a cache (--cache-timeout 0)', async () => {
+    const { ops, fake } = setup({ cacheTimeoutMs: 0 });
+    await call(ops.mkdir, '/d', 0o755);
+    const d = await fake.resolve('/d');
+    for (let i = 0; i < 10; i++) await fake.mknod(d.ino, `f${i}`, 0o100644, { uid: 1000, gid: 100 });
+    await call(ops.readdir, '/d');
+    fake.calls.length = 0;
+    for (let i = 0; i < 10; i++) expect((await call(ops.getattr, `/d/f${i}`))[0]).toBe(0);
+    expect(fake.calls.filter((c) => c.startsWith('lookupMany'))).toEqual([]);
   });
 
   it('a renamed directory drops its cached subtree', async () => {

@@ -204,6 +204,20 @@ if #h == 0 then return 'ENOENT' end
 return { ino, h }
 `;
 
+/**
+ * ARGV: MP, parent, name1, name2, … → for each name {ino, HGETALL}, or '' when it is not in
+ * parent (or parent is gone or not a directory). Many lookups in one directory at one moment.
+ */
+const LOOKUPS = `${LUA_COMMON}
+local vs = redis.call('HMGET', dkey(ARGV[2]), unpack(ARGV, 3))
+local out = {}
+for i, v in ipairs(vs) do
+  local h = v and attrs(string.sub(v, 2))
+  out[i] = (h and #h > 0) and { string.sub(v, 2), h } or ''
+end
+return out
+`;
+
 /** ARGV: MP, ino1, ino2, … → {HGETALL of each} (empty for an inode that is gone). */
 const GETATTRS = `${LUA_COMMON}
 local out = {}
@@ -628,6 +642,7 @@ return 1
 export const SCRIPTS = {
   resolve: RESOLVE,
   lookup: LOOKUP,
+  lookups: LOOKUPS,
   getattrs: GETATTRS,
   create: CREATE,
   link: LINK,

@@ -28,7 +28,7 @@ export const SCRIPTS = Object.fromEntries(
  * Scripts that only read: run with EVALSHA_RO, so that Redis checks their keys for read access
  * only (a user with read-only key patterns can mount --read-only) and lets them run anywhere.
  */
-const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['resolve', 'lookup', 'getattrs', 'readBlocks']);
+const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['resolve', 'lookup', 'lookups', 'getattrs', 'readBlocks']);
 
 export class ScriptRunner {
   private readonly shas = new Map<ScriptName, string>();
