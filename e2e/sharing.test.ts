@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { openStore } from '@redisfs/store';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import {
@@ -17,6 +18,7 @@ import {
   run,
   runOk,
   runTogether,
+  statsOf,
   uniquePrefix,
   waitFor,
   type RunResult,
@@ -247,6 +249,46 @@ await describeWithRedis('several hosts on one Redis', { fuse: true }, (redis) =>
     );
     expect(await readFile(b.path('moved'), 'utf8')).toBe('renamed on A');
     expect(await readFile(b.path('new'), 'utf8')).toBe('created on A');
+  });
+
+  it('stats after a listing of a big directory show what is there now, A’s changes included, in few round trips', async () => {
+    const prefix = uniquePrefix('ahead');
+    await using a = await mountRedisfs({ redis, prefix });
+    await using b = await mountRedisfs({ redis, prefix });
+    // Past the 2,048 entries whose attributes a listing fetches itself; made through the store
+    // (quicker than through a mount), so that neither mount caches any of them.
+    const N = 2500;
+    const name = (i: number) => `f${String(i).padStart(5, '0')}`;
+    const store = await openStore({ url: redis.url, prefix });
+    try {
+      const big = await store.mkdir(store.rootIno, 'big', 0o755, { uid: 0, gid: 0 });
+      for (let i = 0; i < N; i += 250) {
+        await Promise.all(Array.from({ length: Math.min(250, N - i) }, (_, j) => store.mknod(big.ino, name(i + j), 0o100644, { uid: 0, gid: 0 })));
+      }
+    } finally {
+      await store.close();
+    }
+    const listed = await readdir(b.path('big'));
+    expect(listed.length).toBe(N);
+    // Changed on A after B's listing.
+    await unlink(a.path('big', name(5)));
+    await unlink(a.path('big', name(6)));
+    await mkdir(a.path('big', name(6)));
+    await writeFile(a.path('big', name(7)), 'seven');
+
+    // `ls -l`: every name, in the listing's order.
+    const before = await statsOf(b);
+    const seen = new Map<string, string>();
+    for (const n of listed) {
+      const st = await lstat(b.path('big', n)).catch((err: NodeJS.ErrnoException) => err.code ?? 'error');
+      seen.set(n, typeof st === 'string' ? st : st.isDirectory() ? 'dir' : `file ${st.size}`);
+    }
+    const after = await statsOf(b);
+    expect([seen.get(name(5)), seen.get(name(6)), seen.get(name(7))]).toEqual(['ENOENT', 'dir', 'file 5']);
+    expect([...seen.values()].filter((v) => v === 'file 0').length).toBe(N - 3);
+    // One lookup each would be N round trips; B looks names up ahead, many in one script.
+    const roundTrips = (s: { redisCommands: Record<string, number> }) => Object.values(s.redisCommands).reduce((x, y) => x + y, 0);
+    expect(roundTrips(after) - roundTrips(before)).toBeLessThan(N / 4);
   });
 
   it('with --cache-timeout 0, B shows A’s changes at once', async () => {

@@ -5,7 +5,7 @@
  * re-exported here, so that an e2e file imports everything from this one place.
  */
 export * from '@redisfs/testing';
-export { mountRedisfs, forceUnmount, mountArgs, type StartedMount, type MountOptions, type UnmountResult } from './mount.js';
+export { mountRedisfs, forceUnmount, mountArgs, statsLines, statsOf, type StartedMount, type MountOptions, type MountStats, type UnmountResult } from './mount.js';
 export { readMounts, findMount, isMounted, parseMountinfo, type MountEntry } from './mountinfo.js';
 export { REPO_ROOT, MOUNT_CLI, SNAPSHOT_CLI, requireBuilt } from './paths.js';
 export { expectFsckClean, runFsck } from './fsck.js';

@@ -195,3 +195,22 @@ export async function mountRedisfs(options: MountOptions): Promise<StartedMount>
     });
   }
 }
+
+/** What a mount counted since it was mounted (the line SIGUSR2 writes to stderr). */
+export interface MountStats {
+  fuseCalls: Record<string, number>;
+  redisCommands: Record<string, number>;
+}
+
+/** Every stats line a mount wrote to stderr so far, oldest first. */
+export function statsLines(mount: Pick<StartedMount, 'stderr'>): MountStats[] {
+  return [...mount.stderr().matchAll(/^redisfs: stats (\{.*\})$/gm)].map((m) => JSON.parse(m[1]!) as MountStats);
+}
+
+/** Asks a mount for its counts (SIGUSR2) and waits for the line it writes. */
+export async function statsOf(mount: StartedMount): Promise<MountStats> {
+  const seen = statsLines(mount).length;
+  mount.process.kill('SIGUSR2');
+  await waitFor(() => statsLines(mount).length > seen, { timeoutMs: 10_000, what: 'a stats line on stderr' });
+  return statsLines(mount)[seen]!;
+}

@@ -25,8 +25,8 @@ import { infoOfMasters, isConnectionDrop, isTransient, settle, topologyOf, waitF
 /** How many inode numbers one INCRBY reserves. Unused numbers are simply skipped. */
 const INO_BATCH = 64;
 
-/** resolve/lookup answer a miss ('ENOENT', 'ENOTDIR') as a plain reply: cheaper than an error. */
-function missToError(reply: unknown, what: string): unknown {
+/** resolve/lookup/open answer a miss ('ENOENT', 'ENOTDIR') as a plain reply: cheaper than an error. */
+export function missToError(reply: unknown, what: string): unknown {
   if (reply === 'ENOENT' || reply === 'ENOTDIR') throw new FsError(reply, what);
   return reply;
 }

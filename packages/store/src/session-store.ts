@@ -7,7 +7,7 @@
 import { FILE_TYPE_MODES, S_IFMT } from '@redisfs/schema';
 import type { SessionApi } from './api.js';
 import { FsError } from './errors.js';
-import { InodeStore } from './inode-store.js';
+import { InodeStore, missToError } from './inode-store.js';
 import type { Attr, Ino, Name, Owner, SessionInfo } from './types.js';
 import { nowNs, pairsToRecord, replyToAttr } from './internal/attr.js';
 import { checkName, showName, splitPath } from './internal/names.js';
@@ -16,12 +16,6 @@ import type { Collector } from './internal/collector.js';
 import { withDeadline } from './internal/connect.js';
 import type { StoreContext } from './internal/context.js';
 import { Locks } from './internal/locks.js';
-
-/** resolve/open answer a miss ('ENOENT', 'ENOTDIR') as a plain reply: cheaper than an error. */
-function missToError(reply: unknown, what: string): unknown {
-  if (reply === 'ENOENT' || reply === 'ENOTDIR') throw new FsError(reply, what);
-  return reply;
-}
 
 export class SessionStore extends InodeStore implements SessionApi {
   readonly locks: Locks | undefined;
