@@ -10,7 +10,8 @@
  * cluster targets cluster1-tcp, cluster-tcp, nosync1-tcp, sync1-tcp. sync1-tcp is measured
  * against nosync1-tcp, which is added before it when not asked for.
  *
- * Runs the eight workloads (workloads.ts) on every target (targets.ts) in one run, then the raw
+ * Runs the eight workloads (workloads.ts) on every target (targets.ts) in one run, in rounds (each
+ * workload on every target before the next, the targets' order reversed every other round), then the raw
  * Redis ceiling, Redis memory per file and per byte, stat latency during a big write, what an
  * open + close of an existing file costs (open-close.ts) and lock latency, across two mounts of
  * one filesystem on redisfs (lock-latency.ts; issue 13); on a cluster of several masters it also
@@ -36,7 +37,7 @@ import {
   ALL_TARGETS, BASELINE_TARGETS, CLUSTER_TARGETS, isRedisfsTarget, scratchDir, startBenchRedis, startTarget, type TargetName,
 } from './targets.js';
 import { atTeardown, isStopping, releaseGuardian, stopAll, stopAllOnSignals } from './teardown.js';
-import { FULL, QUICK, WORKLOADS, makeFixtures } from './workloads.js';
+import { FULL, QUICK, WORKLOADS, makeFixtures, type Fixtures } from './workloads.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -66,6 +67,72 @@ function log(line: string): void {
 /** Workload 8 deletes everything: the blocks on each master are counted just before it. */
 const DELETES_ALL = 8;
 
+/** A started target and what the run has measured on it so far. */
+interface Running {
+  name: TargetName;
+  target: Awaited<ReturnType<typeof startTarget>>;
+  result: TargetResult;
+  stop: () => Promise<void>;
+  masters: Parameters<typeof commandCountsOf>[0] | undefined;
+  /** Workloads run on it so far. */
+  done: number[];
+}
+
+/** On a cluster of several masters: how the data blocks spread, counted once, before workload 8 deletes them. */
+async function countBlocks(r: Running): Promise<void> {
+  if (r.masters && r.masters.length > 1 && !r.result.blockShare && r.done.length > 0) {
+    r.result.blockShare = await blockShare(r.target, [...r.done]);
+    log(`${r.name}: ${r.result.blockShare.blocks} blocks, share per master ${r.result.blockShare.masters.map((m) => `${(m.share * 100).toFixed(1)}%`).join(' / ')}`);
+  }
+}
+
+/** Runs workload `w` on one target, with the FUSE calls and round trips it made. */
+async function runWorkload(r: Running, w: (typeof workloads)[number], fx: Fixtures): Promise<void> {
+  const { name, target, result, masters } = r;
+  if (w.id === DELETES_ALL) await countBlocks(r);
+  const cmdBefore: CommandCounts | undefined = masters ? await commandCountsOf(masters) : undefined;
+  // One SIGUSR2 answers both for redisfs (the probe shares a pending request).
+  const [fuseBefore, tripsBefore] = await Promise.all([target.fuseCalls?.(), target.redisCalls?.()]);
+  let phases;
+  try {
+    phases = w.run(target.dir, fx);
+  } catch (err) {
+    failed = true;
+    log(`${name}: workload ${w.id} FAILED: ${(err as Error).message}`);
+    result.workloads.push({ id: w.id, name: w.name, phases: [], error: (err as Error).message });
+    return;
+  }
+  const commands = cmdBefore ? diffCounts(cmdBefore, await commandCountsOf(masters!)) : undefined;
+  const [fuseAfter, tripsAfter] = await Promise.all([target.fuseCalls?.(), target.redisCalls?.()]);
+  const fuseCalls = fuseBefore && fuseAfter ? diffCounts(fuseBefore, fuseAfter) : undefined;
+  const roundTrips = tripsBefore && tripsAfter ? diffCounts(tripsBefore, tripsAfter) : undefined;
+  result.workloads.push({ id: w.id, name: w.name, phases, commands, roundTrips, fuseCalls });
+  log(`${name}: ${w.id} ${w.name}: ${phases.map((p) => `${p.name} ${p.seconds.toFixed(3)} s`).join(', ')}`);
+  r.done.push(w.id);
+  // Blocks it freed are deleted in the background: not while the next target runs.
+  if (target.redis && target.prefix) await collectorIdle(target.redis, target.prefix);
+}
+
+/** What is measured once per target after the workloads: head-of-line latency, open + close, locks, memory. */
+async function extras(r: Running, fx: Fixtures): Promise<void> {
+  const { name, target, result } = r;
+  await countBlocks(r);
+  result.headOfLine = await headOfLine(target, fx);
+  // Blocks of the workloads and of the big write are freed in the background: not meanwhile.
+  if (target.redis && target.prefix) await collectorIdle(target.redis, target.prefix);
+  result.openClose = await openClose(target, scale.openClosePairs);
+  log(`${name}: open + close ${result.openClose.map((x) => `'${x.flags}' ${x.usPerPair.toFixed(1)} µs`).join(', ')}`);
+  result.locks = await lockLatency(target, { pairs: scale.lockPairs, rounds: scale.lockRounds });
+  if (result.locks?.error) {
+    log(`${name}: lock latency FAILED: ${result.locks.error}`);
+    // A --baseline build may predate locks across mounts: only this build's failure fails the run.
+    if (isRedisfsTarget(name)) failed = true;
+  } else if (result.locks) {
+    log(`${name}: lock hand-off p50 ${result.locks.kinds.map((k) => `${k.kind} ${k.handoff.latency.p50Us.toFixed(0)} µs`).join(', ')}`);
+  }
+  if (target.redis) result.memory = await memoryUse(target, fx);
+}
+
 stopAllOnSignals();
 const startedAt = new Date();
 const results: TargetResult[] = [];
@@ -78,63 +145,33 @@ try {
   atTeardown('redis-server', () => redis.stop(), redis.leftovers);
   log(`${quick ? 'quick' : 'full'} run of ${targetNames.join(', ')}; making fixtures in ${scratch.dir}`);
   const fx = makeFixtures(scale, scratch.dir);
+  // Every target is started first, then the workloads run in rounds: workload k on every
+  // target before workload k + 1, the targets' order reversed every other round. A slow spell of
+  // this machine then falls on every target alike, and no target is always the first to run.
+  const running: Running[] = [];
   for (const name of targetNames) {
     if (isStopping()) break;
     const target = await startTarget(name, redis, baselineRoot);
-    const stopTarget = atTeardown(`${name} (${target.dir})`, () => target.stop(), target.leftovers);
+    const stop = atTeardown(`${name} (${target.dir})`, () => target.stop(), target.leftovers);
     log(`${name}: ${target.dir}${target.masters && target.masters.length > 1 ? ` on ${target.masters.length} masters` : ''}`);
     const result: TargetResult = { target: name, workloads: [] };
     results.push(result);
-    const masters = target.masters?.map((m) => m.client);
-    const done: number[] = [];
-    const countBlocks = async () => {
-      if (masters && masters.length > 1 && !result.blockShare && done.length > 0) {
-        result.blockShare = await blockShare(target, [...done]);
-        log(`${name}: ${result.blockShare.blocks} blocks, share per master ${result.blockShare.masters.map((m) => `${(m.share * 100).toFixed(1)}%`).join(' / ')}`);
-      }
-    };
-    try {
-      for (const w of workloads) {
+    running.push({ name, target, result, stop, masters: target.masters?.map((m) => m.client), done: [] });
+  }
+  try {
+    for (const [round, w] of workloads.entries()) {
+      for (const r of round % 2 === 0 ? running : [...running].reverse()) {
         if (isStopping()) throw new Error('interrupted');
-        if (w.id === DELETES_ALL) await countBlocks();
-        const cmdBefore: CommandCounts | undefined = masters ? await commandCountsOf(masters) : undefined;
-        // One SIGUSR2 answers both for redisfs (the probe shares a pending request).
-        const [fuseBefore, tripsBefore] = await Promise.all([target.fuseCalls?.(), target.redisCalls?.()]);
-        let phases;
-        try {
-          phases = w.run(target.dir, fx);
-        } catch (err) {
-          failed = true;
-          log(`${name}: workload ${w.id} FAILED: ${(err as Error).message}`);
-          result.workloads.push({ id: w.id, name: w.name, phases: [], error: (err as Error).message });
-          continue;
-        }
-        const commands = cmdBefore ? diffCounts(cmdBefore, await commandCountsOf(masters!)) : undefined;
-        const [fuseAfter, tripsAfter] = await Promise.all([target.fuseCalls?.(), target.redisCalls?.()]);
-        const fuseCalls = fuseBefore && fuseAfter ? diffCounts(fuseBefore, fuseAfter) : undefined;
-        const roundTrips = tripsBefore && tripsAfter ? diffCounts(tripsBefore, tripsAfter) : undefined;
-        result.workloads.push({ id: w.id, name: w.name, phases, commands, roundTrips, fuseCalls });
-        log(`${name}: ${w.id} ${w.name}: ${phases.map((p) => `${p.name} ${p.seconds.toFixed(3)} s`).join(', ')}`);
-        done.push(w.id);
+        await runWorkload(r, w, fx);
       }
-      await countBlocks();
-      result.headOfLine = await headOfLine(target, fx);
-      // Blocks of the workloads and of the big write are freed in the background: not meanwhile.
-      if (target.redis && target.prefix) await collectorIdle(target.redis, target.prefix);
-      result.openClose = await openClose(target, scale.openClosePairs);
-      log(`${name}: open + close ${result.openClose.map((r) => `'${r.flags}' ${r.usPerPair.toFixed(1)} µs`).join(', ')}`);
-      result.locks = await lockLatency(target, { pairs: scale.lockPairs, rounds: scale.lockRounds });
-      if (result.locks?.error) {
-        log(`${name}: lock latency FAILED: ${result.locks.error}`);
-        // A --baseline build may predate locks across mounts: only this build's failure fails the run.
-        if (isRedisfsTarget(name)) failed = true;
-      } else if (result.locks) {
-        log(`${name}: lock hand-off p50 ${result.locks.kinds.map((k) => `${k.kind} ${k.handoff.latency.p50Us.toFixed(0)} µs`).join(', ')}`);
-      }
-      if (target.redis) result.memory = await memoryUse(target, fx);
-    } finally {
-      await stopTarget();
     }
+    for (const r of running) {
+      if (isStopping()) throw new Error('interrupted');
+      await extras(r, fx);
+      await r.stop();
+    }
+  } finally {
+    for (const r of running) await r.stop();
   }
   for (const via of ['tcp', 'unix'] as const) {
     if (targetNames.includes(`redisfs-${via}`)) ceilings.push(await rawCeiling(redis, via, scale.seqBytes));
