@@ -132,11 +132,11 @@ export class FsState {
   }
 
   /**
-   * A miss in a directory this mount listed: the name is looked up together with the ones the
-   * program is likely to ask next (Lookahead: the next names in listing or inode order), in one
-   * script, and those are cached and published, so the binding answers their lookups without a
-   * call into JS or Redis. Undefined when no listing predicts anything, or the name is not
-   * there (resolve then tells why).
+   * A miss in a directory this mount listed: when the misses follow an order (Lookahead: the
+   * listing's, inode numbers' or names'), the name is looked up together with the next ones in
+   * it, in one script, and those are cached and published, so the binding answers their lookups
+   * without a call into JS or Redis. Undefined when no listing predicts anything, or the name is
+   * not there (resolve then tells why).
    */
   private async lookupAhead(path: string, epoch: number): Promise<Attr | undefined> {
     if (this.cache.ttlMs <= 0) return undefined;

@@ -590,7 +590,8 @@ describe('namespace', () => {
     expect(answers.get('f5')![0]).toBe(-E.ENOENT);
     expect((answers.get('f6')![1] as Fuse.Stat).mode & 0o170000).toBe(0o040000);
     expect((answers.get('f7')![1] as Fuse.Stat).mode).toBe(0o100644);
-    expect(fake.calls.filter((c) => c.startsWith('resolve'))).toEqual(['resolve /d/f5']); // its errno
+    // The first miss (no order known yet), and f5, whose errno a lookup of it alone tells.
+    expect(fake.calls.filter((c) => c.startsWith('resolve'))).toEqual(['resolve /d/f0', 'resolve /d/f5']);
     expect(fake.calls.filter((c) => c.startsWith('lookupMany')).length).toBeLessThan(60);
     expect(fake.calls.filter((c) => !c.startsWith('lookupMany') && !c.startsWith('resolve'))).toEqual([]);
   });
