@@ -34,7 +34,7 @@ import { commandCountsOf, diffCounts, type CommandCounts } from './redis-stats.j
 import { printSessions, summariseSessions } from './sessions-report.js';
 import { printReport, summarise, type TargetResult, type RunResult } from './report.js';
 import {
-  ALL_TARGETS, BASELINE_TARGETS, CLUSTER_TARGETS, isRedisfsTarget, scratchDir, startBenchRedis, startTarget, type TargetName,
+  ALL_TARGETS, BASELINE_TARGETS, CLUSTER_TARGETS, isRedisfsTarget, scratchDir, startBenchRedis, startTarget, type Target, type TargetName,
 } from './targets.js';
 import { atTeardown, isStopping, releaseGuardian, stopAll, stopAllOnSignals } from './teardown.js';
 import { FULL, QUICK, WORKLOADS, makeFixtures, type Fixtures } from './workloads.js';
@@ -70,7 +70,7 @@ const DELETES_ALL = 8;
 /** A started target and what the run has measured on it so far. */
 interface Running {
   name: TargetName;
-  target: Awaited<ReturnType<typeof startTarget>>;
+  target: Target;
   result: TargetResult;
   stop: () => Promise<void>;
   masters: Parameters<typeof commandCountsOf>[0] | undefined;

@@ -56,5 +56,6 @@ export {
   inodeBucket,
   encodeInodeRecord,
   decodeInodeRecord,
+  inodeRecordFixed,
 } from './inode-record.js';
 export { splitBlock, joinBlock, blockIndex, blockCount } from './block.js';

@@ -91,6 +91,21 @@ export function encodeInodeRecord(rec: InodeRecord): Buffer {
  * Unpacks a record (`target` is undefined: read `MP l:<ino>` for it); throws a RangeError when it
  * is corrupt (too short or too long for its flags, unknown flags, nanoseconds out of range).
  */
+/**
+ * The fixed fields of a record that need no check (mode, owner, link count, size), read from
+ * its first INODE_RECORD_HEAD bytes: decodeInodeRecord's, and what fsck can still tell of a
+ * record that does not decode.
+ */
+export function inodeRecordFixed(buf: Buffer): Pick<InodeRecord, 'mode' | 'uid' | 'gid' | 'nlink' | 'size'> {
+  return {
+    mode: buf.readUInt16BE(1),
+    uid: buf.readUInt32BE(3),
+    gid: buf.readUInt32BE(7),
+    nlink: buf.readUInt32BE(11),
+    size: readU56(buf, 15),
+  };
+}
+
 export function decodeInodeRecord(buf: Buffer): InodeRecord {
   if (buf.length < INODE_RECORD_HEAD) throw new RangeError(`inode record of ${buf.length} bytes, expected at least ${INODE_RECORD_HEAD}`);
   const flags = buf.readUInt8(0);
@@ -104,11 +119,7 @@ export function decodeInodeRecord(buf: Buffer): InodeRecord {
     at += 4;
   }
   return {
-    mode: buf.readUInt16BE(1),
-    uid: buf.readUInt32BE(3),
-    gid: buf.readUInt32BE(7),
-    nlink: buf.readUInt32BE(11),
-    size: readU56(buf, 15),
+    ...inodeRecordFixed(buf),
     atimeNs: readTime(buf, 22),
     mtimeNs: readTime(buf, 31),
     ctimeNs: readTime(buf, 40),

@@ -435,7 +435,11 @@ export function finding(kind: FsckProblemKind, message: string, refs: Refs, acti
 
 /** The inode number of an entry value (type char + decimal ino); undefined when corrupt. */
 export function entryIno(value: string): number | undefined {
-  const digits = value.slice(1);
+  return parseIno(value.slice(1));
+}
+
+/** An inode number written as the layout writes one (decimal, no leading zero); undefined for anything else. */
+export function parseIno(digits: string): number | undefined {
   if (!/^[1-9]\d{0,15}$/.test(digits)) return undefined;
   const ino = Number(digits);
   return Number.isSafeInteger(ino) ? ino : undefined;

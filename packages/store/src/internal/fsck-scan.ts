@@ -14,6 +14,7 @@ import {
   decodeInodeRecord,
   fileTypeOfMode,
   inodeBucket,
+  inodeRecordFixed,
   keysFor,
   parseBlockKey,
   parseBucketKey,
@@ -27,7 +28,7 @@ import type { RedisClient } from './connect.js';
 import { hGetAllBinary, hScanBinary, hScanEntries, scanMatching, sScanMembers, zScanMembers } from './topology.js';
 import { byteKey } from './names.js';
 import { SessionKeys, type SessionImage } from './fsck-session-scan.js';
-import { entryIno } from './fsck-check.js';
+import { entryIno, parseIno } from './fsck-check.js';
 
 /** Keys per SCAN call (a hint to Redis) and reads per pipelined batch. */
 const SCAN_COUNT = 1000;
@@ -338,8 +339,8 @@ async function readBuckets(client: RedisClient, layout: KeyLayout, buckets: numb
     const stray: string[] = [];
     for (const { field, value } of reply.value) {
       const name = field.toString('latin1');
-      const ino = /^[1-9]\d{0,15}$/.test(name) ? Number(name) : NaN;
-      if (!Number.isSafeInteger(ino) || inodeBucket(ino) !== bucket) stray.push(name);
+      const ino = parseIno(name);
+      if (ino === undefined || inodeBucket(ino) !== bucket) stray.push(name);
       else image.inodes.set(ino, toInodeImage(ino, value));
     }
     if (stray.length > 0) {
@@ -377,15 +378,14 @@ function toInodeImage(ino: number, value: Buffer): InodeImage {
  * flags, its length or a time), its type, nlink and size are best guesses from it.
  */
 function unreadable(ino: number, value: Buffer | undefined, reason: string): InodeImage {
-  const head = value !== undefined && value.length >= INODE_RECORD_HEAD ? value : undefined;
-  const size = head ? head.readUIntBE(15, 3) * 2 ** 32 + head.readUInt32BE(18) : 0;
+  const head = value !== undefined && value.length >= INODE_RECORD_HEAD ? inodeRecordFixed(value) : undefined;
   return {
     ino,
     readable: false,
     reason,
-    type: head ? fileTypeOfMode(head.readUInt16BE(1)) : undefined,
-    nlink: head ? head.readUInt32BE(11) : 0,
-    size,
+    type: head ? fileTypeOfMode(head.mode) : undefined,
+    nlink: head?.nlink ?? 0,
+    size: head?.size ?? 0,
     parent: undefined,
     rawNlink: '',
     rawParent: '',

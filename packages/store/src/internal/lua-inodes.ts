@@ -11,7 +11,8 @@
  * A record that does not decode (corrupt) reads as an inode with no fields (iall gives the field
  * x, which the store's decoder refuses: EIO), and is never overwritten (EIO).
  *
- * Needs LUA_KEY_FUNCTIONS, LUA_INODE_CODEC, fail() and w() before it (LUA_COMMON has them).
+ * Needs LUA_KEY_FUNCTIONS, LUA_INODE_CODEC, S_IFMT, S_IFLNK, fail() and w() before it (LUA_COMMON
+ * has them).
  */
 export const LUA_INODES = `
 local IRAW, IOK = {}, {}
@@ -113,7 +114,7 @@ local function idelete(ino)
   if not v then return end
   local m = iget(ino, 'm')
   redis.call('HDEL', w(ibkey(ino)), ino)
-  if m and bit.band(tonumber(m), 61440) == 40960 then redis.call('DEL', w(lkey(ino))) end
+  if m and bit.band(tonumber(m), S_IFMT) == S_IFLNK then redis.call('DEL', w(lkey(ino))) end
   IRAW[ino], IOK[ino] = false, false
 end
 `;

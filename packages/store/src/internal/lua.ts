@@ -34,6 +34,7 @@ export const LUA_COMMON = `${LUA_KEY_FUNCTIONS}${LUA_INODE_CODEC}
 local S_IFMT = 61440
 local S_IFDIR = 16384
 local S_IFREG = 32768
+local S_IFLNK = 40960
 local RELEASE_BATCH = ${RELEASE_BATCH}
 local TYPE_CHARS = { [32768]='f', [16384]='d', [40960]='l', [8192]='c', [24576]='b', [4096]='p', [49152]='s' }
 -- Integers as decimal strings: Lua would print -0 or 1.1e+15, which Redis rejects or misreads.
