@@ -108,6 +108,8 @@ export interface KeyLayout {
   readonly metaPattern: string;
   /** SCAN MATCH pattern of the family's data blocks. */
   readonly blockPattern: string;
+  /** SCAN MATCH pattern of this prefix's layout-2 inode hashes (the upgrade's inode pass). */
+  readonly layout2InodePattern: string;
   /** SCAN MATCH pattern of the family's own keys (`{F}#…`: reference counts, free blocks, …). */
   readonly familyPattern: string;
   /**
@@ -190,6 +192,7 @@ export function keysFor(prefix: string): KeyLayout {
     block: (id) => `${family}:b:${id}`,
     metaPattern: `${globEscape(meta)}*`,
     blockPattern: `${globEscape(family)}:b:*`,
+    layout2InodePattern: `${globEscape(meta)}i:*`,
     familyPattern: `${globEscape(fam)}*`,
     scanPatterns: [`${globEscape(meta)}*`, `${globEscape(fam)}*`, `${globEscape(family)}:b:*`],
     familyMapPatterns: [`${globEscape(tag)}:m:*`, `${globEscape(tag)}@*:m:*`],

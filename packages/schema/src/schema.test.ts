@@ -116,6 +116,9 @@ describe('key layout', () => {
     expect(matches(f.metaPattern, other.inodes(1))).toBe(false);
     expect(matches(f.blockPattern, f.block('1'))).toBe(true);
     expect(matches(f.blockPattern, other.block('1'))).toBe(false);
+    // Layout 2's inode hashes of this prefix only (the upgrade's inode pass), not its buckets.
+    expect(matches(f.layout2InodePattern, f.layout2Inode(12))).toBe(true);
+    expect([m.layout2Inode(12), other.layout2Inode(12), f.inodes(12), f.dir(12)].some((key) => matches(f.layout2InodePattern, key))).toBe(false);
     // Every member's block maps, this one's included; nothing of another family.
     const anyMap = (k: typeof f, key: string) => k.familyMapPatterns.some((p) => matches(p, key));
     for (const key of [f.map(3), m.map(3), keysFor('skx@a.b-c').map(12)]) {

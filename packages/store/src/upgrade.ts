@@ -212,7 +212,7 @@ function blockPass(layout: KeyLayout, result: UpgradeResult): Pass {
 function inodePass(layout: KeyLayout, result: UpgradeResult): Pass {
   return {
     phase: 'inodes',
-    pattern: layout2InodePattern(layout),
+    pattern: layout.layout2InodePattern,
     tag: 'i:',
     script: 'upgradeInodes',
     argsOf: (key) => {
@@ -227,15 +227,6 @@ function inodePass(layout: KeyLayout, result: UpgradeResult): Pass {
       for (const ino of kept) if (result.keptInodes.length < KEPT_LISTED) result.keptInodes.push(Number(ino));
     },
   };
-}
-
-/**
- * SCAN MATCH pattern of the prefix's layout-2 inode hashes: the key of inode 1 without its
- * number (so the key's form stays the schema's), glob-escaped, then `*`.
- */
-function layout2InodePattern(layout: KeyLayout): string {
-  const head = layout.layout2Inode(1).slice(0, -1);
-  return `${head.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`;
 }
 
 /** Runs one pass from `cursor` until its SCAN is back at 0. */
