@@ -6,7 +6,7 @@
 import { RESP_TYPES } from '@redis/client';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeInode, keysFor } from '@redisfs/schema';
-import { describeWithRedis, startRedisCluster } from '@redisfs/testing';
+import { type Layout2Manifest, describeWithRedis, readLayout2Manifest, startLayout2Redis, startRedisCluster } from '@redisfs/testing';
 import {
   checkFilesystem, deleteFilesystem, isFsError, openStore, snapshotFilesystem, upgradeFilesystem, type Store, type UpgradeProgress,
 } from './index.js';
@@ -14,8 +14,8 @@ import { ScriptRunner } from './internal/scripts.js';
 import type { RedisClient } from './internal/connect.js';
 import { rawInode } from './internal/test-fixture.js';
 import {
-  type Layout2Manifest, type RawClient, checkContents, checkEstimates, fixtureServer, keysOf, layout3Keys, makeRaw, openOutcome,
-  readLayout2Manifest, recordOf, sha256, startLayout2Redis, upgradeWithKills,
+  type RawClient, checkContents, checkEstimates, fixtureServer, keysOf, layout3Keys, makeRaw, openOutcome, recordOf, sha256,
+  upgradeWithKills,
 } from './internal/upgrade-fixtures.js';
 
 const PREFIXES = ['skx', 'skx@mon'] as const;

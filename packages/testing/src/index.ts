@@ -57,7 +57,8 @@ export {
   type ManifestPrefix,
 } from './layout1.js';
 export { storedInode, inodeStored, storedInodeEntries } from './inodes.js';
-export { startLayout2Redis, readLayout2Manifest, type Layout2Manifest, type Layout2Prefix } from './layout2.js';
+export { startLayout2Redis, readLayout2Manifest, type Layout2Manifest, type Layout2Prefix, type Layout2Redis } from './layout2.js';
+export { startFixtureRedis, type FixtureRedis } from './fixture-redis.js';
 export { run, runOk, type RunOptions, type RunResult } from './run.js';
 export { freePort } from './free-port.js';
 export { tempDir, exists, uniquePrefix, setMtime, makeSourceTree, SOURCE_TREE_PATHS, type TempDir } from './fixtures.js';

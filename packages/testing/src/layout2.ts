@@ -1,17 +1,15 @@
 /**
  * Test-only: the layout-2 fixture (`packages/store/fixtures/layout2/`, see its README) loaded into
- * a redis-server of its own, and its manifest. The server loads a copy of the dump made in its own
- * directory, which goes with it: the committed file is never the server's.
+ * a redis-server of its own (fixture-redis.ts), and its manifest.
  *
  *   const redis = await startLayout2Redis();
  *   const manifest = await readLayout2Manifest();
  */
-import { copyFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ManifestPath } from './layout1.js';
-import { startLocalRedis, type LocalRedis } from './redis-server.js';
+import { startFixtureRedis, type FixtureRedis } from './fixture-redis.js';
 
 const FIXTURE_DIR = fileURLToPath(new URL('../../store/fixtures/layout2/', import.meta.url));
 
@@ -39,13 +37,10 @@ export async function readLayout2Manifest(): Promise<Layout2Manifest> {
   return JSON.parse(await readFile(join(FIXTURE_DIR, 'manifest.json'), 'utf8')) as Layout2Manifest;
 }
 
+/** A redis-server holding a fresh copy of the fixture, and a client of it. */
+export type Layout2Redis = FixtureRedis;
+
 /** Starts a redis-server on a free port that loads a copy of the fixture's dump.rdb. */
-export function startLayout2Redis(): Promise<LocalRedis> {
-  return startLocalRedis({
-    // Called with the server's own dir before it starts.
-    config: ({ dir }) => {
-      copyFileSync(join(FIXTURE_DIR, 'dump.rdb'), join(dir, 'dump.rdb'));
-      return '';
-    },
-  });
+export function startLayout2Redis(): Promise<Layout2Redis> {
+  return startFixtureRedis(join(FIXTURE_DIR, 'dump.rdb'));
 }

@@ -1,15 +1,13 @@
 /**
- * Test-only: what the upgrade tests share. The layout-2 fixture (@redisfs/testing's
- * startLayout2Redis, with a client of it), both manifests' shape, and the checks of an upgraded prefix against a
- * manifest: its keys, its tree through openStore, and what a mount says meanwhile.
+ * Test-only: what the upgrade tests share: both manifests' shape, and the checks of an upgraded
+ * prefix against a manifest: its keys, its tree through openStore, and what a mount says meanwhile.
+ * (The fixtures' servers are @redisfs/testing's startLayout1Redis and startLayout2Redis.)
  */
 import { createHash } from 'node:crypto';
 import { createClient } from '@redis/client';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { decodeInode, keysFor, parseInodeKey, type KeyLayout } from '@redisfs/schema';
-import {
-  type Layout2Manifest, type Layout2Prefix, readLayout2Manifest, startLayout2Redis as startLayout2Server,
-} from '@redisfs/testing';
+import type { Layout2Prefix } from '@redisfs/testing';
 import { openStore, upgradeFilesystem, type UpgradeProgress, type UpgradeResult } from '../index.js';
 
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -18,29 +16,6 @@ export type RawClient = ReturnType<typeof makeRaw>;
 
 /** One prefix of a fixture's manifest (layout 1's or layout 2's: see their README.md). */
 export type FixturePrefix = Layout2Prefix;
-export type { Layout2Manifest };
-export { readLayout2Manifest };
-
-/** A redis-server of its own holding a copy of the layout-2 fixture, and a client of it. */
-export interface Layout2Redis {
-  readonly url: string;
-  readonly raw: RawClient;
-  stop(): Promise<void>;
-}
-
-export async function startLayout2Redis(): Promise<Layout2Redis> {
-  const server = await startLayout2Server();
-  const raw = makeRaw(server.url);
-  await raw.connect();
-  return {
-    url: server.url,
-    raw,
-    stop: async () => {
-      await raw.close().catch(() => raw.destroy());
-      await server.stop();
-    },
-  };
-}
 
 /** A server holding a fixture, started before the describe block's tests and stopped after. */
 export function fixtureServer<R extends { stop(): Promise<void> }>(start: () => Promise<R>): () => R {
